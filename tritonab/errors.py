@@ -1,0 +1,58 @@
+"""The exception hierarchy: one root, a family per room.
+
+Messages name the object in backticks and say what was expected. Third-party
+errors (tritonclient, protobuf, onnx, subprocess) are translated into these at
+the boundary of the room that calls them.
+"""
+
+from __future__ import annotations
+
+
+class TritonABError(Exception):
+    """Root of every error tritonab raises on purpose."""
+
+    exit_code: int = 1
+
+
+class SpecError(TritonABError, ValueError):
+    """An experiment spec (YAML/JSON) is invalid; the message carries the field path."""
+
+
+class AssignmentError(TritonABError, ValueError):
+    """Assignment was asked for something it cannot do (no unit id, bad weights)."""
+
+
+class RepositoryError(TritonABError):
+    """A model repository or one of its `config.pbtxt` files is invalid."""
+
+
+class ConversionError(TritonABError):
+    """A model could not be converted, or the converted model failed its parity check."""
+
+
+class ServerError(TritonABError):
+    """The embedded Triton server could not start, or stopped unexpectedly."""
+
+
+class ClientError(TritonABError):
+    """A request to a Triton server failed (unreachable, unknown model, bad input)."""
+
+
+class PerfError(TritonABError):
+    """A measurement could not be taken (unreachable server, bad input data)."""
+
+    exit_code = 2
+
+
+class RolloutError(TritonABError):
+    """A rollout could not proceed."""
+
+    exit_code = 2
+
+
+class StatsError(TritonABError, ValueError):
+    """The statistics engine was misused (negative counts, mismatched lengths, bad weights)."""
+
+
+class MonitoringError(TritonABError):
+    """Metrics, logs or Prometheus queries could not be read."""
