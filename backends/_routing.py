@@ -1,0 +1,218 @@
+"""The router's logic as plain functions: assign rows, plan one call per variant, scatter.
+
+No Triton here: `backends.router` adapts this to the Python backend, and the unit
+tests drive it with numpy arrays.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tritonab.splitter.assign import buckets, random_buckets
+from tritonab.splitter.spec import Experiment
+
+VARIANT_OUTPUT = "AB_VARIANT"
+
+
+@dataclass(frozen=True)
+class RequestError:
+    """Why one request is refused or failed; `invalid_argument` maps to INVALID_ARG."""
+
+    message: str
+    invalid_argument: bool = False
+
+
+@dataclass
+class Call:
+    """One BLS call: rows of several requests routed to the same variant."""
+
+    variant: int
+    inputs: dict[str, np.ndarray]
+    # (request index, row positions within that request, slice within this call)
+    parts: list[tuple[int, np.ndarray, slice]] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """What one `execute` does: per-request variant indices, calls, and early errors."""
+
+    rows: list[int]
+    variant_of_row: list[np.ndarray | None]
+    errors: list[RequestError | None]
+    calls: list[Call]
+
+
+class Router:
+    """Routes request rows to variants following an `Experiment` spec.
+
+    Args:
+        spec: the experiment.
+        input_names: the variants' input names (forwarded as they are).
+        max_rows_per_call: upper bound of rows in one call (the variants' max batch).
+    """
+
+    def __init__(self, spec: Experiment, input_names: Sequence[str], max_rows_per_call: int) -> None:
+        self.spec = spec
+        self.allocation = spec.allocation()
+        self.names = self.allocation.names
+        self.encoded_names = [n.encode() for n in self.names]
+        self.salt = spec.effective_salt
+        self.input_names = list(input_names)
+        self.max_rows = max(1, max_rows_per_call)
+        self._index = {n: i for i, n in enumerate(self.names)}
+
+    def assign(self, inputs: dict[str, np.ndarray], params: dict, rows: int
+               ) -> np.ndarray | RequestError:
+        """Variant index per row of one request, or the reason it is refused."""
+        override = params.get("variant")
+        if override is not None:
+            if not self.spec.allow_override:
+                return RequestError(
+                    f"experiment `{self.spec.name}` does not allow the `variant` override", True)
+            index = self._index.get(str(override))
+            if index is None:
+                return RequestError(
+                    f"unknown variant `{override}` for experiment `{self.spec.name}`; "
+                    f"expected one of {list(self.names)}", True)
+            return np.full(rows, index, dtype=np.int64)
+        unit = params.get("unit_id")
+        if unit is not None and str(unit) != "":
+            b = buckets(self.salt, [unit])
+            return np.repeat(self.allocation.index_of(b), rows)
+        units = self._unit_column(inputs, rows)
+        if isinstance(units, RequestError):
+            return units
+        if units is None:
+            if self.spec.require_unit:
+                return RequestError(self._missing_unit_message(), True)
+            return self.allocation.index_of(random_buckets(rows))
+        return self.allocation.index_of(buckets(self.salt, units))
+
+    def _missing_unit_message(self) -> str:
+        where = "the request parameter `unit_id`"
+        if self.spec.unit_input:
+            where += f" or the input `{self.spec.unit_input}` (one per row)"
+        return f"experiment `{self.spec.name}` requires a unit id: set {where}"
+
+    def _unit_column(self, inputs: dict[str, np.ndarray], rows: int
+                     ) -> list[bytes] | RequestError | None:
+        name = self.spec.unit_input
+        if not name or name not in inputs:
+            return None
+        column = np.asarray(inputs[name]).reshape(-1)
+        if column.shape[0] != rows:
+            return RequestError(
+                f"input `{name}` must hold one unit id per row: got {column.shape[0]} "
+                f"for {rows} rows", True)
+        units = [u if isinstance(u, bytes) else str(u).encode() for u in column.tolist()]
+        if any(len(u) == 0 for u in units):
+            if self.spec.require_unit:
+                return RequestError(f"input `{name}` has an empty unit id", True)
+            return None
+        return units
+
+    def plan(self, per_request: Sequence[dict[str, np.ndarray]], params: Sequence[dict]) -> Plan:
+        """Assign every request's rows and group them into calls per variant."""
+        rows = [_row_count(inputs) for inputs in per_request]
+        variant_of_row: list[np.ndarray | None] = []
+        errors: list[RequestError | None] = []
+        for inputs, p, n in zip(per_request, params, rows):
+            result = self.assign(inputs, p, n)
+            if isinstance(result, RequestError):
+                variant_of_row.append(None)
+                errors.append(result)
+            else:
+                variant_of_row.append(result)
+                errors.append(None)
+        calls = []
+        for v in range(len(self.names)):
+            calls.extend(self._calls_for(v, per_request, variant_of_row))
+        return Plan(rows, variant_of_row, errors, calls)
+
+    def _calls_for(self, v: int, per_request, variant_of_row) -> list[Call]:
+        pieces: list[tuple[int, np.ndarray]] = []
+        for r, assigned in enumerate(variant_of_row):
+            if assigned is None:
+                continue
+            positions = np.flatnonzero(assigned == v)
+            if positions.size:
+                pieces.append((r, positions))
+        calls: list[Call] = []
+        current: list[tuple[int, np.ndarray]] = []
+        count = 0
+        for r, positions in pieces:
+            for start in range(0, positions.size, self.max_rows):
+                chunk = positions[start:start + self.max_rows]
+                if count + chunk.size > self.max_rows:
+                    calls.append(self._make_call(v, current, per_request))
+                    current, count = [], 0
+                current.append((r, chunk))
+                count += chunk.size
+        if current:
+            calls.append(self._make_call(v, current, per_request))
+        return calls
+
+    def _make_call(self, v: int, pieces, per_request) -> Call:
+        call = Call(variant=v, inputs={})
+        offset = 0
+        for r, positions in pieces:
+            call.parts.append((r, positions, slice(offset, offset + positions.size)))
+            offset += positions.size
+        for name in self.input_names:
+            arrays = [_take(per_request[r][name], positions) for r, positions in pieces]
+            call.inputs[name] = arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=0)
+        return call
+
+    def scatter(self, plan: Plan, results: Sequence[dict[str, np.ndarray] | RequestError]
+                ) -> list[dict[str, np.ndarray] | RequestError]:
+        """Per-request outputs in row order (plus `AB_VARIANT`), or the request's error."""
+        outcome: list[dict[str, np.ndarray] | RequestError] = [
+            e if e is not None else {} for e in plan.errors
+        ]
+        for call, result in zip(plan.calls, results):
+            for r, positions, part in call.parts:
+                current = outcome[r]
+                if isinstance(current, RequestError):
+                    continue
+                if isinstance(result, RequestError):
+                    outcome[r] = result
+                    continue
+                _place(current, result, positions, part, plan.rows[r])
+        for r, assigned in enumerate(plan.variant_of_row):
+            if assigned is not None and not isinstance(outcome[r], RequestError):
+                labels = np.array(self.encoded_names, dtype=np.object_)[assigned]
+                outcome[r][VARIANT_OUTPUT] = labels.reshape(-1, 1)
+        return outcome
+
+    def shadow_sample(self) -> list[int]:
+        """Indices of the shadow targets that mirror this batch (each by its sample rate)."""
+        return [i for i, s in enumerate(self.spec.shadow) if random.random() < s.sample_rate]
+
+
+def _row_count(inputs: dict[str, np.ndarray]) -> int:
+    for value in inputs.values():
+        return int(np.shape(value)[0]) if np.ndim(value) else 1
+    return 0
+
+
+def _take(array: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    if positions.size == array.shape[0]:
+        return array  # every row of this request goes to one variant: no copy
+    return array[positions]
+
+
+def _place(target: dict[str, np.ndarray], result: dict[str, np.ndarray], positions: np.ndarray,
+           part: slice, rows: int) -> None:
+    """Write a call's rows (`part`) into a request's outputs at `positions`."""
+    for name, value in result.items():
+        piece = value[part]
+        if name not in target:
+            if positions.size == rows:
+                target[name] = piece
+                continue
+            target[name] = np.empty((rows, *value.shape[1:]), dtype=value.dtype)
+        target[name][positions] = piece

@@ -1,0 +1,166 @@
+"""The experiment router as a Triton Python-backend model (Business Logic Scripting).
+
+Per `execute` (one dynamic batch): every row gets a variant (`_routing.Router`),
+rows are grouped into one BLS call per variant, the calls run concurrently, and
+outputs are scattered back into row order with `AB_VARIANT`. A refused or failed
+request gets its own error response; the rest of the batch is answered. Shadow
+targets receive sampled mirror calls whose results are dropped.
+
+Config parameters: `experiment` (the spec as JSON, written by `tritonab build`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from tritonab.backends import _triton as tb
+from tritonab.backends._routing import VARIANT_OUTPUT, Call, RequestError, Router
+from tritonab.splitter.spec import spec_from_json
+
+LATENCY_BUCKETS_US = [100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
+                      500000, 1000000]
+
+
+class _Metrics:
+    """Custom metric families, labelled by (experiment, variant)."""
+
+    def __init__(self, experiment: str, variants: list[str]) -> None:
+        self.requests = pb_utils.MetricFamily(
+            "tritonab_requests_total", "Inference rows routed, per experiment and variant",
+            pb_utils.MetricFamily.COUNTER)
+        self.errors = pb_utils.MetricFamily(
+            "tritonab_errors_total", "Inference rows that failed, per experiment and variant",
+            pb_utils.MetricFamily.COUNTER)
+        self.latency = pb_utils.MetricFamily(
+            "tritonab_request_latency_us",
+            "Latency of the variant call seen by the router, microseconds",
+            pb_utils.MetricFamily.HISTOGRAM)
+        labels = [*variants, "_invalid"]
+        self._requests = {v: self.requests.Metric(labels={"experiment": experiment, "variant": v})
+                          for v in labels}
+        self._errors = {v: self.errors.Metric(labels={"experiment": experiment, "variant": v})
+                        for v in labels}
+        self._latency = {
+            v: self.latency.Metric(labels={"experiment": experiment, "variant": v},
+                                   buckets=LATENCY_BUCKETS_US)
+            for v in variants
+        }
+
+    def ensure(self, experiment: str, label: str) -> None:
+        """Create metrics for an extra label (a shadow target) on first use."""
+        if label not in self._requests:
+            ids = {"experiment": experiment, "variant": label}
+            self._requests[label] = self.requests.Metric(labels=ids)
+            self._errors[label] = self.errors.Metric(labels=ids)
+
+    def count(self, variant: str, rows: int, failed: bool) -> None:
+        self._requests[variant].increment(rows)
+        if failed:
+            self._errors[variant].increment(rows)
+
+    def observe(self, variant: str, micros: float) -> None:
+        self._latency[variant].observe(micros)
+
+
+class TritonPythonModel:
+    """Triton entry point; the router's `model.py` re-exports this class."""
+
+    def initialize(self, args: dict) -> None:
+        config = tb.model_config(args)
+        params = tb.config_parameters(config)
+        self.spec = spec_from_json(params["experiment"])
+        self.output_dtypes = tb.output_dtypes(config)
+        self.variant_outputs = [n for n in self.output_dtypes if n != VARIANT_OUTPUT]
+        names = [i["name"] for i in config.get("input", [])]
+        self.forward_inputs = [n for n in names if n != self.spec.unit_input]
+        self.read_inputs = names
+        max_rows = int(config.get("max_batch_size", 0)) or 1
+        self.router = Router(self.spec, self.forward_inputs, max_rows)
+        self.metrics = _Metrics(self.spec.name, list(self.router.names))
+        self._shadow_tasks: set[asyncio.Task] = set()
+
+    async def execute(self, requests):
+        per_request = [tb.request_inputs(r, self.read_inputs) for r in requests]
+        params = [tb.request_parameters(r) for r in requests]
+        plan = self.router.plan(per_request, params)
+        results = await asyncio.gather(*(self._call(c) for c in plan.calls))
+        outcome = self.router.scatter(plan, [r for r, _ in results])
+        self._record(plan, results, outcome)
+        self._mirror(plan, per_request)
+        responses = []
+        for result in outcome:
+            if isinstance(result, RequestError):
+                responses.append(tb.error_response(result.message,
+                                                   invalid_argument=result.invalid_argument))
+            else:
+                responses.append(tb.ok_response(result, self.output_dtypes))
+        return responses
+
+    async def _call(self, call: Call):
+        """One BLS call; returns (outputs or RequestError, microseconds)."""
+        variant = self.spec.variants[call.variant]
+        request = pb_utils.InferenceRequest(
+            model_name=variant.model,
+            model_version=variant.version,
+            requested_output_names=self.variant_outputs,
+            inputs=[pb_utils.Tensor(n, v) for n, v in call.inputs.items()],
+        )
+        t0 = time.perf_counter()
+        response = await request.async_exec()
+        micros = (time.perf_counter() - t0) * 1e6
+        if response.has_error():
+            return RequestError(f"variant `{variant.name}` (model `{variant.model}`): "
+                                f"{response.error().message()}"), micros
+        outputs = {n: pb_utils.get_output_tensor_by_name(response, n).as_numpy()
+                   for n in self.variant_outputs}
+        return outputs, micros
+
+    def _record(self, plan, results, outcome) -> None:
+        """Per-variant counters (rows) and call latency per request served."""
+        for call, (result, micros) in zip(plan.calls, results):
+            name = self.router.names[call.variant]
+            rows = sum(positions.size for _, positions, _ in call.parts)
+            self.metrics.count(name, rows, isinstance(result, RequestError))
+            for _ in call.parts:
+                self.metrics.observe(name, micros)
+        for r, error in enumerate(plan.errors):
+            if error is not None:
+                self.metrics.count("_invalid", plan.rows[r], True)
+
+    def _mirror(self, plan, per_request) -> None:
+        """Fire-and-forget shadow calls for the valid requests of this batch."""
+        if not self.spec.shadow:
+            return
+        valid = [r for r, e in enumerate(plan.errors) if e is None]
+        if not valid:
+            return
+        for index in self.router.shadow_sample():
+            inputs = {n: np.concatenate([per_request[r][n] for r in valid], axis=0)
+                      for n in self.forward_inputs}
+            task = asyncio.ensure_future(self._shadow_call(index, inputs))
+            self._shadow_tasks.add(task)
+            task.add_done_callback(self._shadow_tasks.discard)
+
+    async def _shadow_call(self, index: int, inputs: dict[str, np.ndarray]) -> None:
+        shadow = self.spec.shadow[index]
+        label = f"shadow:{shadow.model}"
+        self.metrics.ensure(self.spec.name, label)
+        rows = len(next(iter(inputs.values())))
+        try:
+            request = pb_utils.InferenceRequest(
+                model_name=shadow.model, model_version=shadow.version,
+                requested_output_names=self.variant_outputs,
+                inputs=[pb_utils.Tensor(n, v) for n, v in inputs.items()],
+            )
+            response = await request.async_exec()
+            self.metrics.count(label, rows, response.has_error())
+        except Exception:  # a shadow never fails anything: count it and move on
+            self.metrics.count(label, rows, True)
+
+    def finalize(self) -> None:
+        for task in list(self._shadow_tasks):
+            task.cancel()
