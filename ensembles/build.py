@@ -13,7 +13,13 @@ from pathlib import Path
 from tritonclient.grpc import model_config_pb2 as mc
 
 from tritonab._io import staged_dir
-from tritonab.ensembles.config import ModelConfig, TensorSpec, add_tensor, set_parameter, write_config
+from tritonab.ensembles.config import (
+    ModelConfig,
+    TensorSpec,
+    add_tensor,
+    set_parameter,
+    write_config,
+)
 from tritonab.ensembles.repository import (
     ROUTER_PARAMETER,
     ModelEntry,

@@ -88,9 +88,9 @@ def _check_shim(path: Path) -> list[Problem]:
     except SyntaxError as exc:
         return [Problem(path, f"does not parse: {exc.msg} (line {exc.lineno})")]
     for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tritonab."):
-            if importlib.util.find_spec(node.module) is None:
-                return [Problem(path, f"imports `{node.module}`, which does not exist")]
+        if (isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tritonab.")
+                and importlib.util.find_spec(node.module) is None):
+            return [Problem(path, f"imports `{node.module}`, which does not exist")]
     return []
 
 
