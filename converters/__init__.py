@@ -1,1 +1,116 @@
-"""tritonab.converters"""
+"""Converters: scikit-learn / PyTorch / ONNX -> ONNX or TensorRT plan, parity-checked,
+written as a versioned Triton repository entry with a manifest.
+
+Example:
+    >>> from tritonab.converters import convert  # doctest: +SKIP
+    >>> result = convert("model.joblib", name="churn", repository="model_repository")
+    >>> print(result.parity.table())
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from tritonab.converters._convert import (
+    ConversionResult,
+    ConvertOptions,
+    SampleInput,
+    run_conversion,
+)
+from tritonab.converters._manifest import MANIFEST, read_manifest, verify_manifest
+from tritonab.converters._parity import (
+    DEFAULT_TOLERANCES,
+    OutputParity,
+    ParityReport,
+    Precision,
+    Tolerance,
+)
+from tritonab.converters._repository import SHIM, Runtime, Target
+from tritonab.converters._tensorrt import DEFAULT_WORKSPACE_MB
+
+__all__ = [
+    "DEFAULT_TOLERANCES",
+    "MANIFEST",
+    "SHIM",
+    "ConversionResult",
+    "ConvertOptions",
+    "OutputParity",
+    "ParityReport",
+    "Tolerance",
+    "convert",
+    "read_manifest",
+    "verify_manifest",
+]
+
+
+def convert(
+    source: Any,
+    *,
+    name: str,
+    repository: str | os.PathLike[str],
+    version: int | None = None,
+    to: Target = "onnx",
+    runtime: Runtime = "python",
+    accelerator: Literal["tensorrt"] | None = None,
+    max_batch_size: int = 64,
+    opset: int | None = None,
+    precision: Precision = "fp32",
+    sample_input: SampleInput = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    max_label_mismatch: float | None = None,
+    parity_rows: int = 256,
+    optimize: bool = True,
+    workspace_mb: int = DEFAULT_WORKSPACE_MB,
+    timing_cache: str | os.PathLike[str] | None = None,
+    force: bool = False,
+) -> ConversionResult:
+    """Convert a model, check it against the source, and add it to a Triton repository.
+
+    Args:
+        source: a path (`.onnx`, `.joblib`/`.pkl`/`.pickle`, `.pt`/`.pth`) or an object
+            (fitted scikit-learn estimator or pipeline, `torch.nn.Module`, `onnx.ModelProto`).
+            Pickles run code when loaded: convert only files you trust.
+        name: the model's name in the repository.
+        repository: the model repository folder (`DIR`).
+        version: the version folder to write; the next free number when omitted.
+        to: `onnx` (`model.onnx`) or `tensorrt` (`model.plan`, needs a GPU and `tensorrt`).
+        runtime: for ONNX, `python` (tritonab's onnxruntime runner on the Python backend,
+            which the embedded Triton has) or `native` (`backend: "onnxruntime"`).
+        accelerator: `tensorrt` adds the onnxruntime backend's TensorRT execution
+            accelerator (with `to="onnx", runtime="native"`).
+        max_batch_size: Triton `max_batch_size`; > 0 gives the graph a dynamic batch dim
+            and enables dynamic batching; 0 keeps the graph's shapes as they are.
+        opset: target ai.onnx opset (export, or conversion of an ONNX source).
+        precision: `fp32`, `fp16` (FP16 graph / builder flag) or `int8` (Q/DQ nodes
+            calibrated on the sample).
+        sample_input: `.npz`/`.npy` path, array or mapping of input name -> array; used
+            for export (PyTorch needs it), calibration and parity (at most
+            `parity_rows` rows drawn from it). Synthetic data is used when omitted.
+        atol, rtol, max_label_mismatch: parity tolerances (defaults per precision,
+            `DEFAULT_TOLERANCES`).
+        parity_rows: rows drawn from the sample for the parity check.
+        optimize: save onnxruntime's basic graph optimisations where they remove nodes.
+        workspace_mb: TensorRT builder workspace limit (and accelerator setting).
+        timing_cache: TensorRT timing cache file, read and updated.
+        force: overwrite an existing version / replace an inconsistent config.
+
+    Returns:
+        A `ConversionResult` (version folder, artifact, config path, parity report,
+        manifest).
+
+    Raises:
+        ConversionError: unreadable/unsupported source, failed export, no GPU or
+            TensorRT for `to="tensorrt"`, a parity failure (with the table of errors),
+            or an existing version without `force`. Nothing is written then.
+    """
+    opts = ConvertOptions(
+        name=name, repository=Path(repository), version=version, to=to, runtime=runtime,
+        accelerator=accelerator, max_batch_size=max_batch_size, opset=opset,
+        precision=precision, atol=atol, rtol=rtol, max_label_mismatch=max_label_mismatch,
+        parity_rows=parity_rows, optimize=optimize, workspace_mb=workspace_mb,
+        timing_cache=Path(timing_cache) if timing_cache else None, force=force,
+    )
+    return run_conversion(source, sample_input, opts)

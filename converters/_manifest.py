@@ -1,0 +1,118 @@
+"""The manifest beside every converted model, and its verification.
+
+`DIR/NAME/<version>/manifest.json` records where the model came from (source
+path and sha256), what was produced (artifact file and sha256), the tools and
+library versions, opset, precision and the parity results. `verify_manifest`
+recomputes the artifact hash: a mismatch means the file changed after
+conversion (tampering or corruption).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+_LIBRARIES = ("tritonab", "onnx", "onnxruntime-gpu", "onnxruntime", "skl2onnx", "scikit-learn",
+              "torch", "tensorrt", "onnxconverter-common", "numpy")
+_REQUIRED = ("format", "artifact", "source", "created")
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries that take part in a conversion."""
+    found = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of a byte string."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def build_manifest(*, name: str, version: int, artifact: str, artifact_bytes: bytes,
+                   source: dict[str, Any], conversion: dict[str, Any],
+                   parity: dict[str, Any]) -> dict[str, Any]:
+    """The manifest dict (JSON-ready)."""
+    return {
+        "format": FORMAT,
+        "name": name,
+        "version": version,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source": source,
+        "artifact": {"file": artifact, "sha256": sha256_bytes(artifact_bytes),
+                     "bytes": len(artifact_bytes)},
+        "conversion": conversion,
+        "parity": parity,
+        "tools": library_versions(),
+    }
+
+
+def dump_manifest(manifest: dict[str, Any]) -> bytes:
+    """Stable, readable JSON bytes."""
+    return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def read_manifest(version_dir: Path) -> dict[str, Any]:
+    """The parsed manifest of a version folder (raises OSError/ValueError as json does)."""
+    with open(Path(version_dir) / MANIFEST, encoding="utf-8") as handle:
+        data = json.load(handle)
+    if not isinstance(data, dict):
+        raise ValueError("the manifest is not a JSON object")
+    return data
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_manifest(version_dir: str | Path) -> list[str]:
+    """Problems with a version folder's manifest; an empty list means it checks out.
+
+    Args:
+        version_dir: `DIR/NAME/<version>`.
+
+    Returns:
+        One readable line per problem: missing or unreadable manifest, missing
+        fields, missing artifact, or an artifact whose sha256 differs from the
+        recorded one (tampering or corruption).
+    """
+    version_dir = Path(version_dir)
+    path = version_dir / MANIFEST
+    if not path.is_file():
+        return [f"`{path}`: missing manifest"]
+    try:
+        manifest = read_manifest(version_dir)
+    except (OSError, ValueError) as exc:
+        return [f"`{path}`: unreadable manifest: {exc}"]
+    missing = [key for key in _REQUIRED if key not in manifest]
+    if missing:
+        return [f"`{path}`: manifest lacks {', '.join(f'`{k}`' for k in missing)}"]
+    artifact = manifest["artifact"]
+    if not isinstance(artifact, dict) or not isinstance(artifact.get("file"), str) \
+            or not isinstance(artifact.get("sha256"), str):
+        return [f"`{path}`: `artifact` must hold `file` and `sha256`"]
+    target = version_dir / artifact["file"]
+    if Path(artifact["file"]).name != artifact["file"]:
+        return [f"`{path}`: artifact `{artifact['file']}` must be a file name in the folder"]
+    if not target.is_file():
+        return [f"`{target}`: artifact named by the manifest is missing"]
+    actual = _file_sha256(target)
+    if actual != artifact["sha256"]:
+        return [f"`{target}`: sha256 {actual[:12]}... differs from the manifest's "
+                f"{artifact['sha256'][:12]}...: the file changed after conversion (tampering?)"]
+    return []
