@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tritonab.splitter.assign import buckets, random_buckets
+from tritonab.splitter.assign import BUCKETS, bucket, buckets, random_buckets
 from tritonab.splitter.spec import Experiment
 
 VARIANT_OUTPUT = "AB_VARIANT"
@@ -32,8 +32,8 @@ class Call:
 
     variant: int
     inputs: dict[str, np.ndarray]
-    # (request index, row positions within that request, slice within this call)
-    parts: list[tuple[int, np.ndarray, slice]] = field(default_factory=list)
+    # (request index, row positions within that request or None for all, slice in this call)
+    parts: list[tuple[int, np.ndarray | None, slice]] = field(default_factory=list)
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Plan:
     """What one `execute` does: per-request variant indices, calls, and early errors."""
 
     rows: list[int]
-    variant_of_row: list[np.ndarray | None]
+    variant_of_row: list[int | np.ndarray | None]
     errors: list[RequestError | None]
     calls: list[Call]
 
@@ -64,10 +64,13 @@ class Router:
         self.input_names = list(input_names)
         self.max_rows = max(1, max_rows_per_call)
         self._index = {n: i for i, n in enumerate(self.names)}
+        self._label_array = np.array(self.encoded_names, dtype=np.object_)
+        self._by_bucket = self.allocation.index_of(np.arange(BUCKETS)).tolist()
 
     def assign(self, inputs: dict[str, np.ndarray], params: dict, rows: int
-               ) -> np.ndarray | RequestError:
-        """Variant index per row of one request, or the reason it is refused."""
+               ) -> int | np.ndarray | RequestError:
+        """Variant index of one request (an int when every row shares it, else one per row),
+        or the reason it is refused."""
         override = params.get("variant")
         if override is not None:
             if not self.spec.allow_override:
@@ -78,11 +81,10 @@ class Router:
                 return RequestError(
                     f"unknown variant `{override}` for experiment `{self.spec.name}`; "
                     f"expected one of {list(self.names)}", True)
-            return np.full(rows, index, dtype=np.int64)
+            return index
         unit = params.get("unit_id")
         if unit is not None and str(unit) != "":
-            b = buckets(self.salt, [unit])
-            return np.repeat(self.allocation.index_of(b), rows)
+            return self._by_bucket[bucket(self.salt, unit)]
         units = self._unit_column(inputs, rows)
         if isinstance(units, RequestError):
             return units
@@ -118,7 +120,7 @@ class Router:
     def plan(self, per_request: Sequence[dict[str, np.ndarray]], params: Sequence[dict]) -> Plan:
         """Assign every request's rows and group them into calls per variant."""
         rows = [_row_count(inputs) for inputs in per_request]
-        variant_of_row: list[np.ndarray | None] = []
+        variant_of_row: list[int | np.ndarray | None] = []
         errors: list[RequestError | None] = []
         for inputs, p, n in zip(per_request, params, rows):
             result = self.assign(inputs, p, n)
@@ -130,28 +132,39 @@ class Router:
                 errors.append(None)
         calls = []
         for v in range(len(self.names)):
-            calls.extend(self._calls_for(v, per_request, variant_of_row))
+            calls.extend(self._calls_for(v, per_request, variant_of_row, rows))
         return Plan(rows, variant_of_row, errors, calls)
 
-    def _calls_for(self, v: int, per_request, variant_of_row) -> list[Call]:
-        pieces: list[tuple[int, np.ndarray]] = []
+    def _calls_for(self, v: int, per_request, variant_of_row, rows) -> list[Call]:
+        pieces: list[tuple[int, np.ndarray | None, int]] = []
         for r, assigned in enumerate(variant_of_row):
             if assigned is None:
                 continue
+            if isinstance(assigned, int):
+                if assigned == v:
+                    pieces.append((r, None, rows[r]))
+                continue
             positions = np.flatnonzero(assigned == v)
-            if positions.size:
-                pieces.append((r, positions))
+            if positions.size == rows[r]:
+                pieces.append((r, None, rows[r]))
+            elif positions.size:
+                pieces.append((r, positions, positions.size))
         calls: list[Call] = []
-        current: list[tuple[int, np.ndarray]] = []
+        current: list[tuple[int, np.ndarray | None, int]] = []
         count = 0
-        for r, positions in pieces:
-            for start in range(0, positions.size, self.max_rows):
-                chunk = positions[start:start + self.max_rows]
-                if count + chunk.size > self.max_rows:
+        for r, positions, size in pieces:
+            if size > self.max_rows:  # only possible with a spec max_batch_size below the variant's
+                positions = np.arange(rows[r]) if positions is None else positions
+                chunks = [(r, positions[s:s + self.max_rows]) for s in range(0, size, self.max_rows)]
+            else:
+                chunks = [(r, positions)]
+            for r_, chunk in chunks:
+                n = rows[r_] if chunk is None else chunk.size
+                if current and count + n > self.max_rows:
                     calls.append(self._make_call(v, current, per_request))
                     current, count = [], 0
-                current.append((r, chunk))
-                count += chunk.size
+                current.append((r_, chunk, n))
+                count += n
         if current:
             calls.append(self._make_call(v, current, per_request))
         return calls
@@ -159,11 +172,11 @@ class Router:
     def _make_call(self, v: int, pieces, per_request) -> Call:
         call = Call(variant=v, inputs={})
         offset = 0
-        for r, positions in pieces:
-            call.parts.append((r, positions, slice(offset, offset + positions.size)))
-            offset += positions.size
+        for r, positions, n in pieces:
+            call.parts.append((r, positions, slice(offset, offset + n)))
+            offset += n
         for name in self.input_names:
-            arrays = [_take(per_request[r][name], positions) for r, positions in pieces]
+            arrays = [_take(per_request[r][name], positions) for r, positions, _ in pieces]
             call.inputs[name] = arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=0)
         return call
 
@@ -183,9 +196,13 @@ class Router:
                     continue
                 _place(current, result, positions, part, plan.rows[r])
         for r, assigned in enumerate(plan.variant_of_row):
-            if assigned is not None and not isinstance(outcome[r], RequestError):
-                labels = np.array(self.encoded_names, dtype=np.object_)[assigned]
-                outcome[r][VARIANT_OUTPUT] = labels.reshape(-1, 1)
+            if assigned is None or isinstance(outcome[r], RequestError):
+                continue
+            if isinstance(assigned, int):
+                labels = np.full((plan.rows[r], 1), self.encoded_names[assigned], dtype=np.object_)
+            else:
+                labels = self._label_array[assigned].reshape(-1, 1)
+            outcome[r][VARIANT_OUTPUT] = labels
         return outcome
 
     def shadow_sample(self) -> list[int]:
@@ -199,20 +216,18 @@ def _row_count(inputs: dict[str, np.ndarray]) -> int:
     return 0
 
 
-def _take(array: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    if positions.size == array.shape[0]:
-        return array  # every row of this request goes to one variant: no copy
-    return array[positions]
+def _take(array: np.ndarray, positions: np.ndarray | None) -> np.ndarray:
+    return array if positions is None else array[positions]
 
 
-def _place(target: dict[str, np.ndarray], result: dict[str, np.ndarray], positions: np.ndarray,
-           part: slice, rows: int) -> None:
-    """Write a call's rows (`part`) into a request's outputs at `positions`."""
+def _place(target: dict[str, np.ndarray], result: dict[str, np.ndarray],
+           positions: np.ndarray | None, part: slice, rows: int) -> None:
+    """Write a call's rows (`part`) into a request's outputs at `positions` (None: all)."""
     for name, value in result.items():
         piece = value[part]
+        if positions is None:
+            target[name] = piece  # the whole request came from this call: no copy
+            continue
         if name not in target:
-            if positions.size == rows:
-                target[name] = piece
-                continue
             target[name] = np.empty((rows, *value.shape[1:]), dtype=value.dtype)
         target[name][positions] = piece

@@ -1,7 +1,8 @@
 """The experiment router as a Triton Python-backend model (Business Logic Scripting).
 
 Per `execute` (one dynamic batch): every row gets a variant (`_routing.Router`),
-rows are grouped into one BLS call per variant, the calls run concurrently, and
+rows are grouped into one BLS call per variant, the calls run concurrently (a
+thread pool: a synchronous `execute` measured faster than `async def` here), and
 outputs are scattered back into row order with `AB_VARIANT`. A refused or failed
 request gets its own error response; the rest of the batch is answered. Shadow
 targets receive sampled mirror calls whose results are dropped.
@@ -11,8 +12,8 @@ Config parameters: `experiment` (the spec as JSON, written by `tritonab build`).
 
 from __future__ import annotations
 
-import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -57,10 +58,11 @@ class _Metrics:
             self._requests[label] = self.requests.Metric(labels=ids)
             self._errors[label] = self.errors.Metric(labels=ids)
 
-    def count(self, variant: str, rows: int, failed: bool) -> None:
+    def count(self, variant: str, rows: int, failed: int) -> None:
+        """Add `rows` routed rows, `failed` of which failed."""
         self._requests[variant].increment(rows)
         if failed:
-            self._errors[variant].increment(rows)
+            self._errors[variant].increment(failed)
 
     def observe(self, variant: str, micros: float) -> None:
         self._latency[variant].observe(micros)
@@ -81,26 +83,29 @@ class TritonPythonModel:
         max_rows = int(config.get("max_batch_size", 0)) or 1
         self.router = Router(self.spec, self.forward_inputs, max_rows)
         self.metrics = _Metrics(self.spec.name, list(self.router.names))
-        self._shadow_tasks: set[asyncio.Task] = set()
+        # BLS `exec` blocks with the GIL released: a pool runs the calls of several
+        # variants at once and the shadow calls in the background.
+        workers = len(self.spec.variants) + len(self.spec.shadow)
+        self.pool = ThreadPoolExecutor(max_workers=max(2, workers), thread_name_prefix="tritonab")
 
-    async def execute(self, requests):
+    def execute(self, requests):
         per_request = [tb.request_inputs(r, self.read_inputs) for r in requests]
         params = [tb.request_parameters(r) for r in requests]
         plan = self.router.plan(per_request, params)
-        results = await asyncio.gather(*(self._call(c) for c in plan.calls))
+        if len(plan.calls) == 1:
+            results = [self._call(plan.calls[0])]
+        else:
+            results = list(self.pool.map(self._call, plan.calls))
         outcome = self.router.scatter(plan, [r for r, _ in results])
-        self._record(plan, results, outcome)
+        self._record(plan, results)
         self._mirror(plan, per_request)
-        responses = []
-        for result in outcome:
-            if isinstance(result, RequestError):
-                responses.append(tb.error_response(result.message,
-                                                   invalid_argument=result.invalid_argument))
-            else:
-                responses.append(tb.ok_response(result, self.output_dtypes))
-        return responses
+        return [
+            tb.error_response(r.message, invalid_argument=r.invalid_argument)
+            if isinstance(r, RequestError) else tb.ok_response(r, self.output_dtypes)
+            for r in outcome
+        ]
 
-    async def _call(self, call: Call):
+    def _call(self, call: Call):
         """One BLS call; returns (outputs or RequestError, microseconds)."""
         variant = self.spec.variants[call.variant]
         request = pb_utils.InferenceRequest(
@@ -110,7 +115,7 @@ class TritonPythonModel:
             inputs=[pb_utils.Tensor(n, v) for n, v in call.inputs.items()],
         )
         t0 = time.perf_counter()
-        response = await request.async_exec()
+        response = request.exec()
         micros = (time.perf_counter() - t0) * 1e6
         if response.has_error():
             return RequestError(f"variant `{variant.name}` (model `{variant.model}`): "
@@ -119,17 +124,25 @@ class TritonPythonModel:
                    for n in self.variant_outputs}
         return outputs, micros
 
-    def _record(self, plan, results, outcome) -> None:
-        """Per-variant counters (rows) and call latency per request served."""
+    def _record(self, plan, results) -> None:
+        """Rows per variant, and one latency observation per variant call.
+
+        Each metric update is a round trip to the server process, so they are kept
+        to one per variant per batch.
+        """
+        rows: dict[str, list[int]] = {}
         for call, (result, micros) in zip(plan.calls, results):
             name = self.router.names[call.variant]
-            rows = sum(positions.size for _, positions, _ in call.parts)
-            self.metrics.count(name, rows, isinstance(result, RequestError))
-            for _ in call.parts:
-                self.metrics.observe(name, micros)
-        for r, error in enumerate(plan.errors):
-            if error is not None:
-                self.metrics.count("_invalid", plan.rows[r], True)
+            n = sum(part.stop - part.start for _, _, part in call.parts)
+            counts = rows.setdefault(name, [0, 0])
+            counts[0] += n
+            counts[1] += n if isinstance(result, RequestError) else 0
+            self.metrics.observe(name, micros)
+        invalid = sum(plan.rows[r] for r, e in enumerate(plan.errors) if e is not None)
+        if invalid:
+            rows["_invalid"] = [invalid, invalid]
+        for name, (total, failed) in rows.items():
+            self.metrics.count(name, total, failed)
 
     def _mirror(self, plan, per_request) -> None:
         """Fire-and-forget shadow calls for the valid requests of this batch."""
@@ -141,26 +154,23 @@ class TritonPythonModel:
         for index in self.router.shadow_sample():
             inputs = {n: np.concatenate([per_request[r][n] for r in valid], axis=0)
                       for n in self.forward_inputs}
-            task = asyncio.ensure_future(self._shadow_call(index, inputs))
-            self._shadow_tasks.add(task)
-            task.add_done_callback(self._shadow_tasks.discard)
+            self.pool.submit(self._shadow_call, index, inputs)
 
-    async def _shadow_call(self, index: int, inputs: dict[str, np.ndarray]) -> None:
+    def _shadow_call(self, index: int, inputs: dict[str, np.ndarray]) -> None:
         shadow = self.spec.shadow[index]
         label = f"shadow:{shadow.model}"
-        self.metrics.ensure(self.spec.name, label)
         rows = len(next(iter(inputs.values())))
         try:
+            self.metrics.ensure(self.spec.name, label)
             request = pb_utils.InferenceRequest(
                 model_name=shadow.model, model_version=shadow.version,
                 requested_output_names=self.variant_outputs,
                 inputs=[pb_utils.Tensor(n, v) for n, v in inputs.items()],
             )
-            response = await request.async_exec()
-            self.metrics.count(label, rows, response.has_error())
+            response = request.exec()
+            self.metrics.count(label, rows, rows if response.has_error() else 0)
         except Exception:  # a shadow never fails anything: count it and move on
-            self.metrics.count(label, rows, True)
+            self.metrics.count(label, rows, rows)
 
     def finalize(self) -> None:
-        for task in list(self._shadow_tasks):
-            task.cancel()
+        self.pool.shutdown(wait=True, cancel_futures=True)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from tritonab._version import __version__
 from tritonab.errors import TritonABError
 
-COMMAND_MODULES = ("serve", "repository", "experiment", "stats")
+COMMAND_MODULES = ("serve", "repository", "experiment", "convert", "stats")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,55 @@
+"""`tritonab experiment ...`: inspect a spec's layout and compute assignments offline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers) -> None:
+    """Add `experiment show` and `experiment assign`."""
+    p = subparsers.add_parser("experiment", help="inspect an experiment spec")
+    sub = p.add_subparsers(dest="experiment_command", metavar="COMMAND", required=True)
+
+    show = sub.add_parser("show", help="variants, weights and bucket ranges of a spec")
+    show.add_argument("spec", help="experiment spec (YAML)")
+    show.set_defaults(func=_show)
+
+    assign = sub.add_parser("assign", help="the variant of unit ids, as the router computes it")
+    assign.add_argument("spec", help="experiment spec (YAML)")
+    assign.add_argument("units", nargs="+", help="unit ids")
+    assign.add_argument("--json", action="store_true", help="print JSON lines")
+    assign.set_defaults(func=_assign)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from tritonab.splitter import load_spec
+
+    spec = load_spec(args.spec)
+    table = Table(title=f"experiment {spec.name} (salt {spec.effective_salt!r})")
+    for column in ("variant", "model", "version", "weight", "buckets"):
+        table.add_column(column)
+    for variant, (start, end) in zip(spec.variants, spec.allocation().ranges()):
+        version = "latest" if variant.version == -1 else str(variant.version)
+        table.add_row(variant.name, variant.model, version, f"{variant.weight:g}",
+                      f"[{start}, {end})")
+    Console().print(table)
+    return 0
+
+
+def _assign(args: argparse.Namespace) -> int:
+    from tritonab.splitter import buckets, load_spec
+
+    spec = load_spec(args.spec)
+    allocation = spec.allocation()
+    found = buckets(spec.effective_salt, args.units)
+    for unit, b in zip(args.units, found.tolist()):
+        name = allocation.names[int(allocation.index_of([b])[0])]
+        if args.json:
+            print(json.dumps({"unit": unit, "bucket": b, "variant": name}))
+        else:
+            print(f"{unit}\t{b}\t{name}")
+    return 0

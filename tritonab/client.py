@@ -1,0 +1,213 @@
+"""`ExperimentClient`: call an experiment's router, or its variants directly (fast path).
+
+Both paths give identical outputs: the fast path reads the spec from the router's
+config once, computes the assignment with the same code the router runs
+(`tritonab.backends._routing.Router`), and calls the pinned variant models itself.
+tritonclient errors are translated into `ClientError` here, at one boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from tritonab.backends._routing import VARIANT_OUTPUT, RequestError, Router
+from tritonab.errors import ClientError
+from tritonab.splitter.spec import Experiment, spec_from_json
+
+Protocol = Literal["grpc", "http"]
+
+
+@dataclass(frozen=True)
+class InferResult:
+    """Outputs of one request and the variant of each row."""
+
+    outputs: dict[str, np.ndarray]
+    variants: list[str]
+
+    @property
+    def variant(self) -> str:
+        """The variant of the request (the first row's when rows differ)."""
+        return self.variants[0] if self.variants else ""
+
+
+def _module(protocol: Protocol):
+    if protocol == "grpc":
+        import tritonclient.grpc as module
+    elif protocol == "http":
+        import tritonclient.http as module
+    else:
+        raise ClientError(f"protocol `{protocol}` is not one of `grpc`, `http`")
+    return module
+
+
+def _triton_datatype(array: np.ndarray) -> str:
+    from tritonclient.utils import np_to_triton_dtype
+
+    if array.dtype.kind in "OSU":
+        return "BYTES"
+    return np_to_triton_dtype(array.dtype)
+
+
+class ExperimentClient:
+    """A Triton client that speaks experiments.
+
+    Args:
+        url: `host:port` of the server's gRPC or HTTP endpoint.
+        protocol: `grpc` or `http`.
+        timeout: seconds for each call (network and server).
+
+    Example:
+        >>> client = ExperimentClient("127.0.0.1:8001")  # doctest: +SKIP
+        >>> result = client.infer("demo_ab", {"features": x}, unit_id="user-42")  # doctest: +SKIP
+        >>> result.variant, result.outputs["label"]  # doctest: +SKIP
+    """
+
+    def __init__(self, url: str, protocol: Protocol = "grpc", *, timeout: float = 30.0) -> None:
+        self.url = url
+        self.protocol = protocol
+        self.timeout = timeout
+        self._triton = _module(protocol)
+        try:
+            if protocol == "grpc":
+                self._client = self._triton.InferenceServerClient(url)
+            else:
+                self._client = self._triton.InferenceServerClient(
+                    url, connection_timeout=timeout, network_timeout=timeout)
+        except Exception as exc:  # tritonclient raises many types for a bad URL
+            raise ClientError(f"cannot create a {protocol} client for `{url}`: {exc}") from None
+        self._specs: dict[str, Experiment] = {}
+        self._routers: dict[str, Router] = {}
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> ExperimentClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def infer(
+        self,
+        experiment: str,
+        inputs: Mapping[str, np.ndarray],
+        *,
+        unit_id: str | int | None = None,
+        variant: str | None = None,
+        outputs: Sequence[str] | None = None,
+        fast_path: bool = False,
+    ) -> InferResult:
+        """Run one request through an experiment.
+
+        Args:
+            experiment: the router model's name.
+            inputs: input name -> array with the batch as first axis.
+            unit_id: the unit (user, session, ...) all rows belong to.
+            variant: force a variant (the spec must `allow_override`).
+            outputs: output names to return (default: all).
+            fast_path: compute the assignment here and call the variant directly.
+
+        Raises:
+            ClientError: the server refused or failed the request, with its message.
+        """
+        params: dict[str, Any] = {}
+        if unit_id is not None:
+            params["unit_id"] = str(unit_id)
+        if variant is not None:
+            params["variant"] = variant
+        if fast_path:
+            return self._infer_direct(experiment, dict(inputs), params, outputs)
+        result = self._call(experiment, -1, dict(inputs), params, outputs and
+                            [*outputs, VARIANT_OUTPUT])
+        labels = result.pop(VARIANT_OUTPUT, np.zeros((0, 1), dtype=object))
+        return InferResult(result, [_text(v) for v in labels.reshape(-1)])
+
+    def spec(self, experiment: str, *, refresh: bool = False) -> Experiment:
+        """The experiment spec held by the router's config (cached)."""
+        if refresh or experiment not in self._specs:
+            config = self.model_config(experiment)
+            raw = config.get("parameters", {}).get("experiment", {}).get("string_value")
+            if not raw:
+                raise ClientError(f"model `{experiment}` is not a tritonab router")
+            self._specs[experiment] = spec_from_json(raw)
+            inputs = [i["name"] for i in config.get("input", [])]
+            spec = self._specs[experiment]
+            forward = [n for n in inputs if n != spec.unit_input]
+            self._routers[experiment] = Router(spec, forward, int(config.get("max_batch_size", 1)))
+        return self._specs[experiment]
+
+    def model_config(self, model: str) -> dict:
+        """A model's config as a dict (as JSON over either protocol)."""
+        try:
+            if self.protocol == "grpc":
+                return self._client.get_model_config(model, as_json=True)["config"]
+            return self._client.get_model_config(model)
+        except Exception as exc:
+            raise ClientError(f"model `{model}`: {_message(exc)}") from None
+
+    def _infer_direct(self, experiment, inputs, params, outputs) -> InferResult:
+        spec = self.spec(experiment)
+        router = self._routers[experiment]
+        plan = router.plan([inputs], [params])
+        if plan.errors[0] is not None:
+            raise ClientError(plan.errors[0].message)
+        results: list[dict[str, np.ndarray] | RequestError] = []
+        for call in plan.calls:
+            target = spec.variants[call.variant]
+            try:
+                results.append(self._call(target.model, target.version, call.inputs, {}, outputs))
+            except ClientError as exc:
+                results.append(RequestError(f"variant `{target.name}` (model `{target.model}`): "
+                                            f"{exc}"))
+        outcome = router.scatter(plan, results)[0]
+        if isinstance(outcome, RequestError):
+            raise ClientError(outcome.message)
+        labels = outcome.pop(VARIANT_OUTPUT)
+        return InferResult(outcome, [_text(v) for v in labels.reshape(-1)])
+
+    def _call(self, model: str, version: int, inputs: dict[str, np.ndarray], params: dict,
+              outputs: Sequence[str] | None) -> dict[str, np.ndarray]:
+        """One tritonclient call; returns every (or the requested) output as numpy."""
+        triton_inputs = []
+        for name, value in inputs.items():
+            array = np.asarray(value)
+            tensor = self._triton.InferInput(name, list(array.shape), _triton_datatype(array))
+            tensor.set_data_from_numpy(array)
+            triton_inputs.append(tensor)
+        requested = [self._triton.InferRequestedOutput(n) for n in outputs] if outputs else None
+        kwargs: dict[str, Any] = {"parameters": params or None}
+        if self.protocol == "grpc":
+            kwargs["client_timeout"] = self.timeout
+        try:
+            response = self._client.infer(
+                model, triton_inputs, model_version="" if version == -1 else str(version),
+                outputs=requested, **kwargs)
+        except Exception as exc:
+            raise ClientError(_message(exc)) from None
+        names = outputs or [o["name"] for o in _response_outputs(response, self.protocol)]
+        return {n: response.as_numpy(n) for n in names}
+
+
+def _response_outputs(response, protocol: Protocol) -> list[dict]:
+    if protocol == "grpc":
+        return [{"name": o.name} for o in response.get_response().outputs]
+    return response.get_response()["outputs"]
+
+
+def _message(exc: Exception) -> str:
+    """tritonclient's message with its status, e.g. `[StatusCode.INVALID_ARGUMENT] ...`."""
+    message = getattr(exc, "message", None)
+    text = message() if callable(message) else str(exc)
+    status = getattr(exc, "status", None)
+    code = status() if callable(status) else None
+    if code and str(code) not in text:
+        return f"[{code}] {text}"
+    return text
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
