@@ -177,6 +177,7 @@ def _artifact(model: onnx.ModelProto, feeds: dict[str, np.ndarray], opts: Conver
         onnx.checker.check_model(final)
     except onnx.checker.ValidationError as exc:
         raise ConversionError(f"`{label}`: the converted graph fails the checker: {exc}") from None
+    _graph.sort_opset_imports(final)
     data = final.SerializeToString()
     return data, _run_onnx(data, feeds, label, opts)
 

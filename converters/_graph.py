@@ -64,6 +64,14 @@ def _required_ir(opset: int) -> int:
     return int(onnx.IR_VERSION)
 
 
+def sort_opset_imports(model: onnx.ModelProto) -> None:
+    """Order opset imports by domain: exporters emit them in set order, which would make
+    the same model serialize to different bytes from run to run."""
+    ordered = sorted(model.opset_import, key=lambda o: (o.domain, o.version))
+    del model.opset_import[:]
+    model.opset_import.extend(ordered)
+
+
 def pin_ir_version(model: onnx.ModelProto, label: str) -> None:
     """Lower the IR version to one onnxruntime reads (in place)."""
     needed = _required_ir(default_opset(model) or MIN_OPSET)

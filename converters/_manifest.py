@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 from datetime import datetime, timezone
 from importlib import metadata
@@ -35,6 +36,14 @@ def library_versions() -> dict[str, str]:
     return found
 
 
+def created_at() -> str:
+    """Now in UTC, or `SOURCE_DATE_EPOCH` when set (reproducible builds convention)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = (datetime.fromtimestamp(int(epoch), timezone.utc) if epoch and epoch.isdigit()
+              else datetime.now(timezone.utc))
+    return moment.isoformat(timespec="seconds")
+
+
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of a byte string."""
     return hashlib.sha256(data).hexdigest()
@@ -48,7 +57,7 @@ def build_manifest(*, name: str, version: int, artifact: str, artifact_bytes: by
         "format": FORMAT,
         "name": name,
         "version": version,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": created_at(),
         "source": source,
         "artifact": {"file": artifact, "sha256": sha256_bytes(artifact_bytes),
                      "bytes": len(artifact_bytes)},

@@ -46,7 +46,7 @@ async def _measure(args) -> None:
             return spec.name, "", inputs, {"unit_id": units[i % len(units)]}
 
         results = {(path, c): [] for path in ("direct", "router") for c in (1, 16)}
-        for path, factory in (("direct", direct), ("router", routed)):  # warm both paths
+        for factory in (direct, routed):  # warm both paths
             await run_window(client, factory, concurrency=16, duration_s=1.0)
         for r in range(args.rounds):
             for c in (1, 16):
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--repository", default="model_repository")
     parser.add_argument("--experiment", default="examples/experiment.yaml")
     parser.add_argument("--variant", default="treatment", help="the variant called directly")
-    parser.add_argument("--input", default="features")
+    parser.add_argument("--input", default="input")
     parser.add_argument("--width", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--window", type=float, default=3.0, help="seconds per window")

@@ -1,0 +1,136 @@
+"""`make demo`: a real Triton splits real traffic between two real model variants.
+
+Starts the embedded tritonserver on `model_repository/`, sends requests from
+simulated users over HTTP and gRPC (each user sticks to one variant), prints the
+per-variant table read back from Triton's metrics endpoint, then the accuracy of
+each variant against the data set's labels with a two-proportion test, and stops
+the server.
+
+    .venv/bin/python examples/demo.py [--users 600] [--requests 3000] [--workers 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from tritonab.client import ExperimentClient
+from tritonab.deploy.server import TritonServer
+from tritonab.monitoring.metrics import router_metrics
+from tritonab.splitter import load_spec, stats
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from train_demo import FEATURES, demo_data  # noqa: E402
+
+console = Console(width=max(110, Console().width))
+
+
+def send_traffic(server: TritonServer, args, x: np.ndarray, y: np.ndarray) -> dict:
+    """Requests from simulated users; returns per-variant outcomes and each user's variants."""
+    rng = np.random.default_rng(7)
+    users = rng.integers(0, args.users, size=args.requests)
+    rows = rng.integers(0, len(x), size=args.requests)
+    local = threading.local()
+    seen: dict[str, set[str]] = defaultdict(set)
+    correct: dict[str, list[int]] = defaultdict(list)
+    lock = threading.Lock()
+
+    def client() -> ExperimentClient:
+        if not hasattr(local, "clients"):
+            local.clients = {"grpc": ExperimentClient(server.urls.grpc, "grpc"),
+                             "http": ExperimentClient(server.urls.http, "http")}
+        return local.clients
+
+    def one(i: int) -> None:
+        protocol = "grpc" if i % 2 == 0 else "http"
+        user = f"user-{users[i]}"
+        result = client()[protocol].infer(args.experiment, {FEATURES: x[rows[i]:rows[i] + 1]},
+                                          unit_id=user)
+        label = int(result.outputs["label"].reshape(-1)[0])
+        with lock:
+            seen[user].add(result.variant)
+            correct[result.variant].append(int(label == y[rows[i]]))
+
+    with Progress(console=console) as progress, ThreadPoolExecutor(args.workers) as pool:
+        task = progress.add_task(f"{args.requests} requests from {args.users} users "
+                                 "(HTTP + gRPC)", total=args.requests)
+        for _ in pool.map(one, range(args.requests)):
+            progress.advance(task)
+    return {"seen": seen, "correct": correct}
+
+
+def print_split(server: TritonServer, spec) -> None:
+    metrics = router_metrics(server.urls.metrics, spec.name)
+    total = sum(m.rows for (_, v), m in metrics.items() if v in spec.weights)
+    table = Table(title=f"experiment {spec.name}: per-variant metrics from Triton's /metrics")
+    for column in ("variant", "model", "rows", "share", "target", "p50 ms", "p99 ms", "errors"):
+        table.add_column(column, justify="right" if column not in ("variant", "model") else "left")
+    for variant in spec.variants:
+        m = metrics.get((spec.name, variant.name))
+        if m is None:
+            continue
+        table.add_row(variant.name, variant.model, f"{m.rows:.0f}", f"{m.rows / total:.1%}",
+                      f"{variant.weight:.0%}", f"{m.latency_quantile(0.5) / 1000:.2f}",
+                      f"{m.latency_quantile(0.99) / 1000:.2f}", f"{m.errors:.0f}")
+    console.print(table)
+
+
+def print_outcomes(traffic: dict, spec) -> None:
+    sticky = all(len(v) == 1 for v in traffic["seen"].values())
+    console.print(f"sticky assignment: {len(traffic['seen'])} users, each always got the same "
+                  f"variant: [bold]{'yes' if sticky else 'NO'}[/bold]")
+    arms = {name: stats.Proportion.from_values(np.asarray(traffic["correct"].get(name, [])))
+            for name in spec.weights}
+    control, treatment = (arms[v.name] for v in spec.variants[:2])
+    result = stats.compare(control, treatment)
+    users = defaultdict(int)  # SRM counts units (users), not rows
+    for variants in traffic["seen"].values():
+        for name in variants:
+            users[name] += 1
+    check = stats.srm([users[v] for v in spec.weights], list(spec.weights.values()))
+    for name, arm in arms.items():
+        console.print(f"accuracy {name:10} {arm.mean:.3f}  (n={arm.n:.0f})")
+    p = "n/a" if result.p_value is None else f"{result.p_value:.3g}"
+    console.print(f"treatment - control accuracy: {result.effect:+.3f} "
+                  f"[{result.ci_low:+.3f}, {result.ci_high:+.3f}] (95% CI), p = {p}; "
+                  f"sample-ratio check on users {dict(users)}: p = {check.p_value:.3g}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repository", default=str(HERE.parent / "model_repository"))
+    parser.add_argument("--experiment-spec", default=str(HERE / "experiment.yaml"))
+    parser.add_argument("--users", type=int, default=600)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--workers", type=int, default=8)
+    args = parser.parse_args()
+    spec = load_spec(args.experiment_spec)
+    args.experiment = spec.name
+    _, x_test, _, y_test = demo_data()
+    console.rule("tritonab demo")
+    with console.status("starting tritonserver ..."):
+        server = TritonServer(args.repository).__enter__()
+    try:
+        console.print(f"Triton ready: grpc {server.urls.grpc}, http {server.urls.http}, "
+                      f"metrics {server.urls.metrics}")
+        traffic = send_traffic(server, args, x_test, y_test)
+        print_split(server, spec)
+        print_outcomes(traffic, spec)
+    finally:
+        server.stop()
+        console.print("tritonserver stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+from tritonab.backends.router import TritonPythonModel  # noqa: F401

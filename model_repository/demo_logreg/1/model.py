@@ -1,0 +1,1 @@
+from tritonab.backends.onnx_runner import TritonPythonModel  # noqa: F401

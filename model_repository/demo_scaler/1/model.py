@@ -1,0 +1,1 @@
+from tritonab.backends.transform import TritonPythonModel  # noqa: F401

@@ -1,0 +1,112 @@
+"""Read Triton's metrics endpoint: the router's per-variant counters and latency histograms.
+
+The text format is parsed by `prometheus_client`; quantiles are interpolated
+within histogram buckets the way Prometheus' `histogram_quantile` does.
+"""
+
+from __future__ import annotations
+
+import math
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tritonab.errors import MonitoringError
+
+REQUESTS = "tritonab_requests"
+ERRORS = "tritonab_errors"
+LATENCY = "tritonab_request_latency_us"
+
+
+@dataclass(frozen=True)
+class VariantMetrics:
+    """What the router reported for one (experiment, variant)."""
+
+    experiment: str
+    variant: str
+    rows: float
+    errors: float
+    latency_buckets: tuple[tuple[float, float], ...]  # (upper bound, cumulative count)
+    latency_count: float
+    latency_sum_us: float
+
+    def latency_quantile(self, q: float) -> float:
+        """Latency quantile `q` (0-1) in microseconds (nan without observations)."""
+        return histogram_quantile(q, self.latency_buckets)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.rows if self.rows else 0.0
+
+
+def histogram_quantile(q: float, buckets: tuple[tuple[float, float], ...]) -> float:
+    """Prometheus' `histogram_quantile` over cumulative `(le, count)` buckets."""
+    if not buckets:
+        return math.nan
+    ordered = sorted(buckets)
+    total = ordered[-1][1]
+    if total <= 0:
+        return math.nan
+    rank = q * total
+    lower_bound, lower_count = 0.0, 0.0
+    for upper, count in ordered:
+        if count >= rank:
+            if math.isinf(upper):
+                return lower_bound  # the highest finite bound, as Prometheus does
+            width = count - lower_count
+            fraction = (rank - lower_count) / width if width > 0 else 0.0
+            return lower_bound + (upper - lower_bound) * fraction
+        lower_bound, lower_count = upper, count
+    return lower_bound
+
+
+def fetch_metrics_text(url: str, timeout: float = 5.0) -> str:
+    """The raw text of a metrics endpoint.
+
+    Raises:
+        MonitoringError: unreachable or not HTTP 200.
+    """
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.read().decode("utf-8")
+    except (urllib.error.URLError, OSError) as exc:
+        raise MonitoringError(f"metrics endpoint `{url}` is unreachable: {exc}") from None
+
+
+def parse_router_metrics(text: str, experiment: str | None = None) -> dict[tuple[str, str], VariantMetrics]:
+    """Per `(experiment, variant)` metrics from Prometheus text (optionally one experiment)."""
+    rows: dict[tuple[str, str], float] = {}
+    errors: dict[tuple[str, str], float] = {}
+    buckets: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    counts: dict[tuple[str, str], float] = {}
+    sums: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name not in (REQUESTS, ERRORS, LATENCY):
+            continue
+        for sample in family.samples:
+            key = (sample.labels.get("experiment", ""), sample.labels.get("variant", ""))
+            if experiment is not None and key[0] != experiment:
+                continue
+            if sample.name == f"{REQUESTS}_total":
+                rows[key] = sample.value
+            elif sample.name == f"{ERRORS}_total":
+                errors[key] = sample.value
+            elif sample.name == f"{LATENCY}_bucket":
+                buckets.setdefault(key, []).append((float(sample.labels["le"]), sample.value))
+            elif sample.name == f"{LATENCY}_count":
+                counts[key] = sample.value
+            elif sample.name == f"{LATENCY}_sum":
+                sums[key] = sample.value
+    return {
+        key: VariantMetrics(key[0], key[1], rows.get(key, 0.0), errors.get(key, 0.0),
+                            tuple(sorted(buckets.get(key, []))), counts.get(key, 0.0),
+                            sums.get(key, 0.0))
+        for key in sorted(set(rows) | set(buckets))
+    }
+
+
+def router_metrics(url: str, experiment: str | None = None) -> dict[tuple[str, str], VariantMetrics]:
+    """Fetch and parse a Triton metrics endpoint (e.g. `http://127.0.0.1:8002/metrics`)."""
+    return parse_router_metrics(fetch_metrics_text(url), experiment)
