@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from tritonab._version import __version__
 from tritonab.errors import TritonABError
 
-COMMAND_MODULES = ("serve", "repository", "experiment", "convert", "stats")
+COMMAND_MODULES = (
+    "serve", "repository", "experiment", "convert", "stats", "perf", "logs", "outcomes", "analyze",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,5 @@
+"""`tritonab outcomes` (placeholder until it lands)."""
+
+
+def register(subparsers) -> None:
+    """No commands yet."""
