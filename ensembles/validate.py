@@ -76,21 +76,36 @@ def _check_model(entry: ModelEntry) -> list[Problem]:
         if filename and not (vdir / filename).exists():
             problems.append(Problem(vdir, f"`{filename}` is missing"))
         elif filename == "model.py":
-            problems += _check_shim(vdir / filename)
+            problems += _check_shim(vdir / filename, entry)
         problems += _check_manifest(vdir)
     return problems
 
 
-def _check_shim(path: Path) -> list[Problem]:
-    """A `from tritonab.backends.X import ...` shim must name a module that exists."""
+# Files a tritonab backend reads from its version folder: (config parameter, default).
+_BACKEND_FILES = {
+    "tritonab.backends.onnx_runner": ("onnx_file", "model.onnx"),
+    "tritonab.backends.transform": ("transform_file", "transform.json"),
+}
+
+
+def _check_shim(path: Path, entry: ModelEntry) -> list[Problem]:
+    """A `from tritonab.backends.X import ...` shim must name a module that exists, and
+    the files that module reads must be beside it."""
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"))
     except SyntaxError as exc:
         return [Problem(path, f"does not parse: {exc.msg} (line {exc.lineno})")]
     for node in tree.body:
-        if (isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tritonab.")
-                and importlib.util.find_spec(node.module) is None):
+        if not (isinstance(node, ast.ImportFrom) and node.module
+                and node.module.startswith("tritonab.")):
+            continue
+        if importlib.util.find_spec(node.module) is None:
             return [Problem(path, f"imports `{node.module}`, which does not exist")]
+        if node.module in _BACKEND_FILES:
+            key, default = _BACKEND_FILES[node.module]
+            needed = get_parameter(entry.config, key, default) or default
+            if not (path.parent / needed).exists():
+                return [Problem(path.parent, f"`{needed}` is missing")]
     return []
 
 

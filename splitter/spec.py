@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tritonab.errors import SpecError
 from tritonab.splitter.assign import Allocation
+from tritonab.splitter.stats.criteria import SuccessCriteria
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _WEIGHT_TOLERANCE = 1e-6
@@ -62,6 +63,45 @@ class Shadow(_Model):
     sample_rate: float = Field(default=1.0, gt=0.0, le=1.0)
 
 
+class Sink(_Model):
+    """Where exposure and payload logs go: a declared region, and optionally a folder.
+
+    Without `path`, the router writes under the folder given by `tritonab serve --log-dir`
+    (environment variable `TRITONAB_LOG_DIR` in the Python-backend stubs).
+    """
+
+    region: str = Field(default="local", min_length=1)
+    path: str | None = None
+
+
+class LoggingConfig(_Model):
+    """Exposure and payload logging of the router (see `tritonab.monitoring`).
+
+    Exposures (one record per routed row) are always written when a log folder is set;
+    payloads (inputs and outputs of a request) for a `sample_rate` share of requests,
+    with the tensors named in `redact` replaced and those in `hash` hashed (SHA-256 of
+    `hash_salt` + value) before they are written.
+    """
+
+    enabled: bool = True
+    sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    redact: list[str] = Field(default_factory=list)
+    hash: list[str] = Field(default_factory=list)
+    hash_salt: str = ""
+    sink: Sink = Field(default_factory=Sink)
+    queue_size: int = Field(default=10_000, ge=1, description="batches waiting for the writer")
+    rotate_records: int = Field(default=100_000, ge=1)
+    rotate_bytes: int = Field(default=64 << 20, ge=1024)
+    rotate_seconds: float = Field(default=300.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> LoggingConfig:
+        both = sorted(set(self.redact) & set(self.hash))
+        if both:
+            raise ValueError(f"names both redacted and hashed: {both}")
+        return self
+
+
 class Experiment(_Model):
     """An A/B experiment: variants, how units are hashed, and what the router accepts.
 
@@ -78,6 +118,10 @@ class Experiment(_Model):
     max_batch_size: int | None = Field(default=None, ge=1)
     instance_count: int = Field(default=1, ge=1)
     description: str = ""
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    allowed_regions: list[str] | None = Field(
+        default=None, description="regions log sinks may lie in; None = no restriction")
+    success: SuccessCriteria | None = None
 
     @field_validator("name")
     @classmethod
@@ -98,6 +142,10 @@ class Experiment(_Model):
         total = sum(v.weight for v in self.variants)
         if abs(total - 1.0) > _WEIGHT_TOLERANCE:
             raise ValueError(f"variants: weights must sum to 1, got {total:.6g}")
+        region = self.logging.sink.region
+        if self.allowed_regions is not None and region not in self.allowed_regions:
+            raise ValueError(f"logging.sink.region: region `{region}` is not in allowed_regions "
+                             f"{list(self.allowed_regions)}")
         return self
 
     @property
@@ -156,7 +204,7 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         for part in err["loc"]:
             path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
         message = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{source}: {path or '(top level)'}: {message}")
+        lines.append(f"{source}: {path}: {message}" if path else f"{source}: {message}")
     return "\n".join(lines)
 
 

@@ -1,0 +1,126 @@
+"""The router's logic without Triton: assignment per request/row, calls, scatter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tritonab.backends._routing import VARIANT_OUTPUT, RequestError, Router
+from tritonab.splitter import Allocation, load_spec_dict
+
+
+def make_router(max_rows=8, **overrides) -> Router:
+    data = {
+        "name": "exp",
+        "variants": [
+            {"name": "control", "model": "m1", "weight": 0.5},
+            {"name": "treatment", "model": "m2", "weight": 0.5},
+        ],
+        "unit_input": "unit",
+        "allow_override": True,
+    }
+    data.update(overrides)
+    return Router(load_spec_dict(data), ["x"], max_rows)
+
+
+def fake_variant(call):
+    """A stand-in variant: y = 10 * x + variant index, so rows are traceable."""
+    x = call.inputs["x"]
+    return {"y": x * 10 + call.variant}
+
+
+def run(router, requests, params):
+    plan = router.plan(requests, params)
+    return plan, router.scatter(plan, [fake_variant(c) for c in plan.calls])
+
+
+def rows(n, start=0):
+    return np.arange(start, start + n, dtype=np.float32).reshape(n, 1)
+
+
+def test_request_parameter_assigns_every_row_to_the_units_variant():
+    router = make_router()
+    expected = Allocation(("control", "treatment"), (0.5, 0.5)).assign_names("exp", ["alice"])[0]
+    plan, out = run(router, [{"x": rows(3)}], [{"unit_id": "alice"}])
+    assert [v.decode() for v in out[0][VARIANT_OUTPUT].ravel()] == [expected] * 3
+    assert len(plan.calls) == 1
+    index = router.names.index(expected)
+    np.testing.assert_array_equal(out[0]["y"], rows(3) * 10 + index)
+
+
+def test_per_row_units_route_each_row_like_a_single_row_request():
+    router = make_router()
+    units = np.array([f"user-{i}".encode() for i in range(40)], dtype=object).reshape(-1, 1)
+    x = rows(40)
+    _, batched = run(router, [{"x": x, "unit": units}], [{}])
+    singles = [run(router, [{"x": x[i:i + 1], "unit": units[i:i + 1]}], [{}])[1][0]
+               for i in range(40)]
+    for name in ("y", VARIANT_OUTPUT):
+        np.testing.assert_array_equal(batched[0][name], np.concatenate([s[name] for s in singles]))
+    assert {v for v in batched[0][VARIANT_OUTPUT].ravel()} == {b"control", b"treatment"}
+
+
+def test_rows_of_many_requests_share_one_call_per_variant():
+    router = make_router(max_rows=64)
+    requests = [{"x": rows(2, 10 * i)} for i in range(6)]
+    params = [{"variant": "control" if i % 2 else "treatment"} for i in range(6)]
+    plan, out = run(router, requests, params)
+    assert sorted(c.variant for c in plan.calls) == [0, 1]
+    for i, result in enumerate(out):
+        index = 0 if i % 2 else 1
+        np.testing.assert_array_equal(result["y"], rows(2, 10 * i) * 10 + index)
+
+
+def test_calls_never_exceed_the_max_rows():
+    router = make_router(max_rows=4)
+    requests = [{"x": rows(3, 10 * i)} for i in range(5)]
+    plan, out = run(router, requests, [{"variant": "control"}] * 5)
+    assert all(sum(p.stop - p.start for _, _, p in c.parts) <= 4 for c in plan.calls)
+    for i, result in enumerate(out):
+        np.testing.assert_array_equal(result["y"], rows(3, 10 * i) * 10)
+
+
+@pytest.mark.parametrize(
+    ("params", "inputs", "overrides", "message"),
+    [
+        ({}, {}, {}, r"requires a unit id: set the request parameter `unit_id` or the input `unit`"),
+        ({"variant": "nope"}, {}, {}, r"unknown variant `nope`.*\['control', 'treatment'\]"),
+        ({"variant": "control"}, {}, {"allow_override": False}, "does not allow the `variant` override"),
+        ({}, {"unit": np.array([[b"a"]], dtype=object)}, {}, "must hold one unit id per row"),
+        ({}, {"unit": np.array([[b"a"], [b""]], dtype=object)}, {}, "has an empty unit id"),
+    ],
+)
+def test_a_refused_request_fails_alone(params, inputs, overrides, message):
+    router = make_router(**overrides)
+    good = {"x": rows(2)}
+    bad = {"x": rows(2), **inputs}
+    plan, out = run(router, [good, bad, good], [{"unit_id": "u1"}, params, {"unit_id": "u2"}])
+    assert isinstance(out[1], RequestError)
+    assert out[1].invalid_argument
+    assert __import__("re").search(message, out[1].message)
+    assert not isinstance(out[0], RequestError) and not isinstance(out[2], RequestError)
+
+
+def test_a_failing_variant_fails_only_its_requests():
+    router = make_router()
+    requests = [{"x": rows(1)}, {"x": rows(1)}]
+    plan = router.plan(requests, [{"variant": "control"}, {"variant": "treatment"}])
+    results = [RequestError("boom") if c.variant == 1 else fake_variant(c) for c in plan.calls]
+    out = router.scatter(plan, results)
+    assert out[1] == RequestError("boom")
+    assert out[0][VARIANT_OUTPUT].ravel().tolist() == [b"control"]
+
+
+def test_without_require_unit_rows_are_spread_at_random():
+    router = make_router(require_unit=False)
+    plan, out = run(router, [{"x": rows(2000)}], [{}])
+    share = np.mean(out[0][VARIANT_OUTPUT].ravel() == b"treatment")
+    assert 0.4 < share < 0.6
+
+
+def test_shadow_sampling_follows_the_rate():
+    router = make_router(shadow=[{"model": "s1", "sample_rate": 1.0},
+                                 {"model": "s2", "sample_rate": 0.000001}])
+    picks = [router.shadow_sample() for _ in range(200)]
+    assert all(0 in p for p in picks)
+    assert sum(1 in p for p in picks) <= 2

@@ -1,0 +1,106 @@
+"""Building routers and ensembles from specs, with errors that carry the field path."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tritonclient.grpc import model_config_pb2 as mc
+
+from tritonab.ensembles import build_chain, build_router, load_model, validate_repository
+from tritonab.ensembles.config import TensorSpec, get_parameter
+from tritonab.errors import SpecError
+from tritonab.splitter import load_spec_dict
+
+FEATURES = TensorSpec("input", mc.TYPE_FP32, (4,))
+LABEL = TensorSpec("label", mc.TYPE_INT64, (1,))
+PROBS = TensorSpec("probabilities", mc.TYPE_FP32, (2,))
+
+
+def experiment(**overrides):
+    data = {"name": "ab", "variants": [
+        {"name": "control", "model": "m1", "version": 1, "weight": 0.5},
+        {"name": "treatment", "model": "m2", "version": 2, "weight": 0.5}]}
+    data.update(overrides)
+    return load_spec_dict(data)
+
+
+def test_router_config_follows_the_variants(repo):
+    path = build_router(experiment(unit_input="user"), repo)
+    router = load_model(path)
+    assert router.kind == "router"
+    assert [t.name for t in router.inputs] == ["input", "user"]
+    assert router.config.input[1].data_type == mc.TYPE_STRING
+    assert router.config.input[1].optional
+    assert [t.name for t in router.outputs] == ["label", "probabilities", "AB_VARIANT"]
+    assert router.config.max_batch_size == 16
+    assert router.config.HasField("dynamic_batching")
+    stored = json.loads(get_parameter(router.config, "experiment"))
+    assert stored["variants"][1]["model"] == "m2"
+    assert (path / "1" / "model.py").read_text().startswith(
+        "from tritonab.backends.router import TritonPythonModel")
+    assert validate_repository(repo) == []
+
+
+def test_rebuilding_gives_the_same_bytes(repo):
+    path = build_router(experiment(), repo)
+    first = (path / "config.pbtxt").read_bytes()
+    build_router(experiment(), repo)
+    assert (path / "config.pbtxt").read_bytes() == first
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"variants": [{"name": "a", "model": "m1", "weight": 0.5},
+                       {"name": "b", "model": "nope", "weight": 0.5}]},
+         r"variants\[1\]\.model: unknown model `nope`"),
+        ({"variants": [{"name": "a", "model": "m1", "version": 3, "weight": 1}]},
+         r"variants\[0\]\.version: model `m1` has no version 3 \(has \[1\]\)"),
+        ({"max_batch_size": 64}, "exceeds the variants' smallest max_batch_size 16"),
+        ({"shadow": {"model": "ghost"}}, r"shadow\[0\]\.model: unknown model `ghost`"),
+        ({"unit_input": "input"}, "unit_input: `input` clashes with a variant input"),
+    ],
+)
+def test_spec_errors_name_the_field(repo, overrides, message):
+    with pytest.raises(SpecError, match=message):
+        build_router(experiment(**overrides), repo)
+    assert not (repo / "ab").exists()
+
+
+@pytest.mark.parametrize(
+    ("inputs", "outputs", "message"),
+    [
+        ((TensorSpec("input", mc.TYPE_FP64, (4,)),), (LABEL, PROBS),
+         r"input differs: expected input: TYPE_FP32\[4\], got input: TYPE_FP64\[4\]"),
+        ((TensorSpec("input", mc.TYPE_FP32, (5,)),), (LABEL, PROBS), r"TYPE_FP32\[5\]"),
+        ((TensorSpec("other", mc.TYPE_FP32, (4,)),), (LABEL, PROBS), "input `input` is missing"),
+        ((FEATURES,), (LABEL,), "output `probabilities` is missing"),
+    ],
+)
+def test_variants_with_different_signatures_are_refused(models, repo, inputs, outputs, message):
+    models.add(repo, "odd", inputs, outputs)
+    spec = experiment(variants=[{"name": "a", "model": "m1", "weight": 0.5},
+                                {"name": "b", "model": "odd", "weight": 0.5}])
+    with pytest.raises(SpecError, match=message):
+        build_router(spec, repo)
+
+
+def test_variants_must_batch(models, repo):
+    models.add(repo, "flat", max_batch_size=0)
+    spec = experiment(variants=[{"name": "a", "model": "flat", "weight": 1}])
+    with pytest.raises(SpecError, match="must batch"):
+        build_router(spec, repo)
+
+
+def test_chain_feeds_outputs_to_inputs_by_position(models, repo):
+    models.add(repo, "scaler", (FEATURES,), (TensorSpec("scaled", mc.TYPE_FP32, (4,)),),
+              module="transform", files=("transform.json",))
+    path = build_chain("pipeline", ["scaler", "m1"], repo)
+    steps = load_model(path).config.ensemble_scheduling.step
+    assert dict(steps[0].output_map) == {"scaled": "scaler__scaled"}
+    assert dict(steps[1].input_map) == {"input": "scaler__scaled"}
+    assert (path / "1").is_dir()
+    assert validate_repository(repo) == []
+    with pytest.raises(SpecError, match=r"unknown models \['ghost'\]"):
+        build_chain("bad", ["scaler", "ghost"], repo)
