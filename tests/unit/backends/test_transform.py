@@ -55,7 +55,8 @@ def test_select_and_min_max():
          r"steps\[0\]\.mean: has 1 entries for 2 columns"),
         ({"input_width": 2, "steps": [{"op": "log1p", "columns": [5]}]},
          r"steps\[0\]\.columns: columns \[5\] are outside 0..1"),
-        ({"input_width": 2, "steps": [{"op": "explode"}]}, r"steps\[0\]: Input tag 'explode' found using 'op' does not match"),
+        ({"input_width": 2, "steps": [{"op": "explode"}]},
+         r"steps\[0\]: Input tag 'explode' found using 'op' does not match"),
         ({"input_width": 2, "steps": [], "extra": 1}, r"extra: Extra inputs are not permitted"),
     ],
 )
