@@ -5,9 +5,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint validate clean bench
+.PHONY: demo test install lint validate clean sysdeps
+
+# Triton's Python-backend stub links the system libpython of the same version
+# (Debian: libpython3.11); install it when it is missing.
+PYVER = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+
+sysdeps:
+	@if ! ldconfig -p | grep -q "libpython$(PYVER).so.1.0"; then \
+		echo "installing libpython$(PYVER) for the Triton Python-backend stub"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "libpython$(PYVER)"; \
+	fi
 
 $(STAMP): pyproject.toml
+	$(MAKE) --no-print-directory sysdeps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
