@@ -17,7 +17,7 @@ from tritonab.splitter.stats._power import mde, sample_size
 from tritonab.splitter.stats._sequential import half_width as sequential_half_width
 from tritonab.splitter.stats._sequential import p_value as sequential_p_value
 from tritonab.splitter.stats._srm import SRM_THRESHOLD, SRMResult, adjust, srm
-from tritonab.splitter.stats._sufficient import Proportion, Ratio, SampleMean
+from tritonab.splitter.stats._sufficient import Proportion, Ratio, SampleMean, aggregate
 from tritonab.splitter.stats.criteria import GuardrailMetric, PrimaryMetric, SuccessCriteria
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "SampleMean",
     "SuccessCriteria",
     "adjust",
+    "aggregate",
     "bayes_summary",
     "compare",
     "cuped",

@@ -8,6 +8,7 @@ returns `stat`. Counts are stored as floats so that arrays stay homogeneous.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -100,6 +101,106 @@ def _group_sums(groups: Any, length: int, n_groups: int | None, *columns: np.nda
     return n, [v.bincount(codes, n.size, c) for c in columns]
 
 
+# Up to this many groups the fused pass below beats np.bincount; beyond it, np.bincount.
+_FUSED_MAX_GROUPS = 4
+# Units per chunk of the fused pass: its chunk-sized temporaries stay in the CPU cache.
+_CHUNK = 1 << 15
+
+
+@dataclasses.dataclass(frozen=True)
+class _PerGroup:
+    """Per-group sums; arrays with one entry per group (rows: one per column or pair)."""
+
+    n: np.ndarray
+    successes: np.ndarray
+    sums: np.ndarray
+    squares: np.ndarray
+    cross: np.ndarray
+
+
+def _per_group(groups: Any, length: int, n_groups: int | None,
+               flags: Sequence[np.ndarray] = (), columns: Sequence[np.ndarray] = (),
+               pairs: Sequence[tuple[int, int]] = ()) -> _PerGroup:
+    """Per-group unit counts, number of True of each boolean flag array, sum and sum of
+    squares of each float64 column, and sum of products of each (i, j) pair of columns.
+
+    Counts are computed once whatever the number of metrics. Few groups (the usual two
+    variants) take one fused, chunked pass (`_fused`); many groups, bad codes, NaN or inf
+    values take np.bincount, which gives the per-group sums or the error.
+    """
+    codes = v.check_groups(groups, length)
+    with np.errstate(invalid="ignore"):  # inf x 0 in `_fused` gives NaN: bincount decides
+        fused = _fused(codes, n_groups, flags, columns, pairs)
+    return fused if fused is not None else _bincounts(codes, n_groups, flags, columns, pairs)
+
+
+def _fused(codes: np.ndarray, n_groups: int | None, flags: Sequence[np.ndarray],
+           columns: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]]
+           ) -> _PerGroup | None:
+    """One pass over the units in cache-sized chunks: per chunk and group a mask, its
+    count, the flags' counts under it, each column times the mask (exact: the value or 0)
+    summed and dotted with itself and with its pair (BLAS). No sort, no full-length
+    temporary. None when np.bincount must decide (see `_per_group`)."""
+    if codes.size == 0:
+        return None
+    if codes.dtype == np.bool_:
+        codes = codes.view(np.uint8)
+    k = int(codes.max()) + 1 if n_groups is None else int(n_groups)
+    if not 1 <= k <= _FUSED_MAX_GROUPS:
+        return None
+    n = np.zeros(k)
+    successes = np.zeros((len(flags), k))
+    sums, squares = np.zeros((len(columns), k)), np.zeros((len(columns), k))
+    cross = np.zeros((len(pairs), k))
+    size = min(_CHUNK, codes.size)
+    mask_buf, both_buf = np.empty(size, dtype=np.bool_), np.empty(size, dtype=np.bool_)
+    weight_buf = np.empty(size)
+    value_bufs = [np.empty(size) for _ in columns]
+    for start in range(0, codes.size, size):
+        stop = min(start + size, codes.size)
+        part, length = codes[start:stop], stop - start
+        mask, both, weight = mask_buf[:length], both_buf[:length], weight_buf[:length]
+        flag_parts = [f[start:stop] for f in flags]
+        column_parts = [c[start:stop] for c in columns]
+        ys = [b[:length] for b in value_bufs]
+        for j in range(k):
+            np.equal(part, j, out=mask)
+            n[j] += np.count_nonzero(mask)
+            for i, f in enumerate(flag_parts):
+                successes[i, j] += np.count_nonzero(np.logical_and(f, mask, out=both))
+            if not columns:
+                continue
+            np.copyto(weight, mask)
+            for i, (c, y) in enumerate(zip(column_parts, ys)):
+                np.multiply(c, weight, out=y)
+                sums[i, j] += y.sum()
+                squares[i, j] += np.dot(y, y)
+            for p, (a, b) in enumerate(pairs):
+                cross[p, j] += np.dot(ys[a], ys[b])
+    if n.sum() != codes.size:  # a negative or too large code: np.bincount says which
+        return None
+    if np.isnan(sums).any() or np.isnan(squares).any() or np.isnan(cross).any():
+        return None  # NaN, or inf x 0 outside its group
+    return _PerGroup(n, successes, sums, squares, cross)
+
+
+def _bincounts(codes: np.ndarray, n_groups: int | None, flags: Sequence[np.ndarray],
+               columns: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]]) -> _PerGroup:
+    n = v.bincount(codes, n_groups).astype(np.float64)
+    k = n.size
+    intp = codes.astype(np.intp, copy=False)
+    # One integer pass per flag: codes k..2k-1 count the successes of groups 0..k-1.
+    successes = [v.bincount(intp + k * f, 2 * k)[k:] for f in flags]
+    sums = [v.bincount(codes, k, c) for c in columns]
+    squares = [v.bincount(codes, k, c * c) for c in columns]
+    cross = [v.bincount(codes, k, columns[i] * columns[j]) for i, j in pairs]
+
+    def rows(parts: list[np.ndarray]) -> np.ndarray:
+        return np.array(parts, dtype=np.float64).reshape(len(parts), k)
+
+    return _PerGroup(n, rows(successes), rows(sums), rows(squares), rows(cross))
+
+
 def _moments(x: np.ndarray) -> tuple[float, float]:
     return float(x.sum()), float(np.dot(x, x))
 
@@ -167,9 +268,9 @@ class SampleMean(_Sufficient):
             StatsError: mismatched lengths, negative or non-integer codes.
         """
         x = v.values_1d(values, "values", check_nan=False)
-        n, (s, ss) = _group_sums(groups, x.size, n_groups, x, x * x)
-        v.finite_sums(s, "values")
-        return cls(n, s, ss)
+        g = _per_group(groups, x.size, n_groups, columns=[x])
+        v.finite_sums(g.sums[0], "values")
+        return cls(g.n, g.sums[0], g.squares[0])
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -233,11 +334,8 @@ class Proportion(_Sufficient):
             StatsError: non-binary values, mismatched lengths, bad codes.
         """
         x = _binary(values)
-        codes = v.check_groups(groups, x.size)
-        k = v.bincount(codes, n_groups).size
-        # One integer pass: codes k..2k-1 count the successes of groups 0..k-1.
-        pairs = v.bincount(codes.astype(np.intp, copy=False) + k * x, 2 * k).astype(np.float64)
-        return cls(pairs[:k] + pairs[k:], pairs[k:])
+        g = _per_group(groups, x.size, n_groups, flags=[x])
+        return cls(g.n, g.successes[0])
 
 
 def _binary(values: Any) -> np.ndarray:
@@ -332,10 +430,10 @@ class Ratio(_Sufficient):
             StatsError: mismatched lengths, bad codes, NaN input.
         """
         m, d = _pair(numerator, denominator, check_nan=False)
-        n, sums = _group_sums(groups, m.size, n_groups, m, m * m, d, d * d, m * d)
-        v.finite_sums(sums[0], "numerator")
-        v.finite_sums(sums[2], "denominator")
-        return cls(n, *sums)
+        g = _per_group(groups, m.size, n_groups, columns=[m, d], pairs=[(0, 1)])
+        v.finite_sums(g.sums[0], "numerator")
+        v.finite_sums(g.sums[1], "denominator")
+        return cls(g.n, g.sums[0], g.squares[0], g.sums[1], g.squares[1], g.cross[0])
 
 
 def _pair(numerator: Any, denominator: Any, check_nan: bool = True
@@ -347,3 +445,103 @@ def _pair(numerator: Any, denominator: Any, check_nan: bool = True
             f"mismatched lengths: `numerator` has {m.size}, `denominator` has {d.size}"
         )
     return m, d
+
+
+_KINDS: dict[str, type[_Sufficient]] = {"mean": SampleMean, "proportion": Proportion,
+                                        "ratio": Ratio}
+
+
+def aggregate(groups: Any, metrics: Mapping[str, tuple[Any, ...]],
+              n_groups: int | None = None) -> dict[str, Any]:
+    """Per-group statistics of several metrics of the same units, sharing the group pass.
+
+    The per-group unit counts are computed once for all metrics, and a column used by
+    several metrics (revenue as a mean and as a ratio numerator) is summed once. Each
+    result equals the metric's own `from_groups` (to floating point rounding).
+
+        stats.aggregate(variant, {"conversion": ("proportion", converted),
+                                  "revenue": ("mean", revenue),
+                                  "revenue_per_session": ("ratio", revenue, sessions)}, 2)
+
+    Args:
+        groups: per-unit integer group codes (0..k-1), 1-D.
+        metrics: {name: (kind, values)} with kind "proportion" or "mean" (or the class
+            Proportion, SampleMean) and one per-unit array, or {name: ("ratio", numerator,
+            denominator)} (or Ratio); every array as long as `groups`.
+        n_groups: k; defaults to max(groups) + 1.
+
+    Returns:
+        {name: statistic} in the order of `metrics`, each with fields of length k.
+
+    Raises:
+        StatsError: an unknown kind or wrong number of arrays, mismatched lengths, bad
+            codes, non-binary proportion values, NaN values.
+    """
+    specs: list[tuple[str, type[_Sufficient], list[np.ndarray]]] = []
+    for name, spec in metrics.items():
+        cls, arrays = _metric_spec(name, spec)
+        specs.append((name, cls, arrays))
+    length = specs[0][2][0].size if specs else int(np.size(groups))
+    for name, _, arrays in specs:
+        for x in arrays:
+            if x.size != length:
+                raise StatsError(f"mismatched lengths: `metrics[{name!r}]` has {x.size} "
+                                 f"values, expected {length}")
+    flags: list[np.ndarray] = []
+    columns: list[np.ndarray] = []
+    index: dict[int, int] = {}  # id(column) -> row; `specs` keeps every column alive
+
+    def row(x: np.ndarray) -> int:
+        if id(x) not in index:
+            index[id(x)] = len(columns)
+            columns.append(x)
+        return index[id(x)]
+
+    rows: dict[str, list[int]] = {}
+    for name, cls, arrays in specs:
+        if cls is Proportion:
+            rows[name] = [len(flags)]
+            flags.append(arrays[0])
+        else:
+            rows[name] = [row(x) for x in arrays]
+    pairs = sorted({(r[0], r[1]) for (_, cls, _), r in zip(specs, rows.values())
+                    if cls is Ratio})
+    g = _per_group(groups, length, n_groups, flags, columns, pairs)
+    out: dict[str, Any] = {}
+    for name, cls, _ in specs:
+        r = rows[name]
+        if cls is Proportion:
+            out[name] = Proportion(g.n, g.successes[r[0]])
+            continue
+        for i, what in zip(r, ("",) if len(r) == 1 else (" numerator", " denominator")):
+            v.finite_sums(g.sums[i], f"metrics[{name!r}]{what}")
+        if cls is SampleMean:
+            out[name] = SampleMean(g.n, g.sums[r[0]], g.squares[r[0]])
+        else:
+            a, b = r
+            out[name] = Ratio(g.n, g.sums[a], g.squares[a], g.sums[b], g.squares[b],
+                              g.cross[pairs.index((a, b))])
+    return out
+
+
+def _metric_spec(name: str, spec: Any) -> tuple[type[_Sufficient], list[np.ndarray]]:
+    if not isinstance(spec, (tuple, list)) or not spec:
+        raise StatsError(f"`metrics[{name!r}]` must be (kind, values...), got {spec!r}")
+    kind, *arrays = spec
+    cls = _KINDS.get(kind) if isinstance(kind, str) else (
+        kind if kind in _KINDS.values() else None)
+    if cls is None:
+        raise StatsError(f"`metrics[{name!r}]` kind must be one of {tuple(_KINDS)}, "
+                         f"got {kind!r}")
+    wanted = 2 if cls is Ratio else 1
+    if len(arrays) != wanted:
+        raise StatsError(f"`metrics[{name!r}]` ({cls.kind}) needs {wanted} array(s), "
+                         f"got {len(arrays)}")
+    try:
+        if cls is Proportion:
+            return cls, [_binary(arrays[0])]
+        if cls is Ratio:
+            return cls, list(_pair(*arrays, check_nan=False))
+        return cls, [v.values_1d(arrays[0], "values", check_nan=False)]
+    except StatsError as exc:
+        raise StatsError(f"`metrics[{name!r}]`: {exc}") from exc
