@@ -21,6 +21,18 @@ def register(subparsers) -> None:
     assign.add_argument("--json", action="store_true", help="print JSON lines")
     assign.set_defaults(func=_assign)
 
+    weights = sub.add_parser(
+        "set-weights", help="change a running router's weights live (model-control reload)",
+        description="Reload the router with new weights through Triton's model-control API "
+                    "(the server must run with --model-control-mode explicit).")
+    weights.add_argument("experiment", help="the router model's name")
+    weights.add_argument("weights", help="e.g. control=0.9,treatment=0.1")
+    weights.add_argument("--url", required=True, help="host:port of Triton's gRPC (or HTTP) endpoint")
+    weights.add_argument("--protocol", choices=["grpc", "http"], default="grpc")
+    weights.add_argument("--repository", help="also persist the weights in this repository's "
+                                              "router config")
+    weights.set_defaults(func=_set_weights)
+
 
 def _show(args: argparse.Namespace) -> int:
     from rich.console import Console
@@ -52,4 +64,18 @@ def _assign(args: argparse.Namespace) -> int:
             print(json.dumps({"unit": unit, "bucket": b, "variant": name}))
         else:
             print(f"{unit}\t{b}\t{name}")
+    return 0
+
+
+def _set_weights(args: argparse.Namespace) -> int:
+    from tritonab.deploy.control import ModelControl, parse_weights, write_weights
+
+    weights = parse_weights(args.weights)
+    with ModelControl(args.url, args.protocol) as control:
+        spec = control.set_weights(args.experiment, weights)
+    shown = ", ".join(f"{name}={weight:g}" for name, weight in spec.weights.items())
+    print(f"router `{spec.name}` reloaded with weights {shown}")
+    if args.repository:
+        path = write_weights(args.repository, spec)
+        print(f"persisted in {path}")
     return 0

@@ -1,0 +1,142 @@
+"""Triton's model-control API: load/unload, and live router weights.
+
+Weights change by reloading the router with a config override (Triton's `load` with
+a `config` JSON): Triton loads the new instance beside the old one and switches
+traffic when it is ready, so requests in flight finish on the old one and no request
+fails. The server must run with `--model-control-mode=explicit`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from google.protobuf import json_format
+
+from tritonab._triton_errors import error_text
+from tritonab.ensembles.config import ModelConfig, get_parameter, read_config, set_parameter, write_config
+from tritonab.ensembles.repository import ROUTER_PARAMETER
+from tritonab.errors import ClientError, SpecError
+from tritonab.splitter.spec import Experiment, spec_from_json
+
+Protocol = Literal["grpc", "http"]
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """`control=0.9,treatment=0.1` -> `{"control": 0.9, "treatment": 0.1}`.
+
+    Raises:
+        SpecError: an item is not `name=number`.
+    """
+    weights: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise SpecError(f"weights: `{item}` is not `variant=number`") from None
+    if not weights:
+        raise SpecError("weights: expected `variant=number,...`, got nothing")
+    return weights
+
+
+class ModelControl:
+    """Model control and config reads over gRPC or HTTP.
+
+    Args:
+        url: `host:port` of the server's gRPC or HTTP endpoint.
+        protocol: `grpc` or `http`.
+    """
+
+    def __init__(self, url: str, protocol: Protocol = "grpc") -> None:
+        self.url = url
+        self.protocol = protocol
+        if protocol == "grpc":
+            import tritonclient.grpc as module
+        elif protocol == "http":
+            import tritonclient.http as module
+        else:
+            raise ClientError(f"protocol `{protocol}` is not one of `grpc`, `http`")
+        self._client = module.InferenceServerClient(url)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> ModelControl:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def config(self, model: str) -> ModelConfig:
+        """The config a loaded model runs with, as a ModelConfig message."""
+        try:
+            if self.protocol == "grpc":
+                raw = self._client.get_model_config(model, as_json=True)["config"]
+            else:
+                raw = self._client.get_model_config(model)
+        except Exception as exc:  # tritonclient's exception types differ per protocol
+            raise ClientError(f"model `{model}`: {error_text(exc)}") from None
+        return json_format.ParseDict(raw, ModelConfig(), ignore_unknown_fields=True)
+
+    def load(self, model: str, config: ModelConfig | None = None) -> None:
+        """Load (or reload) `model`, optionally overriding its `config.pbtxt`.
+
+        Raises:
+            ClientError: Triton refused (not in explicit mode, or the load failed).
+        """
+        override = None
+        if config is not None:
+            override = json_format.MessageToJson(config, preserving_proto_field_name=True)
+        try:
+            self._client.load_model(model, config=override)
+        except Exception as exc:
+            raise ClientError(f"loading model `{model}` failed: {error_text(exc)}") from None
+
+    def unload(self, model: str) -> None:
+        """Unload `model` (requests in flight finish first)."""
+        try:
+            self._client.unload_model(model)
+        except Exception as exc:
+            raise ClientError(f"unloading model `{model}` failed: {error_text(exc)}") from None
+
+    def is_ready(self, model: str, version: int = -1) -> bool:
+        """Whether `model` (at `version`, or any) is ready to serve."""
+        try:
+            return bool(self._client.is_model_ready(model, "" if version == -1 else str(version)))
+        except Exception:  # unknown model: not ready
+            return False
+
+    def experiment(self, name: str) -> tuple[Experiment, ModelConfig]:
+        """The spec a running router serves, and its config."""
+        config = self.config(name)
+        raw = get_parameter(config, ROUTER_PARAMETER)
+        if not raw:
+            raise ClientError(f"model `{name}` is not a tritonab router (no `experiment` parameter)")
+        return spec_from_json(raw), config
+
+    def set_weights(self, name: str, weights: dict[str, float]) -> Experiment:
+        """Reload the router `name` with new variant weights; returns the new spec.
+
+        Raises:
+            SpecError: unknown variants, or weights not summing to 1.
+            ClientError: the server refused the reload.
+        """
+        spec, config = self.experiment(name)
+        updated = spec.with_weights(weights)
+        set_parameter(config, ROUTER_PARAMETER, updated.to_json())
+        self.load(name, config)
+        return updated
+
+
+def write_weights(repository: str | os.PathLike[str], spec: Experiment) -> Path:
+    """Persist a router's new spec into its `config.pbtxt` (atomically), so that a
+    restarted server keeps the weights a live reload set."""
+    path = Path(repository) / spec.name / "config.pbtxt"
+    config = read_config(path)
+    set_parameter(config, ROUTER_PARAMETER, spec.to_json())
+    write_config(path, config)
+    return path
