@@ -228,7 +228,7 @@ class TritonServer:
         """Stop the server and its stubs: SIGINT, then SIGKILL to the process group."""
         process, self._process = self._process, None
         if process is not None:
-            _stop_group(process, timeout)
+            stop_process_group(process, timeout)
         if self._tmp is not None and self._log_dir is None:
             # Keep the log readable for error messages until the very end.
             self._tmp.cleanup()
@@ -240,7 +240,7 @@ class TritonServer:
         return self._process.wait()
 
 
-def _stop_group(process: subprocess.Popen[bytes], timeout: float) -> None:
+def stop_process_group(process: subprocess.Popen[bytes], timeout: float) -> None:
     """Graceful SIGINT to the server, then SIGKILL to whatever of its group remains."""
     pgid = process.pid
     if process.poll() is None:
