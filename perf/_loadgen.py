@@ -1,30 +1,51 @@
-"""A closed-loop asynchronous load generator over Triton's gRPC asyncio client.
+"""An asynchronous load generator over tritonclient's asyncio clients (gRPC or HTTP).
 
-`concurrency` workers each keep one request in flight for a time window; the
-window's throughput and latency percentiles come back. One event loop, one
-channel: on 2 cores this keeps the generator's own cost low (see
-`perf/bench/loadgen_ceiling.py`).
+Closed loop (`concurrency` workers, each keeping one request in flight) or open
+loop (`request_rate` requests per second on a Poisson or constant schedule, sent
+without waiting for earlier answers, like perf_analyzer's `--request-rate-range`).
+Load runs continuously; `LoadSession.measure` cuts consecutive time windows out of
+it, counting the requests that *completed* inside each window (perf_analyzer's
+rule) and snapshotting the server's statistics at both edges.
+
+One event loop, one channel: on 2 cores this keeps the generator's own cost low
+(see `perf/bench/loadgen_ceiling.py`). Every loop is bounded in time (the caller's
+windows) and in count (`max_requests`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from tritonab.perf._server_stats import ServerStats
+from tritonab.perf._target import make_inputs
+
+__all__ = ["LoadSession", "Window", "make_inputs", "run_window"]
+
+RequestFactory = Callable[[int], tuple[str, str, list, "dict | None"]]
+StatsProbe = Callable[[], Awaitable["ServerStats | None"]]
+_MAX_REQUESTS = 5_000_000
+
 
 @dataclass(frozen=True)
 class Window:
-    """One measurement window."""
+    """One measurement window (or several merged).
+
+    `count` is every request that completed inside the window, `errors` those that failed.
+    """
 
     concurrency: int
     duration_s: float
     count: int
     errors: int
     latencies_us: np.ndarray
+    request_rate: float = 0.0
+    server: ServerStats | None = None
 
     @property
     def throughput(self) -> float:
@@ -36,24 +57,128 @@ class Window:
         return float(np.percentile(self.latencies_us, q)) if self.latencies_us.size else float("nan")
 
     @property
+    def mean_latency_us(self) -> float:
+        """Mean latency of successful requests in microseconds (nan when none)."""
+        return float(self.latencies_us.mean()) if self.latencies_us.size else float("nan")
+
+    @property
     def error_rate(self) -> float:
+        """Failed / completed requests."""
         return self.errors / self.count if self.count else 0.0
 
+    @staticmethod
+    def merge(windows: list[Window]) -> Window:
+        """One window pooling the requests, time and server counters of `windows`."""
+        server = None
+        if all(w.server is not None for w in windows):
+            server = sum((w.server for w in windows[1:]), windows[0].server)
+        return Window(windows[0].concurrency, sum(w.duration_s for w in windows),
+                      sum(w.count for w in windows), sum(w.errors for w in windows),
+                      np.concatenate([w.latencies_us for w in windows]), windows[0].request_rate,
+                      server)
 
-RequestFactory = Callable[[int], tuple[str, str, list, dict | None]]
 
+class LoadSession:
+    """Continuous load on a server, measured in windows.
 
-def make_inputs(grpcaio, arrays: Mapping[str, np.ndarray]) -> list:
-    """tritonclient `InferInput`s for arrays (batch axis first)."""
-    from tritonclient.utils import np_to_triton_dtype
+    Args:
+        client: a tritonclient asyncio `InferenceServerClient` (gRPC or HTTP).
+        factory: `factory(i) -> (model, version, inputs, parameters)` for request i.
+        concurrency: closed loop with this many requests in flight (when no `request_rate`).
+        request_rate: open loop at this many requests per second.
+        schedule: `poisson` (exponential gaps) or `constant` for the open loop.
+        max_in_flight: open-loop cap; a send due while the cap is reached is skipped
+            and counted in `skipped`.
+        max_requests: hard cap on requests sent by the session.
+        seed: seed of the Poisson schedule.
+    """
 
-    tensors = []
-    for name, array in arrays.items():
-        dtype = "BYTES" if array.dtype.kind in "OSU" else np_to_triton_dtype(array.dtype)
-        tensor = grpcaio.InferInput(name, list(array.shape), dtype)
-        tensor.set_data_from_numpy(array)
-        tensors.append(tensor)
-    return tensors
+    def __init__(self, client, factory: RequestFactory, *, concurrency: int = 1,
+                 request_rate: float = 0.0, schedule: str = "poisson", max_in_flight: int = 2048,
+                 max_requests: int = _MAX_REQUESTS, seed: int = 0) -> None:
+        self.client, self.factory = client, factory
+        self.concurrency, self.request_rate = concurrency, request_rate
+        self.schedule, self.max_in_flight, self.max_requests = schedule, max_in_flight, max_requests
+        self._rng = np.random.default_rng(seed)
+        self._ends: list[float] = []
+        self._latencies: list[float] = []
+        self._failed: list[bool] = []
+        self._sent = 0
+        self.skipped = 0
+        self._stopping = False
+        self._tasks: set[asyncio.Task] = set()
+        self._drivers: list[asyncio.Task] = []
+
+    async def _one(self) -> None:
+        self._sent += 1
+        model, version, inputs, params = self.factory(self._sent)
+        t0 = time.perf_counter()
+        failed = False
+        try:
+            await self.client.infer(model, inputs, model_version=version, parameters=params)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # counted per window, never fatal to the run
+            failed = True
+        t1 = time.perf_counter()
+        self._ends.append(t1)
+        self._latencies.append((t1 - t0) * 1e6)
+        self._failed.append(failed)
+
+    async def _worker(self) -> None:
+        while not self._stopping and self._sent < self.max_requests:
+            await self._one()
+
+    async def _scheduler(self) -> None:
+        due = time.perf_counter()
+        while not self._stopping and self._sent < self.max_requests:
+            gap = 1.0 / self.request_rate
+            due += self._rng.exponential(gap) if self.schedule == "poisson" else gap
+            delay = due - time.perf_counter()
+            if delay > 0:  # behind schedule: send at once, as perf_analyzer does
+                await asyncio.sleep(delay)
+            if len(self._tasks) >= self.max_in_flight:
+                self.skipped += 1
+                continue
+            task = asyncio.create_task(self._one())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def start(self) -> None:
+        """Start sending (call inside a running event loop)."""
+        if self.request_rate > 0:
+            self._drivers = [asyncio.create_task(self._scheduler())]
+        else:
+            self._drivers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
+
+    async def measure(self, duration_s: float, probe: StatsProbe | None = None) -> Window:
+        """The next window of `duration_s` seconds, with server counters when `probe` is given."""
+        before = await probe() if probe else None
+        first, t0 = len(self._ends), time.perf_counter()
+        await asyncio.sleep(duration_s)
+        t1, last = time.perf_counter(), len(self._ends)
+        after = await probe() if probe else None
+        # Completions are appended in time order, so the window is a slice.
+        while first < last and self._ends[first] < t0:
+            first += 1
+        failed = np.asarray(self._failed[first:last], dtype=bool)
+        latencies = np.asarray(self._latencies[first:last], dtype=np.float64)[~failed]
+        server = after - before if before is not None and after is not None else None
+        return Window(self.concurrency if self.request_rate <= 0 else 0, t1 - t0,
+                      int(failed.size), int(failed.sum()), latencies, self.request_rate, server)
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop sending; wait up to `timeout_s` for requests in flight, then cancel them."""
+        self._stopping = True
+        pending = [*self._drivers, *self._tasks]
+        if pending:
+            _done, late = await asyncio.wait(pending, timeout=timeout_s)
+            for task in late:
+                task.cancel()
+            for task in late:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._ends, self._latencies, self._failed = [], [], []
 
 
 async def run_window(client, factory: RequestFactory, *, concurrency: int, duration_s: float,
@@ -62,32 +187,11 @@ async def run_window(client, factory: RequestFactory, *, concurrency: int, durat
 
     `factory(i)` returns `(model, version, inputs, parameters)` for the i-th request.
     """
-    latencies: list[float] = []
-    errors = 0
-    counter = 0
-    start = time.perf_counter()
-    measure_from = start + warmup_s
-    stop_at = measure_from + duration_s
-
-    async def worker() -> None:
-        nonlocal errors, counter
-        while True:
-            now = time.perf_counter()
-            if now >= stop_at:
-                return
-            counter += 1
-            model, version, inputs, params = factory(counter)
-            t0 = time.perf_counter()
-            failed = False
-            try:
-                await client.infer(model, inputs, model_version=version, parameters=params)
-            except Exception:  # counted, never fatal to the run
-                failed = True
-            t1 = time.perf_counter()
-            if t0 >= measure_from and t1 <= stop_at:
-                latencies.append((t1 - t0) * 1e6)
-                errors += failed
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    measured = np.asarray(latencies, dtype=np.float64)
-    return Window(concurrency, duration_s, int(measured.size), int(errors), measured)
+    session = LoadSession(client, factory, concurrency=concurrency)
+    session.start()
+    try:
+        if warmup_s > 0:
+            await asyncio.sleep(warmup_s)
+        return await session.measure(duration_s)
+    finally:
+        await session.stop()

@@ -1,0 +1,117 @@
+"""Analysis at scale: the whole `analyze` against a bare DuckDB GROUP BY scan of the same files.
+
+Generates (once per run, with DuckDB, in a temporary folder) `--rows` exposures over
+`--units` units as segment files and as many outcomes (two metrics), as JSON Lines
+(the router's format) or Parquet (`--format parquet`, what a compaction would
+produce). Then times, in the same run, best of `--repeat`:
+
+- bare scan: `SELECT variant, count(*), sum(latency_us) ... GROUP BY variant` over the
+  exposures plus `SELECT metric, count(*), sum(value) ... GROUP BY metric` over the
+  outcomes;
+- analysis: `tritonab.monitoring.analysis.analyze` (unit table, outcome join, time
+  bins, every statistic, SRM, decision).
+
+Prints both and the ratio; the floor is analysis within 3x of the bare scan.
+
+    .venv/bin/python perf/bench/analysis_scale.py [--rows 10000000] [--format jsonl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+from tritonab.monitoring.analysis import analyze
+from tritonab.splitter import load_spec_dict
+
+SPEC = {"name": "bench", "variants": [{"name": "control", "model": "a", "weight": 0.5},
+                                      {"name": "treatment", "model": "b", "weight": 0.5}],
+        "success": {"primary": {"name": "buy.per_exposure"},
+                    "guardrails": [{"name": "latency_us", "max_degradation": 0.2, "relative": True}]}}
+
+
+def _copy(con, select: str, path: Path, fmt: str) -> None:
+    option = "FORMAT JSON" if fmt == "jsonl" else "FORMAT PARQUET"
+    con.execute(f"COPY ({select}) TO '{path}' ({option})")
+
+
+def generate(folder: Path, rows: int, units: int, files: int, fmt: str) -> tuple[list[Path], list[Path]]:
+    """Exposure segments and outcome files; returns their paths."""
+    con = duckdb.connect()
+    ext = "jsonl" if fmt == "jsonl" else "parquet"
+    exposures, outcomes = folder / "bench" / "exposures", folder / "outcomes"
+    exposures.mkdir(parents=True)
+    outcomes.mkdir(parents=True)
+    step = -(-rows // files)
+    for f in range(files):
+        lo, hi = f * step, min(rows, (f + 1) * step)
+        _copy(con, f"""
+            SELECT 1.7e9 + i * 0.001 AS time, 'bench' AS experiment,
+                   CASE WHEN u % 2 = 0 THEN 'control' ELSE 'treatment' END AS variant,
+                   'user-' || u AS unit_id, 'req-' || i AS request_id, 0 AS row,
+                   CASE WHEN u % 2 = 0 THEN 'a' ELSE 'b' END AS model, 1 AS version,
+                   round(400 + random() * 800 + (u % 2) * 20, 1) AS latency_us, true AS ok,
+                   'local' AS region
+            FROM (SELECT i, (i * 7919) % {units} AS u FROM range({lo}, {hi}) t(i))""",
+              exposures / f"exposures-bench_0_0-1-1-{f + 1:06d}.{ext}", fmt)
+        _copy(con, f"""
+            SELECT 'user-' || ((i * 104729) % {units}) AS unit_id, NULL::VARCHAR AS request_id,
+                   CASE WHEN i % 2 = 0 THEN 'buy' ELSE 'click' END AS metric,
+                   CASE WHEN random() < 0.3 THEN 1.0 ELSE 0.0 END AS value,
+                   1.7e9 + {rows} * 0.001 + i * 0.001 AS time, NULL::VARCHAR AS experiment
+            FROM range({lo}, {hi}) t(i)""", outcomes / f"added-{f + 1:06d}.{ext}", fmt)
+    con.close()
+    return sorted(exposures.iterdir()), sorted(outcomes.iterdir())
+
+
+def bare_scan(exposures: list[Path], outcomes: list[Path], fmt: str) -> float:
+    """Seconds for the two GROUP BY scans."""
+    def reader(paths):
+        listed = "[" + ", ".join(f"'{p}'" for p in paths) + "]"
+        if fmt == "jsonl":
+            return f"read_json({listed}, format='newline_delimited')"
+        return f"read_parquet({listed})"
+
+    con = duckdb.connect()
+    t0 = time.perf_counter()
+    con.execute(f"SELECT variant, count(*), sum(latency_us) FROM {reader(exposures)} "
+                "GROUP BY variant").fetchall()
+    con.execute(f"SELECT metric, count(*), sum(value) FROM {reader(outcomes)} GROUP BY metric").fetchall()
+    elapsed = time.perf_counter() - t0
+    con.close()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000, help="exposures, and as many outcomes")
+    parser.add_argument("--units", type=int, default=2_000_000)
+    parser.add_argument("--files", type=int, default=10, help="segment files per kind")
+    parser.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl")
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    spec = load_spec_dict(SPEC)
+    with tempfile.TemporaryDirectory(prefix="tritonab-scale-") as tmp:
+        folder = Path(tmp)
+        t0 = time.perf_counter()
+        exposures, outcomes = generate(folder, args.rows, args.units, args.files, args.format)
+        size = sum(p.stat().st_size for p in exposures + outcomes) / 2**20
+        print(f"generated {args.rows} exposures + {args.rows} outcomes ({args.format}, {size:.0f} MiB) "
+              f"in {time.perf_counter() - t0:.1f} s")
+        bare, full = [], []
+        for _ in range(args.repeat):
+            bare.append(bare_scan(exposures, outcomes, args.format))
+            t0 = time.perf_counter()
+            result = analyze("bench", folder, spec=spec)
+            full.append(time.perf_counter() - t0)
+    print(f"units {result.units}, decision: {result.decisions['treatment'].outcome.value}")
+    print(f"bare GROUP BY scan: {min(bare):.2f} s   analysis: {min(full):.2f} s   (best of {args.repeat})")
+    print(f"analysis / bare scan: {min(full) / min(bare):.2f}x  (floor: <= 3x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Logging overhead: router throughput with exposure + payload logging (sample rate 1.0)
+against the same router with logging off, in one run.
+
+Both routers live in one temporary copy of the repository (`<name>_log` and
+`<name>_nolog`, built from the demo spec) on one server with a log folder; windows
+alternate between them. Prints the throughput ratio at concurrency 16 and the p50
+ratio at concurrency 1 (logged / unlogged); the floor is throughput >= 0.9x.
+
+    .venv/bin/python perf/bench/logging_overhead.py [--rounds 4] [--window 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tritonclient.grpc.aio as grpcaio
+
+from tritonab.deploy.server import TritonServer
+from tritonab.ensembles import build_router
+from tritonab.monitoring.router_log import LOG_DIR_ENV
+from tritonab.monitoring.segments import read_records
+from tritonab.perf._loadgen import make_inputs, run_window
+from tritonab.splitter import load_spec, load_spec_dict
+
+
+def _build(repository: Path, spec_path: str) -> tuple[str, str]:
+    base = load_spec(spec_path).model_dump(mode="json")
+    names = []
+    for suffix, logging in (("_log", {"enabled": True, "sample_rate": 1.0}),
+                            ("_nolog", {"enabled": False})):
+        data = {**base, "name": base["name"] + suffix,
+                "logging": {**base["logging"], **logging}}
+        build_router(load_spec_dict(data), repository)
+        names.append(data["name"])
+    return names[0], names[1]
+
+
+async def _measure(args, repository: Path, logs: Path) -> dict:
+    logged, plain = _build(repository, args.experiment)
+    features = np.random.default_rng(0).normal(size=(1, args.width)).astype(np.float32)
+    results = {(p, c): [] for p in ("log", "nolog") for c in (1, 16)}
+    with TritonServer(repository, env={LOG_DIR_ENV: str(logs)}) as server:
+        client = grpcaio.InferenceServerClient(server.urls.grpc)
+        inputs = make_inputs(grpcaio, {args.input: features})
+
+        def factory(model):
+            return lambda i: (model, "", inputs, {"unit_id": f"user-{i % 5000}"})
+
+        paths = (("log", factory(logged)), ("nolog", factory(plain)))
+        for _, f in paths:  # warm both
+            await run_window(client, f, concurrency=16, duration_s=1.0)
+        for r in range(args.rounds):
+            for c in (1, 16):
+                for path, f in (paths if r % 2 == 0 else paths[::-1]):
+                    w = await run_window(client, f, concurrency=c, duration_s=args.window,
+                                         warmup_s=0.3)
+                    if w.errors:
+                        raise SystemExit(f"{path} c={c}: {w.errors} failed requests")
+                    results[(path, c)].append(w)
+        await client.close()
+    exposures, _ = read_records(logs / logged / "exposures")
+    payloads, _ = read_records(logs / logged / "payloads")
+    results["records"] = (len(exposures), len(payloads))
+    return results
+
+
+def _report(results: dict, args) -> None:
+    def med(path, c, f):
+        return statistics.median(f(w) for w in results[(path, c)])
+
+    thr = {p: med(p, 16, lambda w: w.throughput) for p in ("log", "nolog")}
+    p50 = {p: med(p, 1, lambda w: w.percentile(50)) for p in ("log", "nolog")}
+    print(f"rounds={args.rounds} window={args.window}s (median over rounds)")
+    print(f"{'router':8} {'p50 c=1 (us)':>14} {'throughput c=16 (req/s)':>24}")
+    for p in ("log", "nolog"):
+        print(f"{p:8} {p50[p]:14.0f} {thr[p]:24.0f}")
+    print(f"records written by the logged router: {results['records'][0]} exposures, "
+          f"{results['records'][1]} payloads")
+    print(f"logged/unlogged p50 ratio (c=1):         {p50['log'] / p50['nolog']:.2f}x")
+    print(f"logged/unlogged throughput ratio (c=16): {thr['log'] / thr['nolog']:.2f}x  "
+          "(floor: >= 0.9x)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repository", default="model_repository")
+    parser.add_argument("--experiment", default="examples/experiment.yaml")
+    parser.add_argument("--input", default="input")
+    parser.add_argument("--width", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--window", type=float, default=3.0, help="seconds per window")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tritonab-logbench-") as tmp:
+        repository = Path(tmp) / "repo"
+        shutil.copytree(args.repository, repository)
+        results = asyncio.run(_measure(args, repository, Path(tmp) / "logs"))
+    _report(results, args)
+
+
+if __name__ == "__main__":
+    main()
