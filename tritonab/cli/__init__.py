@@ -17,6 +17,7 @@ from tritonab.errors import TritonABError
 
 COMMAND_MODULES = (
     "serve", "repository", "experiment", "convert", "stats", "perf", "logs", "outcomes", "analyze",
+    "rollout", "audit",
 )
 
 

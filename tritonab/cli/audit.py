@@ -1,0 +1,5 @@
+"""`tritonab audit` (placeholder until it lands)."""
+
+
+def register(subparsers) -> None:
+    """No commands yet."""
