@@ -7,12 +7,10 @@ temporary folder unless one is given.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from tritonab.deploy.server import free_port, stop_process_group
+from tritonab.deploy.server import free_port, stop_process_group, wait_until_ready
 from tritonab.errors import ServerError
 
 
@@ -118,18 +116,12 @@ class PrometheusServer:
             raise
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                raise ServerError(f"prometheus exited ({self._process.returncode}): "
-                                  f"{self.log_path.read_text(errors='replace')[-600:]}")
-            with contextlib.suppress(urllib.error.URLError, OSError):
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            time.sleep(0.1)
-        raise ServerError(f"prometheus was not ready after {self.startup_timeout:.0f} s")
+        assert self._process is not None
+        wait_until_ready(
+            f"{self.url}/-/ready", self._process, self.startup_timeout,
+            lambda code: f"prometheus exited ({code}): "
+                         f"{self.log_path.read_text(errors='replace')[-600:]}",
+            f"prometheus was not ready after {self.startup_timeout:.0f} s")
 
     def stop(self) -> None:
         """Stop Prometheus and remove its temporary storage."""

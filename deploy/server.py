@@ -18,6 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -186,21 +187,11 @@ class TritonServer:
             raise
 
     def _wait_ready(self) -> None:
-        url = f"http://{self.host}:{self.http_port}/v2/health/ready"
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            assert self._process is not None
-            code = self._process.poll()
-            if code is not None:
-                raise ServerError(self._failure_message(code))
-            with contextlib.suppress(urllib.error.URLError, OSError):
-                with urllib.request.urlopen(url, timeout=1) as response:
-                    if response.status == 200:
-                        return
-            time.sleep(0.1)
-        raise ServerError(
-            f"tritonserver was not ready after {self.startup_timeout:.0f} s; log: `{self.log_path}`"
-        )
+        assert self._process is not None
+        wait_until_ready(f"http://{self.host}:{self.http_port}/v2/health/ready", self._process,
+                         self.startup_timeout, self._failure_message,
+                         f"tritonserver was not ready after {self.startup_timeout:.0f} s; "
+                         f"log: `{self.log_path}`")
 
     def log_text(self) -> str:
         """Everything the server has logged so far."""
@@ -238,6 +229,27 @@ class TritonServer:
         """Block until the server exits by itself; returns its exit code."""
         assert self._process is not None
         return self._process.wait()
+
+
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float,
+                     on_exit: Callable[[int], str], on_timeout: str) -> None:
+    """Poll `url` until it answers 200; a process that exits first raises with
+    `on_exit(code)`, a timeout with `on_timeout`.
+
+    Raises:
+        ServerError: the process exited, or never became ready.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code = process.poll()
+        if code is not None:
+            raise ServerError(on_exit(code))
+        with contextlib.suppress(urllib.error.URLError, OSError):
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        time.sleep(0.1)
+    raise ServerError(on_timeout)
 
 
 def stop_process_group(process: subprocess.Popen[bytes], timeout: float) -> None:

@@ -49,6 +49,18 @@ def wire_name(data_type: int) -> str:
     return "BYTES" if name == "STRING" else name
 
 
+def from_wire_name(name: str) -> int:
+    """The config data type of a protocol name (`FP32` -> TYPE_FP32, `BYTES` -> TYPE_STRING).
+
+    Raises:
+        RepositoryError: not a Triton data type.
+    """
+    try:
+        return mc.DataType.Value("TYPE_STRING" if name == "BYTES" else f"TYPE_{name}")
+    except ValueError:
+        raise RepositoryError(f"data type `{name}` is not a Triton data type") from None
+
+
 def to_numpy_dtype(data_type: int) -> np.dtype:
     """The numpy dtype for a Triton config data type."""
     try:

@@ -20,16 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tritonab.errors import PerfError
+from tritonab.ensembles.config import from_wire_name, to_numpy_dtype
+from tritonab.errors import PerfError, RepositoryError
 
 # Wire data types (as in model metadata / InferInput) -> numpy.
-_WIRE_TO_NUMPY: dict[str, np.dtype] = {
-    "BOOL": np.dtype(np.bool_), "UINT8": np.dtype(np.uint8), "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32), "UINT64": np.dtype(np.uint64), "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16), "INT32": np.dtype(np.int32), "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16), "FP32": np.dtype(np.float32), "FP64": np.dtype(np.float64),
-    "BYTES": np.dtype(np.object_),
-}
 
 
 @dataclass(frozen=True)
@@ -44,8 +38,8 @@ class TensorInfo:
     def numpy_dtype(self) -> np.dtype:
         """The numpy dtype requests use for this tensor."""
         try:
-            return _WIRE_TO_NUMPY[self.datatype]
-        except KeyError:
+            return to_numpy_dtype(from_wire_name(self.datatype))
+        except RepositoryError:
             raise PerfError(f"input `{self.name}`: data type `{self.datatype}` is not supported") from None
 
 
