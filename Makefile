@@ -7,14 +7,18 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test install lint validate clean sysdeps
 
-# Triton's Python-backend stub links the system libpython of the same version
-# (Debian: libpython3.11); install it when it is missing.
+# Debian packages: Triton's Python-backend stub links the system libpython of the same
+# version (libpython3.11 on Debian 12); the rollout checks and their tests query a real
+# Prometheus. Installed only when missing.
 PYVER = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+APT_PACKAGES = $(shell ldconfig -p | grep -q "libpython$(PYVER).so.1.0" || echo "libpython$(PYVER)") \
+	$(shell command -v prometheus >/dev/null || echo prometheus)
 
 sysdeps:
-	@if ! ldconfig -p | grep -q "libpython$(PYVER).so.1.0"; then \
-		echo "installing libpython$(PYVER) for the Triton Python-backend stub"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "libpython$(PYVER)"; \
+	@if [ -n "$(strip $(APT_PACKAGES))" ]; then \
+		echo "installing Debian packages: $(strip $(APT_PACKAGES))"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
 	fi
 
 $(STAMP): pyproject.toml
