@@ -20,15 +20,22 @@ from typing import Any
 
 MANIFEST = "manifest.json"
 FORMAT = 1
-_LIBRARIES = ("tritonab", "onnx", "onnxruntime-gpu", "onnxruntime", "skl2onnx", "scikit-learn",
-              "torch", "tensorrt", "onnxconverter-common", "numpy")
+_LIBRARIES = ("tritonab", "onnx", "onnxruntime-gpu", "onnxruntime", "numpy")
+# Libraries that take part only in some conversions: listed when they did, so the
+# manifest does not change with what else happens to be installed.
+_LIBRARIES_BY_SOURCE = {"sklearn": ("skl2onnx", "scikit-learn"), "torch": ("torch",), "onnx": ()}
+_LIBRARIES_BY_OPTION = {"tensorrt": ("tensorrt",), "fp16": ("onnxconverter-common",)}
 _REQUIRED = ("format", "artifact", "source", "created")
 
 
-def library_versions() -> dict[str, str]:
-    """Installed versions of the libraries that take part in a conversion."""
+def library_versions(source_kind: str | None = None, options: tuple[str, ...] = ()) -> dict[str, str]:
+    """Installed versions of the libraries that take part in a conversion of `source_kind`
+    with `options` (`tensorrt`, `fp16`)."""
     found = {"python": platform.python_version()}
-    for name in _LIBRARIES:
+    names = list(_LIBRARIES) + list(_LIBRARIES_BY_SOURCE.get(source_kind or "", ()))
+    for option in options:
+        names += _LIBRARIES_BY_OPTION.get(option, ())
+    for name in names:
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -42,6 +49,16 @@ def created_at() -> str:
     moment = (datetime.fromtimestamp(int(epoch), timezone.utc) if epoch and epoch.isdigit()
               else datetime.now(timezone.utc))
     return moment.isoformat(timespec="seconds")
+
+
+def _options_used(conversion: dict[str, Any]) -> tuple[str, ...]:
+    """Which optional tool sets a conversion used (`tensorrt`, `fp16`)."""
+    used = []
+    if "tensorrt" in (conversion.get("target"), conversion.get("accelerator")):
+        used.append("tensorrt")
+    if conversion.get("precision") == "fp16":
+        used.append("fp16")
+    return tuple(used)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -63,7 +80,7 @@ def build_manifest(*, name: str, version: int, artifact: str, artifact_bytes: by
                      "bytes": len(artifact_bytes)},
         "conversion": conversion,
         "parity": parity,
-        "tools": library_versions(),
+        "tools": library_versions(source.get("kind"), _options_used(conversion)),
     }
 
 

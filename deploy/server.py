@@ -28,6 +28,7 @@ from tritonab.errors import ServerError
 
 ControlMode = Literal["none", "explicit", "poll"]
 
+_START_ATTEMPTS = 2
 _FAILED_LOAD = re.compile(r"failed to load '(?P<model>[^']+)'(?: version \d+)?: (?P<reason>.+)$")
 _TABLE_ROW = re.compile(r"^\|\s*(?P<model>\S+)\s*\|\s*\d+\s*\|\s*UNAVAILABLE: (?P<reason>.+?)\s*\|$")
 _PORT_IN_USE = re.compile(r"Socket '(?P<addr>[^']+)' already in use")
@@ -104,6 +105,7 @@ class TritonServer:
         self._process: subprocess.Popen[bytes] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.log_path: Path | None = None
+        self._shm_prefix = f"tritonab_{os.getpid()}_{self.grpc_port}_"
 
     @property
     def urls(self) -> ServerURLs:
@@ -144,6 +146,9 @@ class TritonServer:
             "--strict-readiness=true",
             "--exit-timeout-secs=5",
             "--log-verbose=0",
+            # Python-backend shared-memory regions are named from this prefix, so the
+            # regions a killed server leaves in /dev/shm can be found and removed.
+            f"--backend-config=python,shm-region-prefix-name={self._shm_prefix}",
         ]
         if self.model_control_mode == "explicit":
             args += ["--model-control-mode=explicit", "--load-model=*"]
@@ -174,17 +179,32 @@ class TritonServer:
         self.log_path = log_dir / "tritonserver.log"
         env = runtime.environment(os.environ)
         env.update(self._env)
-        with open(self.log_path, "wb") as log:
+        try:
+            for attempt in range(1, _START_ATTEMPTS + 1):
+                self._launch(runtime, env)
+                try:
+                    self._wait_ready()
+                    return
+                except ServerError:
+                    assert self._process is not None
+                    # Killed by a signal while starting (seen: an abort in the Python
+                    # backend's shared-memory setup on an overloaded machine) is retried
+                    # once; a model that fails to load exits with a code and is not.
+                    if (self._process.poll() or 0) >= 0 or attempt == _START_ATTEMPTS:
+                        raise
+                    self._kill()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _launch(self, runtime: TritonRuntime, env: dict[str, str]) -> None:
+        assert self.log_path is not None
+        with open(self.log_path, "ab") as log:
             # A new session, so the whole tree (server + stubs) can be signalled at once.
             self._process = subprocess.Popen(
                 self.command(runtime), stdout=log, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True,
             )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
 
     def _wait_ready(self) -> None:
         assert self._process is not None
@@ -217,13 +237,20 @@ class TritonServer:
 
     def stop(self, timeout: float = 8.0) -> None:
         """Stop the server and its stubs: SIGINT, then SIGKILL to the process group."""
-        process, self._process = self._process, None
-        if process is not None:
-            stop_process_group(process, timeout)
+        self._kill(timeout)
         if self._tmp is not None and self._log_dir is None:
             # Keep the log readable for error messages until the very end.
             self._tmp.cleanup()
             self._tmp = None
+
+    def _kill(self, timeout: float = 8.0) -> None:
+        """Stop the process group and remove shared-memory regions it left behind."""
+        process, self._process = self._process, None
+        if process is not None:
+            stop_process_group(process, timeout)
+        for region in Path("/dev/shm").glob(f"{self._shm_prefix}*"):
+            with contextlib.suppress(OSError):
+                region.unlink()
 
     def wait(self) -> int:
         """Block until the server exits by itself; returns its exit code."""

@@ -88,13 +88,13 @@ def test_serve_prints_urls_and_stops_cleanly_on_sigint(small_repo):
 
 
 def test_the_context_manager_leaves_no_process_behind(small_repo):
-    before = stub_pids()
     with TritonServer(small_repo) as server:
         pid = server.pid
-        stubs = stub_pids() - before
+        stubs = children_of(pid) & stub_pids()
         assert stubs
     assert not alive(pid)
     assert not any(alive(p) for p in stubs)
+    assert not list(Path("/dev/shm").glob(f"tritonab_{os.getpid()}_{server.grpc_port}_*"))
 
 
 def test_a_busy_port_is_named(small_repo):
