@@ -8,10 +8,15 @@ request gets its own error response; the rest of the batch is answered. Shadow
 targets receive sampled mirror calls whose results are dropped.
 
 Config parameters: `experiment` (the spec as JSON, written by `tritonab build`).
+Logging: with a log folder (the spec's `logging.sink.path` or `$TRITONAB_LOG_DIR`, set by
+`tritonab serve --log-dir`), every routed row gets an exposure record and a sample of
+requests a payload record, handed to `tritonab.monitoring.router_log.RouterLog`'s
+background writers after the responses are built.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,6 +25,8 @@ import triton_python_backend_utils as pb_utils
 
 from tritonab.backends import _triton as tb
 from tritonab.backends._routing import VARIANT_OUTPUT, Call, RequestError, Router
+from tritonab.errors import SpecError
+from tritonab.monitoring.router_log import LOG_DIR_ENV, RouterLog, audit_rejection, resolve_log_dir
 from tritonab.splitter.spec import spec_from_json
 
 LATENCY_BUCKETS_US = [100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
@@ -68,13 +75,49 @@ class _Metrics:
         self._latency[variant].observe(micros)
 
 
+class _LogMetrics:
+    """Records handed to the log writers and records dropped, per (experiment, stream)."""
+
+    def __init__(self, experiment: str, streams: list[str]) -> None:
+        self.records = pb_utils.MetricFamily(
+            "tritonab_log_records_total", "Log records accepted by the writer queue",
+            pb_utils.MetricFamily.COUNTER)
+        self.dropped = pb_utils.MetricFamily(
+            "tritonab_log_dropped_total", "Log records dropped because the writer queue was full",
+            pb_utils.MetricFamily.COUNTER)
+        ids = {s: {"experiment": experiment, "stream": s} for s in streams}
+        self._records = {s: self.records.Metric(labels=ids[s]) for s in streams}
+        self._dropped = {s: self.dropped.Metric(labels=ids[s]) for s in streams}
+
+    def add(self, counts: dict[str, tuple[int, int]]) -> None:
+        for stream, (accepted, dropped) in counts.items():
+            if accepted:
+                self._records[stream].increment(accepted)
+            if dropped:
+                self._dropped[stream].increment(dropped)
+
+
+def _open_log(spec, args: dict, names: list[str]) -> RouterLog | None:
+    """The instance's log writers, or None without a log folder."""
+    folder = resolve_log_dir(spec)
+    if folder is None:
+        return None
+    instance = str(args.get("model_instance_name") or spec.name)
+    return RouterLog(spec, folder, instance, names)
+
+
 class TritonPythonModel:
     """Triton entry point; the router's `model.py` re-exports this class."""
 
     def initialize(self, args: dict) -> None:
         config = tb.model_config(args)
         params = tb.config_parameters(config)
-        self.spec = spec_from_json(params["experiment"])
+        try:
+            self.spec = spec_from_json(params["experiment"])
+        except SpecError as exc:
+            if "logging.sink.region" in str(exc) and os.environ.get(LOG_DIR_ENV):
+                audit_rejection(os.environ[LOG_DIR_ENV], f"router `{config.get('name')}`", str(exc))
+            raise
         self.output_dtypes = tb.output_dtypes(config)
         self.variant_outputs = [n for n in self.output_dtypes if n != VARIANT_OUTPUT]
         names = [i["name"] for i in config.get("input", [])]
@@ -90,6 +133,8 @@ class TritonPythonModel:
         # Each metric update is a round trip to the server process (~30-80 us); one
         # ordered background thread keeps them off the request path.
         self.metrics_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tritonab-m")
+        self.log = _open_log(self.spec, args, list(self.router.names))
+        self.log_metrics = _LogMetrics(self.spec.name, list(self.log.writers)) if self.log else None
 
     def execute(self, requests):
         per_request = [tb.request_inputs(r, self.read_inputs) for r in requests]
@@ -102,6 +147,9 @@ class TritonPythonModel:
         outcome = self.router.scatter(plan, [r for r, _ in results])
         self._record(plan, results)
         self._mirror(plan, per_request)
+        if self.log is not None:
+            self.log.record([r.request_id() for r in requests], params, per_request, plan, results,
+                            outcome, self.spec.unit_input)
         return [
             tb.error_response(r.message, invalid_argument=r.invalid_argument)
             if isinstance(r, RequestError) else tb.ok_response(r, self.output_dtypes)
@@ -148,6 +196,8 @@ class TritonPythonModel:
             self.metrics.count(name, total, failed)
         for name, micros in latencies:
             self.metrics.observe(name, micros)
+        if self.log is not None:
+            self.log_metrics.add(self.log.take_counts())
 
     def _mirror(self, plan, per_request) -> None:
         """Fire-and-forget shadow calls for the valid requests of this batch."""
@@ -180,3 +230,5 @@ class TritonPythonModel:
     def finalize(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.metrics_thread.shutdown(wait=True)
+        if self.log is not None:
+            self.log.close()

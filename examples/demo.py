@@ -2,17 +2,22 @@
 
 Starts the embedded tritonserver on `model_repository/`, sends requests from
 simulated users over HTTP and gRPC (each user sticks to one variant), prints the
-per-variant table read back from Triton's metrics endpoint, then the accuracy of
-each variant against the data set's labels with a two-proportion test, and stops
-the server.
+per-variant table read back from Triton's metrics endpoint, and stops the server.
+The router logs every assignment (exposure) under a log folder; the client reports
+each prediction's outcome (`correct`: 1 when it matches the data set's label); the
+analysis joins them with DuckDB and ends with accuracy per variant, the test and the
+decision of the spec's success criteria (`tritonab analyze demo_ab --logs DIR` does
+the same from the command line).
 
     .venv/bin/python examples/demo.py [--users 600] [--requests 3000] [--workers 8]
+        [--log-dir DIR] [--html report.html]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -25,8 +30,11 @@ from rich.table import Table
 
 from tritonab.client import ExperimentClient
 from tritonab.deploy.server import TritonServer
+from tritonab.monitoring.analysis import analyze
 from tritonab.monitoring.metrics import router_metrics
-from tritonab.splitter import load_spec, stats
+from tritonab.monitoring.report import print_analysis, write_html
+from tritonab.monitoring.router_log import LOG_DIR_ENV
+from tritonab.splitter import load_spec
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -57,9 +65,11 @@ def send_traffic(server: TritonServer, args, x: np.ndarray, y: np.ndarray) -> di
         result = client()[protocol].infer(args.experiment, {FEATURES: x[rows[i]:rows[i] + 1]},
                                           unit_id=user)
         label = int(result.outputs["label"].reshape(-1)[0])
+        right = int(label == y[rows[i]])
+        client()[protocol].report_outcome("correct", right, unit_id=user, log_dir=args.log_dir)
         with lock:
             seen[user].add(result.variant)
-            correct[result.variant].append(int(label == y[rows[i]]))
+            correct[result.variant].append(right)
 
     with Progress(console=console) as progress, ThreadPoolExecutor(args.workers) as pool:
         task = progress.add_task(f"{args.requests} requests from {args.users} users "
@@ -85,25 +95,21 @@ def print_split(server: TritonServer, spec) -> None:
     console.print(table)
 
 
-def print_outcomes(traffic: dict, spec) -> None:
+def print_outcomes(traffic: dict, spec, log_dir: str, html: str | None) -> None:
+    """Stickiness seen by the client, then the analysis of the router's logs."""
     sticky = all(len(v) == 1 for v in traffic["seen"].values())
     console.print(f"sticky assignment: {len(traffic['seen'])} users, each always got the same "
                   f"variant: [bold]{'yes' if sticky else 'NO'}[/bold]")
-    arms = {name: stats.Proportion.from_values(np.asarray(traffic["correct"].get(name, [])))
-            for name in spec.weights}
-    control, treatment = (arms[v.name] for v in spec.variants[:2])
-    result = stats.compare(control, treatment)
-    users = defaultdict(int)  # SRM counts units (users), not rows
-    for variants in traffic["seen"].values():
-        for name in variants:
-            users[name] += 1
-    check = stats.srm([users[v] for v in spec.weights], list(spec.weights.values()))
-    for name, arm in arms.items():
-        console.print(f"accuracy {name:10} {arm.mean:.3f}  (n={arm.n:.0f})")
-    p = "n/a" if result.p_value is None else f"{result.p_value:.3g}"
-    console.print(f"treatment - control accuracy: {result.effect:+.3f} "
-                  f"[{result.ci_low:+.3f}, {result.ci_high:+.3f}] (95% CI), p = {p}; "
-                  f"sample-ratio check on users {dict(users)}: p = {check.p_value:.3g}")
+    console.rule(f"analysis of the logs in {log_dir} (exposures + outcomes, DuckDB)")
+    result = analyze(spec.name, log_dir, spec=spec)
+    for name in spec.weights:
+        acc = result.metrics["correct.per_exposure"][name]
+        console.print(f"accuracy {name:10} {acc.mean:.3f}  ({acc.den_sum:.0f} predictions, "
+                      f"{acc.n:.0f} users)")
+    print_analysis(result, console)
+    if html:
+        write_html(result, html)
+        console.print(f"report with plots: {html}")
 
 
 def main() -> int:
@@ -113,22 +119,32 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=600)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--log-dir", help="exposure/outcome logs (default: a temporary folder)")
+    parser.add_argument("--html", help="also write the analysis as an HTML report")
     args = parser.parse_args()
+    tmp = None
+    if args.log_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="tritonab-demo-logs-")
+        args.log_dir = tmp.name
     spec = load_spec(args.experiment_spec)
     args.experiment = spec.name
     _, x_test, _, y_test = demo_data()
     console.rule("tritonab demo")
     with console.status("starting tritonserver ..."):
-        server = TritonServer(args.repository).__enter__()
+        server = TritonServer(args.repository, env={LOG_DIR_ENV: args.log_dir}).__enter__()
     try:
         console.print(f"Triton ready: grpc {server.urls.grpc}, http {server.urls.http}, "
                       f"metrics {server.urls.metrics}")
         traffic = send_traffic(server, args, x_test, y_test)
         print_split(server, spec)
-        print_outcomes(traffic, spec)
     finally:
-        server.stop()
+        server.stop()  # the routers seal their log segments on the way out
         console.print("tritonserver stopped")
+    try:
+        print_outcomes(traffic, spec, args.log_dir, args.html)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
     return 0
 
 

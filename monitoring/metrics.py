@@ -110,3 +110,37 @@ def parse_router_metrics(text: str, experiment: str | None = None) -> dict[tuple
 def router_metrics(url: str, experiment: str | None = None) -> dict[tuple[str, str], VariantMetrics]:
     """Fetch and parse a Triton metrics endpoint (e.g. `http://127.0.0.1:8002/metrics`)."""
     return parse_router_metrics(fetch_metrics_text(url), experiment)
+
+
+LOG_RECORDS = "tritonab_log_records"
+LOG_DROPPED = "tritonab_log_dropped"
+
+
+@dataclass(frozen=True)
+class LogMetrics:
+    """What the router reported for one (experiment, stream) log: records queued and dropped."""
+
+    experiment: str
+    stream: str
+    records: float
+    dropped: float
+
+
+def parse_log_metrics(text: str, experiment: str | None = None) -> dict[tuple[str, str], LogMetrics]:
+    """Per `(experiment, stream)` log counters from Prometheus text."""
+    values: dict[tuple[str, str], dict[str, float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name not in (LOG_RECORDS, LOG_DROPPED):
+            continue
+        for sample in family.samples:
+            key = (sample.labels.get("experiment", ""), sample.labels.get("stream", ""))
+            if (experiment is not None and key[0] != experiment) or not sample.name.endswith("_total"):
+                continue
+            values.setdefault(key, {})[family.name] = sample.value
+    return {k: LogMetrics(k[0], k[1], v.get(LOG_RECORDS, 0.0), v.get(LOG_DROPPED, 0.0))
+            for k, v in sorted(values.items())}
+
+
+def log_metrics(url: str, experiment: str | None = None) -> dict[tuple[str, str], LogMetrics]:
+    """Fetch and parse the routers' log counters (`tritonab_log_records_total`, `..._dropped_total`)."""
+    return parse_log_metrics(fetch_metrics_text(url), experiment)

@@ -8,6 +8,7 @@ tritonclient errors are translated into `ClientError` here, at one boundary.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -125,6 +126,51 @@ class ExperimentClient:
                             [*outputs, VARIANT_OUTPUT])
         labels = result.pop(VARIANT_OUTPUT, np.zeros((0, 1), dtype=object))
         return InferResult(result, [_text(v) for v in labels.reshape(-1)])
+
+    def report_outcome(
+        self,
+        metric: str,
+        value: float = 1.0,
+        *,
+        unit_id: str | int | None = None,
+        request_id: str | None = None,
+        experiment: str | None = None,
+        time: float | None = None,
+        log_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        """Record an outcome (a label, a conversion, revenue) for `tritonab analyze`.
+
+        Client-side: the record is appended (locked, flushed) to
+        `<log_dir>/outcomes/client-<pid>.jsonl`; nothing goes to the server. The
+        analysis joins it to the unit's exposures (or the request's, by `request_id`).
+
+        Args:
+            metric: the outcome's name (e.g. `correct`, `purchase`).
+            value: its value (1 for an event; 0/1 for a label; an amount).
+            unit_id: the unit it belongs to (as passed to `infer`), or
+            request_id: the Triton request id it belongs to.
+            experiment: limit the outcome to one experiment (default: any).
+            time: epoch seconds (default: now).
+            log_dir: the log folder (default: `$TRITONAB_LOG_DIR`).
+
+        Raises:
+            ClientError: no log folder, or an invalid record.
+        """
+        import time as _time
+
+        from pydantic import ValidationError
+
+        from tritonab.monitoring.outcomes import Outcome, append_outcome
+
+        folder = log_dir or os.environ.get("TRITONAB_LOG_DIR")
+        if not folder:
+            raise ClientError("report_outcome needs `log_dir` or $TRITONAB_LOG_DIR")
+        try:
+            record = Outcome(unit_id=unit_id, request_id=request_id, metric=metric, value=value,
+                             experiment=experiment, time=_time.time() if time is None else time)
+        except ValidationError as exc:
+            raise ClientError(f"outcome `{metric}`: {exc.errors()[0]['msg']}") from None
+        append_outcome(folder, record)
 
     def spec(self, experiment: str, *, refresh: bool = False) -> Experiment:
         """The experiment spec held by the router's config (cached)."""

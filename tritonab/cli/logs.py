@@ -1,5 +1,80 @@
-"""`tritonab logs` (placeholder until it lands)."""
+"""`tritonab logs`: inspect, recover and prune exposure/payload logs.
+
+Examples::
+
+    tritonab logs show logs/ demo_ab
+    tritonab logs recover logs/demo_ab/exposures
+    tritonab logs prune logs/ --older-than 30d [--dry-run]
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
 
 
 def register(subparsers) -> None:
-    """No commands yet."""
+    """Add `logs show`, `logs recover` and `logs prune`."""
+    p = subparsers.add_parser("logs", help="exposure and payload logs: show, recover, prune")
+    sub = p.add_subparsers(dest="logs_command", metavar="COMMAND", required=True)
+
+    show = sub.add_parser("show", help="segments, records, drops and torn tails of an experiment")
+    show.add_argument("log_dir")
+    show.add_argument("experiment")
+    show.set_defaults(func=_show)
+
+    recover = sub.add_parser("recover", help="seal the unsealed segments of crashed writers")
+    recover.add_argument("folder", help="a stream folder, e.g. LOGS/<experiment>/exposures")
+    recover.add_argument("--force", action="store_true", help="also segments of live processes")
+    recover.set_defaults(func=_recover)
+
+    prune = sub.add_parser("prune", help="delete log files older than a retention period (audited)")
+    prune.add_argument("log_dir")
+    prune.add_argument("--older-than", required=True, help="e.g. 30d, 12h, 90m")
+    prune.add_argument("--dry-run", action="store_true", help="list, delete nothing, audit nothing")
+    prune.set_defaults(func=_prune)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from tritonab.monitoring.segments import ReadReport, dropped_total, iter_records
+
+    folder = Path(args.log_dir) / args.experiment
+    for stream in ("exposures", "payloads"):
+        report = ReadReport()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in iter_records(folder / stream, report=report):
+                pass
+        print(f"{stream}: {len(report.sealed)} sealed + {len(report.unsealed)} unsealed segment(s), "
+              f"{report.records} record(s), {len(report.torn)} torn tail(s)")
+        for w in caught:
+            print(f"  warning: {w.message}")
+    print(f"dropped (queue full): {dropped_total(folder)}")
+    return 0
+
+
+def _recover(args: argparse.Namespace) -> int:
+    from tritonab.monitoring.segments import recover
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sealed = recover(args.folder, force=args.force)
+    for w in caught:
+        print(f"warning: {w.message}")
+    for path in sealed:
+        print(f"sealed {path}")
+    print(f"{len(sealed)} segment(s) recovered")
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from tritonab.monitoring.retention import parse_duration, prune
+
+    result = prune(args.log_dir, parse_duration(args.older_than), dry_run=args.dry_run)
+    verb = "would remove" if result.dry_run else "removed"
+    for path in result.removed:
+        print(f"{verb} {path}")
+    print(f"{verb} {len(result.removed)} file(s), {result.bytes} bytes"
+          + ("" if result.dry_run else "; recorded in the audit log"))
+    return 0

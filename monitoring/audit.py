@@ -1,0 +1,133 @@
+"""The audit log: append-only JSON Lines, hash-chained so tampering is detectable.
+
+Each record carries `prev`, the SHA-256 (hex) of the previous line's bytes (without its
+newline); the first record's `prev` is 64 zeros. Editing, deleting, inserting or
+reordering any line breaks the chain at the line after it, which `verify` reports.
+Appends from several processes are serialised with an exclusive `flock` and fsynced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tritonab.errors import MonitoringError
+
+GENESIS = "0" * 64
+AUDIT_FILE = "audit.jsonl"
+
+
+def audit_path(log_dir: str | os.PathLike[str]) -> Path:
+    """The audit log of a log folder."""
+    return Path(log_dir) / AUDIT_FILE
+
+
+def _digest(line: bytes) -> str:
+    return hashlib.sha256(line).hexdigest()
+
+
+def _last_line(handle) -> bytes | None:
+    """The last complete line of an open binary file (None when empty)."""
+    handle.seek(0, os.SEEK_END)
+    size = handle.tell()
+    if size == 0:
+        return None
+    block = min(size, 65536)
+    while True:
+        handle.seek(size - block)
+        data = handle.read(block).rstrip(b"\n")
+        cut = data.rfind(b"\n")
+        if cut >= 0 or block == size:
+            return data[cut + 1:]
+        block = min(size, block * 4)
+
+
+def append(path: str | os.PathLike[str], event: str, **fields: Any) -> dict[str, Any]:
+    """Append one event to the audit log at `path` (created when missing).
+
+    Args:
+        path: the audit file (see `audit_path`).
+        event: what happened, e.g. `logs.prune` or `sink.rejected`.
+        fields: JSON-serialisable details.
+
+    Returns:
+        The record written (with `time`, `event`, `prev`).
+
+    Raises:
+        MonitoringError: the file cannot be written.
+    """
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                last = _last_line(handle)
+                record = {"time": time.time(), "event": event, **fields,
+                          "prev": GENESIS if last is None else _digest(last)}
+                line = json.dumps(record, sort_keys=True, default=str).encode("utf-8")
+                handle.seek(0, os.SEEK_END)
+                handle.write(line + b"\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    except OSError as exc:
+        raise MonitoringError(f"audit log `{target}` cannot be written: {exc.strerror}") from None
+    return record
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """Result of `verify`: `ok` when every line chains to the one before it.
+
+    Attributes:
+        records: lines read.
+        broken_at: 1-based line numbers whose `prev` does not match, or that are not JSON.
+    """
+
+    records: int
+    broken_at: tuple[int, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.broken_at
+
+
+def verify(path: str | os.PathLike[str]) -> AuditReport:
+    """Check the hash chain of an audit log.
+
+    Raises:
+        MonitoringError: the file cannot be read.
+    """
+    try:
+        lines = Path(path).read_bytes().split(b"\n")
+    except OSError as exc:
+        raise MonitoringError(f"audit log `{path}` cannot be read: {exc.strerror}") from None
+    if lines and lines[-1] == b"":
+        lines.pop()
+    expected = GENESIS
+    broken = []
+    for number, line in enumerate(lines, start=1):
+        prev = None
+        with contextlib.suppress(ValueError, AttributeError):
+            prev = json.loads(line).get("prev")
+        if prev != expected:
+            broken.append(number)
+        expected = _digest(line)
+    return AuditReport(len(lines), tuple(broken))
+
+
+def read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every record of an audit log (an empty list when it does not exist)."""
+    target = Path(path)
+    if not target.exists():
+        return []
+    return [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines() if line]

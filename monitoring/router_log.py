@@ -1,0 +1,192 @@
+"""The router's exposure and payload logs: what the request path hands over, and the records.
+
+The request path only packs references (`record`: a tuple per batch, no per-row work);
+the writer threads expand them into records, redact and hash payloads, and write.
+
+Layout of a log folder (`tritonab serve --log-dir DIR`, or the spec's `logging.sink.path`):
+
+    DIR/audit.jsonl                          hash-chained audit log (monitoring.audit)
+    DIR/outcomes/*.jsonl                     outcomes (tritonab outcomes add, report_outcome)
+    DIR/<experiment>/spec.json               the spec the router served
+    DIR/<experiment>/exposures/*.jsonl       one record per routed row
+    DIR/<experiment>/payloads/*.jsonl        sampled requests' inputs and outputs
+    DIR/<experiment>/_drops/*.jsonl          running totals of records dropped (queue full)
+
+Exposure record: time, experiment, variant, unit_id, request_id, row, model, version,
+latency_us, ok, region. Payload record: time, experiment, request_id, unit_id, variants,
+inputs, outputs, region.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tritonab._io import atomic_write_text
+from tritonab.monitoring import audit
+from tritonab.monitoring.redact import Redactor
+from tritonab.monitoring.segments import SegmentWriter
+from tritonab.splitter.spec import Experiment
+
+LOG_DIR_ENV = "TRITONAB_LOG_DIR"
+EXPOSURES = "exposures"
+PAYLOADS = "payloads"
+
+
+def resolve_log_dir(spec: Experiment, environ: dict[str, str] | None = None) -> Path | None:
+    """The folder the router logs to: the spec's sink path, else `$TRITONAB_LOG_DIR`, else None."""
+    env = os.environ if environ is None else environ
+    if not spec.logging.enabled:
+        return None
+    raw = spec.logging.sink.path or env.get(LOG_DIR_ENV)
+    return Path(raw) if raw else None
+
+
+def audit_rejection(log_dir: str | os.PathLike[str], source: str, message: str) -> None:
+    """Record a sink rejected for residency in the folder's audit log."""
+    audit.append(audit.audit_path(log_dir), "sink.rejected", source=source, reason=message)
+
+
+class RouterLog:
+    """Exposure and payload writers of one router instance.
+
+    Args:
+        spec: the experiment (its `logging` section configures everything).
+        log_dir: the log folder.
+        instance: the router's instance name (part of every segment name).
+        names: variant names in routing order (index -> name).
+    """
+
+    def __init__(self, spec: Experiment, log_dir: str | os.PathLike[str], instance: str,
+                 names: Sequence[str]) -> None:
+        self.spec = spec
+        cfg = spec.logging
+        self.region = cfg.sink.region
+        self.folder = Path(log_dir) / spec.name
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.folder / "spec.json", spec.to_json())
+        self.names = list(names)
+        self.models = [(v.model, v.version) for v in (spec.variant(n) for n in self.names)]
+        self.sample_rate = cfg.sample_rate
+        self.redactor = Redactor(cfg.redact, cfg.hash, cfg.hash_salt)
+        common = {"instance": instance, "queue_size": cfg.queue_size,
+                  "max_records": cfg.rotate_records, "max_bytes": cfg.rotate_bytes,
+                  "max_age_s": cfg.rotate_seconds, "labels": {"experiment": spec.name}}
+        self.exposures = SegmentWriter(self.folder / EXPOSURES, EXPOSURES,
+                                       expand=self._exposure_records, **common)
+        self.payloads = (SegmentWriter(self.folder / PAYLOADS, PAYLOADS,
+                                       expand=self._payload_records, **common)
+                         if self.sample_rate > 0 else None)
+        self._reported = {EXPOSURES: (0, 0), PAYLOADS: (0, 0)}
+
+    @property
+    def writers(self) -> dict[str, SegmentWriter]:
+        return {w.stream: w for w in (self.exposures, self.payloads) if w is not None}
+
+    # -- request path: pack references only --------------------------------------------
+
+    def record(self, request_ids: Sequence[str], params: Sequence[dict], per_request: Sequence[dict],
+               plan: Any, results: Sequence[tuple[Any, float]], outcome: Sequence[Any],
+               unit_input: str | None = None) -> None:
+        """Hand one executed batch to the writers (never blocks, never raises: a failure
+        here counts the batch's rows as dropped rather than failing the requests)."""
+        try:
+            self._record(request_ids, params, per_request, plan, results, outcome, unit_input)
+        except Exception:
+            rows = sum(n for n, e in zip(plan.rows, plan.errors) if e is None)
+            self.exposures.count_dropped(rows)
+
+    def _record(self, request_ids, params, per_request, plan, results, outcome, unit_input) -> None:
+        now = time.time()
+        units = [_units_of(p, inputs, unit_input) for p, inputs in zip(params, per_request)]
+        calls = [(c.variant, c.parts, micros, not isinstance(r, dict))
+                 for c, (r, micros) in zip(plan.calls, results)]
+        rows = sum(n for n, e in zip(plan.rows, plan.errors) if e is None)
+        if rows:
+            self.exposures.submit((now, request_ids, units, plan.variant_of_row, plan.rows,
+                                   plan.errors, calls), count=rows)
+        if self.payloads is None:
+            return
+        for r, result in enumerate(outcome):
+            if isinstance(result, dict) and random.random() < self.sample_rate:
+                # Copies: Triton may reuse the request's and responses' shared memory
+                # once `execute` returns.
+                self.payloads.submit((now, request_ids[r], units[r], _copy(per_request[r]),
+                                      _copy(result)))
+
+    def take_counts(self) -> dict[str, tuple[int, int]]:
+        """(records accepted, records dropped) per stream since the last call."""
+        out = {}
+        for stream, writer in self.writers.items():
+            now = (writer.submitted, writer.dropped)
+            before = self._reported[stream]
+            out[stream] = (now[0] - before[0], now[1] - before[1])
+            self._reported[stream] = now
+        return out
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
+
+    # -- writer threads: expand ----------------------------------------------------------
+
+    def _exposure_records(self, item: tuple) -> Iterator[dict[str, Any]]:
+        now, request_ids, units, variant_of_row, rows, errors, calls = item
+        latency: dict[int, np.ndarray] = {}
+        failed: dict[int, np.ndarray] = {}
+        for _variant, parts, micros, bad in calls:
+            for r, positions, _part in parts:
+                lat = latency.setdefault(r, np.zeros(rows[r]))
+                fail = failed.setdefault(r, np.zeros(rows[r], dtype=bool))
+                index = slice(None) if positions is None else positions
+                lat[index] = micros
+                fail[index] = bad
+        for r, assigned in enumerate(variant_of_row):
+            if errors[r] is not None or assigned is None:
+                continue
+            variants = np.broadcast_to(np.asarray(assigned), (rows[r],)).tolist()
+            unit = units[r]
+            for row in range(rows[r]):
+                v = variants[row]
+                model, version = self.models[v]
+                yield {"time": now, "experiment": self.spec.name, "variant": self.names[v],
+                       "unit_id": _text(unit[row]) if isinstance(unit, np.ndarray) else unit,
+                       "request_id": request_ids[r] or None, "row": row, "model": model,
+                       "version": version, "latency_us": round(float(latency[r][row]), 1),
+                       "ok": not bool(failed[r][row]), "region": self.region}
+
+    def _payload_records(self, item: tuple) -> Iterator[dict[str, Any]]:
+        now, request_id, unit, inputs, outputs = item
+        if isinstance(unit, np.ndarray):
+            unit = [_text(u) for u in unit.tolist()]
+        outputs = dict(outputs)
+        labels = outputs.pop("AB_VARIANT", None)
+        variants = [] if labels is None else [_text(v) for v in np.asarray(labels).reshape(-1)]
+        record = {"time": now, "experiment": self.spec.name, "request_id": request_id or None,
+                  "unit_id": unit, "variants": variants, "inputs": dict(inputs),
+                  "outputs": outputs, "region": self.region}
+        yield self.redactor.apply(record)
+
+
+def _units_of(params: dict, inputs: dict, unit_input: str | None) -> str | np.ndarray | None:
+    """The request's unit id (parameter), or its per-row unit column, or None."""
+    unit = params.get("unit_id")
+    if unit is not None and str(unit) != "":
+        return str(unit)
+    if unit_input and unit_input in inputs:
+        return np.asarray(inputs[unit_input]).reshape(-1)  # converted in the writer thread
+    return None
+
+
+def _copy(tensors: dict) -> dict:
+    return {n: np.array(v, copy=True) for n, v in tensors.items()}
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)

@@ -1,0 +1,362 @@
+"""Segmented JSON Lines logs written off the request path, and their reader.
+
+A `SegmentWriter` owns a bounded queue and one background thread. `submit` never
+blocks: when the queue is full the item is dropped and counted, and the writer appends
+the running drop total to a sidecar (`_drops/<stream>-<instance>-<pid>.jsonl`) so an
+analysis can flag the loss. The thread turns each item into records (`expand`),
+writes them to the open segment `.<name>.tmp` and flushes to the OS after every drain
+(a killed process loses only what was still queued). On rotation (record count, size
+or age) and on `close` the segment is fsynced and renamed to `<name>` (`*.jsonl`):
+a sealed segment is always whole. Names carry the stream, instance, pid and start time,
+so two writers never share a file.
+
+Readers take sealed segments and leftover `.tmp` ones (from a crash or a live writer);
+a torn last record (no trailing newline) is skipped with a warning and counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DROPS_DIR = "_drops"
+SEGMENT_SUFFIX = ".jsonl"
+_STOP = object()
+_NAME = re.compile(r"^(?P<stream>[a-z]+)-(?P<instance>.+)-(?P<pid>\d+)-(?P<start>\d+)-(?P<seq>\d+)\.jsonl$")
+
+
+class TornRecordWarning(UserWarning):
+    """A segment ends with an incomplete record (the writer died mid-write)."""
+
+
+def _default(value: Any) -> Any:
+    """JSON for numpy values and bytes."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(record: dict[str, Any]) -> str:
+    """One compact JSON line (numpy arrays and bytes converted)."""
+    return json.dumps(record, separators=(",", ":"), default=_default)
+
+
+class SegmentWriter:
+    """A bounded queue and a background thread writing rotating JSON Lines segments.
+
+    Args:
+        directory: folder of this stream's segments (created).
+        stream: `exposures`, `payloads`, ...: the first part of every segment name.
+        instance: the writer's owner (e.g. Triton's model instance name).
+        queue_size: items (batches) that may wait; more are dropped and counted.
+        max_records, max_bytes, max_age_s: rotate the segment past any of these.
+        expand: turns one submitted item into records (default: the item is a list of dicts).
+        labels: added to every drop marker (e.g. the experiment).
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        stream: str,
+        *,
+        instance: str = "main",
+        queue_size: int = 10_000,
+        max_records: int = 100_000,
+        max_bytes: int = 64 << 20,
+        max_age_s: float = 300.0,
+        expand: Callable[[Any], Iterable[dict[str, Any]]] | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.stream = stream
+        self.instance = re.sub(r"[^A-Za-z0-9_.]", "_", instance)
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+        self._expand = expand or (lambda item: item)
+        self._labels = dict(labels or {})
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._lock = threading.Lock()
+        self.submitted = 0
+        self.dropped = 0
+        self.written = 0
+        self.segments: list[Path] = []
+        self._marked = 0
+        self._seq = 0
+        self._start = f"{time.time_ns() // 1_000_000}"
+        self._handle = None
+        self._open_path: Path | None = None
+        self._records = 0
+        self._bytes = 0
+        self._opened_at = 0.0
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._run, name=f"tritonab-log-{stream}", daemon=True)
+        self._thread.start()
+
+    def submit(self, item: Any, count: int = 1) -> bool:
+        """Queue `item` (worth `count` records) without blocking; False when dropped."""
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            with self._lock:
+                self.dropped += count
+            return False
+        with self._lock:
+            self.submitted += count
+        return True
+
+    def count_dropped(self, count: int) -> None:
+        """Count records lost before they could be submitted (recorded like queue drops)."""
+        with self._lock:
+            self.dropped += count
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write everything queued, seal the open segment and stop the thread."""
+        if not self._thread.is_alive():
+            return
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until everything submitted so far is written (for tests and shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._queue.unfinished_tasks == 0:
+                return
+            time.sleep(0.01)
+
+    # -- background thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=min(1.0, self.max_age_s))
+            except queue.Empty:
+                self._maybe_rotate()
+                self._mark_drops()
+                continue
+            items = [item]
+            while len(items) < 1024:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(i is _STOP for i in items)
+            try:
+                self._write([i for i in items if i is not _STOP])
+            except Exception as exc:  # a logging failure must never kill the router
+                warnings.warn(f"log writer `{self.stream}`: {exc}", RuntimeWarning, stacklevel=1)
+            finally:
+                for _ in items:
+                    self._queue.task_done()
+            self._mark_drops()
+            if stop:
+                self._seal()
+                return
+            self._maybe_rotate()
+
+    def _write(self, items: list[Any]) -> None:
+        lines = []
+        for item in items:
+            lines.extend(dumps(r) for r in self._expand(item))
+        while lines:
+            handle = self._current()
+            room = max(1, self.max_records - self._records)
+            chunk, lines = lines[:room], lines[room:]
+            data = ("\n".join(chunk) + "\n").encode("utf-8")
+            handle.write(data)
+            handle.flush()
+            self._records += len(chunk)
+            self._bytes += len(data)
+            self.written += len(chunk)
+            if lines:
+                self._seal()
+
+    def _current(self):
+        if self._handle is None:
+            self._seq += 1
+            name = f"{self.stream}-{self.instance}-{os.getpid()}-{self._start}-{self._seq:06d}"
+            self._open_path = self.directory / f".{name}{SEGMENT_SUFFIX}.tmp"
+            self._handle = open(self._open_path, "wb")  # noqa: SIM115 - lives across calls
+            self._records = self._bytes = 0
+            self._opened_at = time.monotonic()
+        return self._handle
+
+    def _maybe_rotate(self) -> None:
+        if self._handle is None:
+            return
+        if (self._records >= self.max_records or self._bytes >= self.max_bytes
+                or time.monotonic() - self._opened_at >= self.max_age_s):
+            self._seal()
+
+    def _seal(self) -> None:
+        """fsync the open segment and rename it to its final name."""
+        handle, path = self._handle, self._open_path
+        if handle is None or path is None:
+            return
+        self._handle = self._open_path = None
+        handle.flush()
+        os.fsync(handle.fileno())
+        handle.close()
+        final = path.with_name(path.name[1:].removesuffix(".tmp"))
+        os.replace(path, final)
+        with contextlib.suppress(OSError):  # make the rename durable too
+            fd = os.open(self.directory, os.O_RDONLY)
+            os.fsync(fd)
+            os.close(fd)
+        self.segments.append(final)
+
+    def _mark_drops(self) -> None:
+        with self._lock:
+            dropped = self.dropped
+        if dropped == self._marked:
+            return
+        self._marked = dropped
+        sidecar = self.directory.parent / DROPS_DIR / f"{self.stream}-{self.instance}-{os.getpid()}.jsonl"
+        sidecar.parent.mkdir(parents=True, exist_ok=True)
+        with open(sidecar, "a", encoding="utf-8") as handle:
+            handle.write(dumps({"time": time.time(), "stream": self.stream, "instance": self.instance,
+                                "pid": os.getpid(), "dropped_total": dropped, **self._labels}) + "\n")
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+@dataclass
+class ReadReport:
+    """What a read found: segments, records, torn tails and unsealed segments."""
+
+    sealed: list[Path] = field(default_factory=list)
+    unsealed: list[Path] = field(default_factory=list)
+    torn: list[Path] = field(default_factory=list)
+    records: int = 0
+
+    @property
+    def files(self) -> list[Path]:
+        return [*self.sealed, *self.unsealed]
+
+
+def segment_files(directory: str | os.PathLike[str], *, include_unsealed: bool = True) -> ReadReport:
+    """Sealed (and optionally unsealed `.tmp`) segments of a stream folder; torn tails noted.
+
+    Warns (`TornRecordWarning`) once per segment whose last record is incomplete.
+    """
+    folder = Path(directory)
+    report = ReadReport()
+    if not folder.is_dir():
+        return report
+    report.sealed = sorted(folder.glob(f"*{SEGMENT_SUFFIX}"))
+    if include_unsealed:
+        report.unsealed = sorted(folder.glob(f".*{SEGMENT_SUFFIX}.tmp"))
+    for path in report.files:
+        if is_torn(path):
+            report.torn.append(path)
+            warnings.warn(f"segment `{path}` ends with an incomplete record: skipped",
+                          TornRecordWarning, stacklevel=2)
+    return report
+
+
+def is_torn(path: Path) -> bool:
+    """True when a non-empty file does not end with a newline."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() == 0:
+                return False
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) != b"\n"
+    except OSError:
+        return False
+
+
+def iter_records(directory: str | os.PathLike[str], *, include_unsealed: bool = True,
+                 report: ReadReport | None = None) -> Iterator[dict[str, Any]]:
+    """Every whole record of a stream folder, segment by segment (torn tails skipped)."""
+    found = segment_files(directory, include_unsealed=include_unsealed)
+    if report is not None:
+        report.sealed, report.unsealed, report.torn = found.sealed, found.unsealed, found.torn
+    for path in found.files:
+        with open(path, "rb") as handle:
+            lines = handle.read().split(b"\n")
+        for line in lines[:-1]:  # the last piece is "" or the torn record
+            if line:
+                if report is not None:
+                    report.records += 1
+                yield json.loads(line)
+
+
+def read_records(directory: str | os.PathLike[str], **kwargs: Any) -> tuple[list[dict[str, Any]], ReadReport]:
+    """All whole records of a stream folder and what the read found."""
+    report = ReadReport()
+    records = list(iter_records(directory, report=report, **kwargs))
+    return records, report
+
+
+def dropped_total(experiment_dir: str | os.PathLike[str], stream: str | None = None) -> int:
+    """Records dropped by all writers of an experiment folder (from the `_drops` sidecars)."""
+    folder = Path(experiment_dir) / DROPS_DIR
+    total = 0
+    for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+        last = None
+        for line in path.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError):
+                last = json.loads(line)
+        if last is not None and (stream is None or last.get("stream") == stream):
+            total += int(last.get("dropped_total", 0))
+    return total
+
+
+def _pid_alive(pid: int) -> bool:
+    """True while process `pid` runs (a zombie, killed but not reaped, counts as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    return True
+
+
+def recover(directory: str | os.PathLike[str], *, force: bool = False) -> list[Path]:
+    """Seal the unsealed segments left by dead writers: cut a torn tail, fsync, rename.
+
+    A segment whose writer process is still alive is left alone unless `force`.
+    Returns the segments sealed.
+    """
+    sealed = []
+    for path in sorted(Path(directory).glob(f".*{SEGMENT_SUFFIX}.tmp")):
+        final = path.with_name(path.name[1:].removesuffix(".tmp"))
+        match = _NAME.match(final.name)
+        if match and not force and _pid_alive(int(match["pid"])):
+            continue
+        data = path.read_bytes()
+        cut = data.rfind(b"\n") + 1
+        if cut < len(data):
+            warnings.warn(f"segment `{path}`: cut an incomplete last record ({len(data) - cut} bytes)",
+                          TornRecordWarning, stacklevel=2)
+        with open(path, "r+b") as handle:
+            handle.truncate(cut)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(path, final)
+        sealed.append(final)
+    return sealed
