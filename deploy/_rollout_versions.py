@@ -1,0 +1,137 @@
+"""Version-level helpers for blue-green switches: version policies, the router's pinned
+version, single inferences on a version, and the smoke set run on two versions."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from tritonab.errors import RolloutError, TritonABError
+from tritonab.splitter.spec import load_spec_dict
+
+Inputs = Mapping[str, np.ndarray]
+Infer = Callable[[str, int, Inputs], None]
+"""`(model, version, inputs)`: one inference; raises on failure."""
+
+
+class SmokeSpec(BaseModel):
+    """The smoke set run on both versions before the switch."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests: int = Field(default=20, ge=1, description="inferences per version")
+    input_data: str = Field(default="random", description="`random`, `zero` or an `.npz` file")
+    max_error_rate: float = Field(default=0.0, ge=0, le=1)
+    max_latency_ratio: float | None = Field(default=2.0, gt=0, description="new/old median latency")
+
+
+def set_versions(control: Any, model: str, versions: Sequence[int]) -> None:
+    """Reload `model` serving exactly `versions` (`version_policy { specific {...} }`)."""
+    config = control.config(model)
+    del config.version_policy.specific.versions[:]
+    config.version_policy.specific.versions.extend(sorted(versions))
+    control.load(model, config)
+
+
+def pin_version(control: Any, experiment: str, variant: str, version: int) -> None:
+    """Reload the router with `variant` pinned to `version` (one config override)."""
+    from tritonab.ensembles.config import set_parameter
+    from tritonab.ensembles.repository import ROUTER_PARAMETER
+
+    spec, config = control.experiment(experiment)
+    data = spec.model_dump()
+    for v in data["variants"]:
+        if v["name"] == variant:
+            v["version"] = version
+    updated = load_spec_dict(data, source=f"experiment `{experiment}`")
+    set_parameter(config, ROUTER_PARAMETER, updated.to_json())
+    control.load(experiment, config)
+
+
+def grpc_infer(url: str) -> Infer:
+    """An `Infer` over tritonclient gRPC (errors raise `RolloutError`)."""
+    import tritonclient.grpc as grpc
+    from tritonclient.utils import np_to_triton_dtype
+
+    client = grpc.InferenceServerClient(url)
+
+    def infer(model: str, version: int, inputs: Inputs) -> None:
+        tensors = []
+        for name, array in inputs.items():
+            tensor = grpc.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
+            tensor.set_data_from_numpy(array)
+            tensors.append(tensor)
+        try:
+            client.infer(model, tensors, model_version=str(version), client_timeout=30)
+        except Exception as exc:  # tritonclient's InferenceServerException and transport errors
+            raise RolloutError(f"`{model}` version {version}: {exc}") from None
+
+    return infer
+
+
+def smoke_inputs(config: Any, input_data: str, count: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """`count` single-sample requests for a model config: random, zero, or from an `.npz`
+    file (one array per input, samples on the first axis)."""
+    from tritonab.ensembles.config import to_numpy_dtype
+
+    if input_data not in ("random", "zero"):
+        try:
+            with np.load(Path(input_data)) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError) as exc:
+            raise RolloutError(f"smoke input data `{input_data}`: cannot read: {exc}") from None
+        n = min(len(a) for a in arrays.values())
+        return [{k: a[i % n][None, ...] for k, a in arrays.items()} for i in range(count)]
+    rng = np.random.default_rng(seed)
+    batched = config.max_batch_size > 0
+    samples = []
+    for _ in range(count):
+        sample = {}
+        for tensor in config.input:
+            dims = [max(int(d), 1) for d in tensor.dims]
+            shape = [1, *dims] if batched else dims
+            dtype = to_numpy_dtype(tensor.data_type)
+            if dtype == np.object_:
+                sample[tensor.name] = np.full(shape, b"smoke", dtype=object)
+            elif input_data == "zero":
+                sample[tensor.name] = np.zeros(shape, dtype=dtype)
+            else:
+                sample[tensor.name] = rng.standard_normal(shape).astype(dtype)
+        samples.append(sample)
+    return samples
+
+
+def timed_infer(infer: Infer, model: str, version: int, inputs: Inputs) -> float | None:
+    """Seconds one inference took, None when it failed."""
+    started = time.perf_counter()
+    try:
+        infer(model, version, inputs)
+    except TritonABError:
+        return None
+    return time.perf_counter() - started
+
+
+def run_smoke(infer: Infer, model: str, old: int, new: int, samples: Sequence[Inputs],
+              spec: SmokeSpec) -> tuple[bool, dict[str, Any]]:
+    """The smoke set on both versions, interleaved: passed, and the figures it rests on."""
+    times: dict[str, list[float | None]] = {"old": [], "new": []}
+    for sample in samples:
+        times["old"].append(timed_infer(infer, model, old, sample))
+        times["new"].append(timed_infer(infer, model, new, sample))
+    figures: dict[str, Any] = {}
+    for side, values in times.items():
+        ok = [v for v in values if v is not None]
+        figures[f"{side}_error_rate"] = 1 - len(ok) / len(values)
+        figures[f"{side}_median_ms"] = statistics.median(ok) * 1e3 if ok else None
+    passed = figures["new_error_rate"] <= spec.max_error_rate
+    if spec.max_latency_ratio is not None and figures["old_median_ms"] and figures["new_median_ms"]:
+        figures["latency_ratio"] = figures["new_median_ms"] / figures["old_median_ms"]
+        passed = passed and figures["latency_ratio"] <= spec.max_latency_ratio
+    figures["thresholds"] = spec.model_dump()
+    return passed, figures
