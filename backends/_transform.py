@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tritonab.errors import SpecError
 
@@ -197,14 +197,11 @@ def load_transform(path: str | os.PathLike[str]) -> TransformSpec:
     Raises:
         SpecError: unreadable, not JSON, or invalid (with field paths).
     """
-    from tritonab.splitter.spec import format_validation_error
+    from tritonab.splitter.spec import validate_mapping
 
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise SpecError(f"`{path}`: cannot read a transform spec: {exc}") from None
-    try:
-        return TransformSpec.model_validate(data)
-    except ValidationError as exc:
-        raise SpecError(format_validation_error(exc, f"`{path}`")) from None
+    return validate_mapping(TransformSpec, data, source=f"`{path}`")

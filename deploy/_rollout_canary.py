@@ -34,7 +34,13 @@ from tritonab.deploy._rollout_checks import (
     evaluate_checks,
 )
 from tritonab.deploy._rollout_spec import RolloutSpec
-from tritonab.deploy._rollout_state import Exclusive, RolloutState, load_state, save_state
+from tritonab.deploy._rollout_state import (
+    Exclusive,
+    RolloutState,
+    load_state,
+    save_state,
+    tick_until_done,
+)
 from tritonab.errors import RolloutError, TritonABError
 from tritonab.monitoring import audit as audit_log
 from tritonab.splitter.spec import Experiment
@@ -332,15 +338,8 @@ class CanaryController(Exclusive):
     def _run(self, max_ticks: int | None, timeout_s: float | None) -> RolloutState:
         spec = self.spec
         bound = max_ticks or (len(spec.steps) + 1) * (spec.failed_checks + spec.progress_deadline) + 2
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        for i in range(bound):
-            started = time.monotonic()
-            event = self.tick()
-            if event.status != "progressing" or i == bound - 1:
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            self.sleep(max(0.0, spec.interval_s - (time.monotonic() - started)))
+        tick_until_done(self.tick, interval_s=spec.interval_s, bound=bound, sleep=self.sleep,
+                        timeout_s=timeout_s)
         state = self.state()
         assert state is not None
         return state

@@ -13,12 +13,11 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tritonab.errors import RolloutError
 from tritonab.perf import GateThresholds
-from tritonab.splitter.spec import format_validation_error
+from tritonab.splitter.spec import read_yaml, validate_mapping
 
 MetricName = Literal["error_rate", "latency", "request_rate", "rows"]
 _WINDOW = re.compile(r"^\d+(ms|s|m|h)$")
@@ -148,12 +147,7 @@ def load_rollout_dict(data: Any, *, source: str = "rollout spec") -> RolloutSpec
     Raises:
         RolloutError: every problem, each with its field path.
     """
-    if not isinstance(data, dict):
-        raise RolloutError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
-    try:
-        return RolloutSpec.model_validate(data)
-    except ValidationError as exc:
-        raise RolloutError(format_validation_error(exc, source)) from None
+    return validate_mapping(RolloutSpec, data, source=source, error=RolloutError)
 
 
 def load_rollout_spec(path: str | os.PathLike[str]) -> RolloutSpec:
@@ -162,11 +156,4 @@ def load_rollout_spec(path: str | os.PathLike[str]) -> RolloutSpec:
     Raises:
         RolloutError: unreadable file, bad YAML, or an invalid spec.
     """
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RolloutError(f"`{path}`: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise RolloutError(f"`{path}`: not valid YAML: {exc}") from None
-    return load_rollout_dict(data, source=f"`{path}`")
+    return load_rollout_dict(read_yaml(path, error=RolloutError), source=f"`{Path(path)}`")

@@ -11,7 +11,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -148,3 +148,18 @@ class Exclusive:
                 yield
             finally:
                 self._held = False
+
+
+def tick_until_done(tick: Callable[[], Any], *, interval_s: float, bound: int,
+                    sleep: Callable[[float], None], timeout_s: float | None = None) -> None:
+    """Call `tick()` every `interval_s` until its event is no longer `progressing`, or
+    `bound` ticks, or `timeout_s` seconds (the caller then reads the saved state)."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    for i in range(bound):
+        started = time.monotonic()
+        event = tick()
+        if event.status != "progressing" or i == bound - 1:
+            return
+        if deadline is not None and time.monotonic() >= deadline:
+            return
+        sleep(max(0.0, interval_s - (time.monotonic() - started)))

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tritonab.deploy._rollout_canary import Outcome
 from tritonab.deploy._rollout_checks import CheckResult, MetricSource, evaluate_checks
 from tritonab.deploy._rollout_spec import MetricCheck
-from tritonab.deploy._rollout_state import TERMINAL, Exclusive
+from tritonab.deploy._rollout_state import TERMINAL, Exclusive, tick_until_done
 from tritonab.deploy._rollout_versions import (
     Infer,
     SmokeSpec,
@@ -314,12 +314,7 @@ class BlueGreenController(Exclusive):
         spec = self.spec
         bound = max_ticks or (5 + spec.load_deadline + spec.failed_checks
                               + int(spec.bake_s / spec.interval_s) + 20)
-        for i in range(bound):
-            started = time.monotonic()
-            event = self.tick()
-            if event.status != "progressing" or i == bound - 1:
-                break
-            self.sleep(max(0.0, spec.interval_s - (time.monotonic() - started)))
+        tick_until_done(self.tick, interval_s=spec.interval_s, bound=bound, sleep=self.sleep)
         state = self.state()
         assert state is not None
         return state

@@ -11,14 +11,16 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tritonab.errors import SpecError
+from tritonab.errors import SpecError, TritonABError
 from tritonab.splitter.assign import Allocation
 from tritonab.splitter.stats.criteria import SuccessCriteria
+
+M = TypeVar("M", bound=BaseModel)
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _WEIGHT_TOLERANCE = 1e-6
@@ -208,18 +210,45 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def validate_mapping(model: type[M], data: Any, *, source: str,
+                     error: type[TritonABError] = SpecError) -> M:
+    """Validate parsed YAML/JSON `data` as the pydantic `model`.
+
+    Raises:
+        `error`: not a mapping, or every problem, each with its field path.
+    """
+    if not isinstance(data, dict):
+        raise error(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise error(format_validation_error(exc, source)) from None
+
+
+def read_yaml(path: str | os.PathLike[str], *, error: type[TritonABError] = SpecError) -> Any:
+    """Parse a YAML (or JSON) file.
+
+    Raises:
+        `error`: unreadable file or bad YAML, naming the file.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"`{path}`: cannot read: {exc.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise error(f"`{path}`: not valid YAML: {exc}") from None
+
+
 def load_spec_dict(data: Any, *, source: str = "experiment spec") -> Experiment:
     """Validate a parsed spec.
 
     Raises:
         SpecError: every problem, each with its field path.
     """
-    if not isinstance(data, dict):
-        raise SpecError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
-    try:
-        return Experiment.model_validate(data)
-    except ValidationError as exc:
-        raise SpecError(format_validation_error(exc, source)) from None
+    return validate_mapping(Experiment, data, source=source)
 
 
 def load_spec(path: str | os.PathLike[str]) -> Experiment:
@@ -228,16 +257,7 @@ def load_spec(path: str | os.PathLike[str]) -> Experiment:
     Raises:
         SpecError: unreadable file, bad YAML, or an invalid spec.
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"`{path}`: cannot read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError(f"`{path}`: not valid YAML: {exc}") from None
-    return load_spec_dict(data, source=f"`{path}`")
+    return load_spec_dict(read_yaml(path), source=f"`{Path(path)}`")
 
 
 def spec_from_json(text: str) -> Experiment:
