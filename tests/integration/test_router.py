@@ -189,3 +189,24 @@ def test_metrics_appear_per_variant(grpc, features, server):
     assert metrics[("ab_failing", "_invalid")].errors >= 2
     assert control.latency_count > 0
     assert 0 < control.latency_quantile(0.5) < control.latency_quantile(1.0) + 1
+
+
+def test_cli_infer_routes_like_the_client(server, features, capsys):
+    import json
+
+    from tritonab.cli import main
+
+    rows = json.dumps(features[:2].tolist())
+    assert main(["experiment", "infer", EXPERIMENT, "--url", server.urls.grpc, "--input",
+                 f"{INPUT}={rows}", "--unit-id", "cli-user"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    with ExperimentClient(server.urls.grpc) as client:
+        expected = client.infer(EXPERIMENT, {INPUT: features[:2]}, unit_id="cli-user")
+    assert printed["variants"] == expected.variants
+    assert printed["outputs"]["label"] == expected.outputs["label"].tolist()
+    assert main(["experiment", "infer", EXPERIMENT, "--url", server.urls.grpc, "--input",
+                 f"{INPUT}={rows}"]) == 1
+    assert "requires a unit id" in capsys.readouterr().err
+    assert main(["experiment", "infer", EXPERIMENT, "--url", server.urls.grpc, "--input",
+                 f"nope={rows}", "--unit-id", "u"]) == 1
+    assert "the experiment's inputs are ['input']" in capsys.readouterr().err

@@ -21,6 +21,18 @@ def register(subparsers) -> None:
     assign.add_argument("--json", action="store_true", help="print JSON lines")
     assign.set_defaults(func=_assign)
 
+    infer = sub.add_parser("infer", help="send one request through an experiment's router")
+    infer.add_argument("experiment", help="the router model's name")
+    infer.add_argument("--url", required=True, help="host:port of Triton's gRPC (or HTTP) endpoint")
+    infer.add_argument("--protocol", choices=["grpc", "http"], default="grpc")
+    infer.add_argument("--input", action="append", required=True, metavar="NAME=FILE|JSON",
+                       help="an input from a .npy file or a JSON list (rows first); repeatable")
+    infer.add_argument("--unit-id", help="the unit all rows belong to")
+    infer.add_argument("--variant", help="force a variant (the spec must allow_override)")
+    infer.add_argument("--fast-path", action="store_true",
+                       help="compute the assignment here and call the variant directly")
+    infer.set_defaults(func=_infer)
+
     weights = sub.add_parser(
         "set-weights", help="change a running router's weights live (model-control reload)",
         description="Reload the router with new weights through Triton's model-control API "
@@ -78,4 +90,39 @@ def _set_weights(args: argparse.Namespace) -> int:
     if args.repository:
         path = write_weights(args.repository, spec)
         print(f"persisted in {path}")
+    return 0
+
+
+def _parse_input(text: str, dtypes: dict):
+    import numpy as np
+
+    from tritonab.errors import ClientError
+
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise ClientError(f"--input `{text}`: expected NAME=FILE.npy or NAME=[[...], ...]")
+    if name not in dtypes:
+        raise ClientError(f"--input `{name}`: the experiment's inputs are {sorted(dtypes)}")
+    try:
+        array = np.load(value) if value.endswith(".npy") else np.asarray(json.loads(value))
+    except (OSError, ValueError) as exc:
+        raise ClientError(f"--input `{name}`: cannot read `{value}`: {exc}") from None
+    return name, array.astype(dtypes[name])
+
+
+def _infer(args: argparse.Namespace) -> int:
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    from tritonab.client import ExperimentClient
+    from tritonab.ensembles.config import to_numpy_dtype
+
+    with ExperimentClient(args.url, args.protocol) as client:
+        config = client.model_config(args.experiment)
+        dtypes = {i["name"]: to_numpy_dtype(mc.DataType.Value(i["data_type"]))
+                  for i in config.get("input", [])}
+        inputs = dict(_parse_input(text, dtypes) for text in args.input)
+        result = client.infer(args.experiment, inputs, unit_id=args.unit_id,
+                              variant=args.variant, fast_path=args.fast_path)
+    print(json.dumps({"variants": result.variants,
+                      "outputs": {k: v.tolist() for k, v in result.outputs.items()}}))
     return 0

@@ -104,3 +104,20 @@ def test_chain_feeds_outputs_to_inputs_by_position(models, repo):
     assert validate_repository(repo) == []
     with pytest.raises(SpecError, match=r"unknown models \['ghost'\]"):
         build_chain("bad", ["scaler", "ghost"], repo)
+
+
+def test_cli_transform_and_chain(models, repo, tmp_path, capsys):
+    from tritonab.cli import main
+
+    spec = tmp_path / "transform.json"
+    spec.write_text('{"input_width": 4, "steps": [{"op": "clip", "low": -3, "high": 3}]}')
+    assert main(["transform", "clip4", "--spec", str(spec), "--repository", str(repo),
+                 "--output-name", "input"]) == 0
+    assert "wrote transform `clip4` (4 -> 4 columns)" in capsys.readouterr().out
+    assert main(["chain", "clipped_m1", "clip4", "m1", "--repository", str(repo)]) == 0
+    assert "clip4 -> m1" in capsys.readouterr().out
+    assert validate_repository(repo) == []
+    spec.write_text('{"input_width": 0, "steps": []}')
+    assert main(["transform", "bad", "--spec", str(spec), "--repository", str(repo)]) == 1
+    assert "input_width: Input should be greater than or equal to 1" in capsys.readouterr().err
+    assert not (repo / "bad").exists()
