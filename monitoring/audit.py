@@ -3,6 +3,9 @@
 Each record carries `prev`, the SHA-256 (hex) of the previous line's bytes (without its
 newline); the first record's `prev` is 64 zeros. Editing, deleting, inserting or
 reordering any line breaks the chain at the line after it, which `verify` reports.
+The chain alone cannot see the last line edited or the tail cut off, so every append
+also rewrites a head anchor beside the log (`<log>.head`: the record count and the
+last line's hash, written atomically); `verify` checks the log against it.
 Appends from several processes are serialised with an exclusive `flock` and fsynced.
 """
 
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tritonab._io import atomic_write_text
 from tritonab.errors import MonitoringError
 
 GENESIS = "0" * 64
@@ -27,6 +31,25 @@ AUDIT_FILE = "audit.jsonl"
 def audit_path(log_dir: str | os.PathLike[str]) -> Path:
     """The audit log of a log folder."""
     return Path(log_dir) / AUDIT_FILE
+
+
+def head_path(path: str | os.PathLike[str]) -> Path:
+    """The head anchor of an audit log."""
+    target = Path(path)
+    return target.with_name(target.name + ".head")
+
+
+def _read_head(path: Path) -> dict[str, Any] | None:
+    try:
+        head = json.loads(head_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return head if isinstance(head, dict) else None
+
+
+def _count_lines(handle) -> int:
+    handle.seek(0)
+    return sum(1 for line in handle if line.strip())
 
 
 def _digest(line: bytes) -> str:
@@ -73,10 +96,14 @@ def append(path: str | os.PathLike[str], event: str, **fields: Any) -> dict[str,
                 record = {"time": time.time(), "event": event, **fields,
                           "prev": GENESIS if last is None else _digest(last)}
                 line = json.dumps(record, sort_keys=True, default=str).encode("utf-8")
+                head = _read_head(target)
+                count = head["records"] if head and last is not None else _count_lines(handle)
                 handle.seek(0, os.SEEK_END)
                 handle.write(line + b"\n")
                 handle.flush()
                 os.fsync(handle.fileno())
+                atomic_write_text(head_path(target), json.dumps(
+                    {"records": int(count) + 1, "last": _digest(line)}) + "\n")
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
     except OSError as exc:
@@ -95,10 +122,11 @@ class AuditReport:
 
     records: int
     broken_at: tuple[int, ...]
+    tail: str = ""
 
     @property
     def ok(self) -> bool:
-        return not self.broken_at
+        return not self.broken_at and not self.tail
 
 
 def verify(path: str | os.PathLike[str]) -> AuditReport:
@@ -122,7 +150,22 @@ def verify(path: str | os.PathLike[str]) -> AuditReport:
         if prev != expected:
             broken.append(number)
         expected = _digest(line)
-    return AuditReport(len(lines), tuple(broken))
+    return AuditReport(len(lines), tuple(broken), _check_head(Path(path), lines))
+
+
+def _check_head(path: Path, lines: list[bytes]) -> str:
+    """What the head anchor says is wrong with the end of the log ("" when nothing)."""
+    head = _read_head(path)
+    if head is None:
+        return "" if not head_path(path).exists() else f"head anchor `{head_path(path)}` is unreadable"
+    want, last = int(head.get("records", -1)), head.get("last")
+    if len(lines) < want:
+        return f"{want - len(lines)} record(s) missing at the end (the anchor counts {want})"
+    if len(lines) > want:
+        return f"{len(lines) - want} record(s) after the anchored end (the anchor counts {want})"
+    if lines and _digest(lines[-1]) != last:
+        return f"the last record (line {len(lines)}) differs from the anchored one"
+    return ""
 
 
 def read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -96,7 +96,7 @@ def test_every_request_is_one_exposure_and_one_payload_matching_the_metrics(serv
         state = (rows, counts.get("exposures"), counts.get("payloads"), len(exposures), len(payloads))
         return state if state == (N, N, N, N, N) else None
 
-    assert _wait(settled), "exposure/payload records never matched the router's metrics"
+    assert _wait(settled, 60), "exposure/payload records never matched the router's metrics"
     exposures, report = read_records(folder / "exposures")
     assert len(report.sealed) >= 2  # rotated every 25 records
     assert sorted(r["request_id"] for r in exposures) == sorted(f"req-{i}" for i in range(N))

@@ -27,9 +27,12 @@ def _verify(args: argparse.Namespace) -> int:
     if report.ok:
         print(f"audit log `{args.file}`: {report.records} records, chain intact")
         return 0
-    lines = ", ".join(str(n) for n in report.broken_at)
-    print(f"audit log `{args.file}`: chain broken at line {lines} "
-          f"(a record at or just before it was edited, deleted, inserted or reordered)")
+    if report.broken_at:
+        lines = ", ".join(str(n) for n in report.broken_at)
+        print(f"audit log `{args.file}`: chain broken at line {lines} "
+              f"(a record at or just before it was edited, deleted, inserted or reordered)")
+    if report.tail:
+        print(f"audit log `{args.file}`: {report.tail}")
     return 1
 
 
