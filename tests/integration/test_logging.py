@@ -85,6 +85,7 @@ def test_every_request_is_one_exposure_and_one_payload_matching_the_metrics(serv
     for i in range(N):
         _infer(client, i)
     folder = logs / "demo_ab"
+    seen = []
 
     def settled():
         rows = sum(m.rows for (_, v), m in router_metrics(server.urls.metrics, "demo_ab").items()
@@ -94,9 +95,12 @@ def test_every_request_is_one_exposure_and_one_payload_matching_the_metrics(serv
         exposures, _ = read_records(folder / "exposures")
         payloads, _ = read_records(folder / "payloads")
         state = (rows, counts.get("exposures"), counts.get("payloads"), len(exposures), len(payloads))
+        seen.append(state)
         return state if state == (N, N, N, N, N) else None
 
-    assert _wait(settled, 60), "exposure/payload records never matched the router's metrics"
+    assert _wait(settled, 60), (
+        f"(routed rows, exposure/payload records in the metrics, on disk) never all equalled "
+        f"{N}: last seen {seen[-1]}")
     exposures, report = read_records(folder / "exposures")
     assert len(report.sealed) >= 2  # rotated every 25 records
     assert sorted(r["request_id"] for r in exposures) == sorted(f"req-{i}" for i in range(N))
