@@ -8,6 +8,7 @@ metrics do not mix.
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -30,6 +31,8 @@ from tritonab.ensembles.config import write_config
 from tritonab.errors import ClientError
 from tritonab.monitoring import audit
 from tritonab.monitoring.prometheus import RouterQueries
+from tritonab.monitoring.router_log import LOG_DIR_ENV
+from tritonab.monitoring.segments import read_records
 from tritonab.splitter import load_spec_dict
 
 pytestmark = pytest.mark.integration
@@ -111,7 +114,15 @@ def server(tmp_path_factory):
     _router(repo, "ro_flaky", "flaky_model")
     _router(repo, "ro_slow", "slow_model")
     _router(repo, "ro_bg", None)
-    with TritonServer(repo, model_control_mode="explicit") as running:
+    build_router(load_spec_dict({
+        "name": "ro_kpi",
+        "variants": [{"name": "control", "model": "demo_gbt", "version": 1, "weight": 1.0},
+                     {"name": "treatment", "model": "healthy_model", "version": 1, "weight": 0.0}],
+        "success": {"primary": {"name": "converted.any", "direction": "increase"},
+                    "method": "fixed"}}), repo)
+    logs = repo.parent / "logs"  # the routers' exposure logs (`tritonab serve --log-dir`)
+    with TritonServer(repo, model_control_mode="explicit", env={LOG_DIR_ENV: str(logs)}) as running:
+        running.experiment_logs = logs
         yield running
 
 
@@ -280,3 +291,42 @@ def test_abort_sends_traffic_back(server, prometheus, tmp_path, capsys):
     assert load_state(tmp_path / "state.json").status == "aborted"
     with ModelControl(server.urls.grpc) as control:
         assert control.experiment("ro_healthy")[0].weights == {"control": 1.0, "treatment": 0.0}
+
+
+def _settled_exposures(folder: Path, timeout: float = 30.0) -> list[dict]:
+    """Exposure records once their count stops growing (the writers flush off-path)."""
+    deadline, last = time.monotonic() + timeout, -1
+    while True:
+        records, _ = read_records(folder)
+        if len(records) == last or time.monotonic() > deadline:
+            return records
+        last = len(records)
+        time.sleep(1.0)
+
+
+def test_a_significantly_worse_kpi_rolls_back_on_the_real_logs(server, prometheus, tmp_path):
+    logs = server.experiment_logs
+    spec = _spec(tmp_path, "ro_kpi", steps=[50, 100], checks=[], stats={"log_dir": str(logs)})
+    assert _run(spec, server, prometheus, tmp_path, "--max-ticks", "1") == 2  # now at 50%
+    with Load(server.urls.grpc, "ro_kpi", limit=3000):
+        time.sleep(4)
+    exposures = _settled_exposures(logs / "ro_kpi" / "exposures")
+    variant_of = {r["unit_id"]: r["variant"] for r in exposures}
+    assert set(variant_of.values()) == {"control", "treatment"}
+    # The candidate converts far less often: 20% of its users against 60%.
+    rng = np.random.default_rng(3)
+    rows = ["unit_id,metric,value,time"]
+    now = time.time() + 1
+    for unit, variant in sorted(variant_of.items()):
+        rate = 0.6 if variant == "control" else 0.2
+        rows.append(f"{unit},converted,{int(rng.random() < rate)},{now}")
+    (tmp_path / "outcomes.csv").write_text("\n".join(rows) + "\n")
+    assert main(["outcomes", "add", str(tmp_path / "outcomes.csv"), "--log-dir", str(logs)]) == 0
+    assert _run(spec, server, prometheus, tmp_path) == 1
+    state = load_state(tmp_path / "state.json")
+    assert state.status == "rolled_back"
+    rollback = [r for r in audit.read(tmp_path / "audit.jsonl") if r["event"] == "rollout.rollback"][0]
+    assert "significantly worse" in json.dumps(rollback)
+    with ModelControl(server.urls.grpc) as control:
+        assert control.experiment("ro_kpi")[0].weights == {"control": 1.0, "treatment": 0.0}
+    assert audit.verify(tmp_path / "audit.jsonl").ok
