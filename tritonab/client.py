@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from tritonab._triton_errors import error_text
 from tritonab.backends._routing import VARIANT_OUTPUT, RequestError, Router
 from tritonab.errors import ClientError
 from tritonab.splitter.spec import Experiment, spec_from_json
@@ -193,7 +194,7 @@ class ExperimentClient:
                 return self._client.get_model_config(model, as_json=True)["config"]
             return self._client.get_model_config(model)
         except Exception as exc:
-            raise ClientError(f"model `{model}`: {_message(exc)}") from None
+            raise ClientError(f"model `{model}`: {error_text(exc)}") from None
 
     def _infer_direct(self, experiment, inputs, params, outputs) -> InferResult:
         spec = self.spec(experiment)
@@ -233,7 +234,7 @@ class ExperimentClient:
                 model, triton_inputs, model_version="" if version == -1 else str(version),
                 outputs=requested, **kwargs)
         except Exception as exc:
-            raise ClientError(_message(exc)) from None
+            raise ClientError(error_text(exc)) from None
         names = outputs or [o["name"] for o in _response_outputs(response, self.protocol)]
         return {n: response.as_numpy(n) for n in names}
 
@@ -242,17 +243,6 @@ def _response_outputs(response, protocol: Protocol) -> list[dict]:
     if protocol == "grpc":
         return [{"name": o.name} for o in response.get_response().outputs]
     return response.get_response()["outputs"]
-
-
-def _message(exc: Exception) -> str:
-    """tritonclient's message with its status, e.g. `[StatusCode.INVALID_ARGUMENT] ...`."""
-    message = getattr(exc, "message", None)
-    text = message() if callable(message) else str(exc)
-    status = getattr(exc, "status", None)
-    code = status() if callable(status) else None
-    if code and str(code) not in text:
-        return f"[{code}] {text}"
-    return text
 
 
 def _text(value: Any) -> str:
