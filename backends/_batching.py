@@ -20,6 +20,6 @@ def concat_rows(per_request: Sequence[dict[str, np.ndarray]]) -> tuple[dict[str,
 def split_rows(outputs: dict[str, np.ndarray], offsets: Sequence[int]) -> list[dict[str, np.ndarray]]:
     """Cut batched outputs back into one dict per request, by the offsets of `concat_rows`."""
     return [
-        {name: value[offsets[i]:offsets[i + 1]] for name, value in outputs.items()}
+        {name: value[offsets[i] : offsets[i + 1]] for name, value in outputs.items()}
         for i in range(len(offsets) - 1)
     ]

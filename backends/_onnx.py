@@ -93,6 +93,4 @@ def _feed_map(config_inputs: list[str], graph_inputs: list[str], path) -> dict[s
         return {n: n for n in graph_inputs}
     if len(config_inputs) == len(graph_inputs):
         return dict(zip(config_inputs, graph_inputs))
-    raise TritonABError(
-        f"`{path}`: the config has inputs {config_inputs} but the graph takes {graph_inputs}"
-    )
+    raise TritonABError(f"`{path}`: the config has inputs {config_inputs} but the graph takes {graph_inputs}")

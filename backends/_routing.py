@@ -67,20 +67,24 @@ class Router:
         self._label_array = np.array(self.encoded_names, dtype=np.object_)
         self._by_bucket = self.allocation.index_of(np.arange(BUCKETS)).tolist()
 
-    def assign(self, inputs: dict[str, np.ndarray], params: dict, rows: int
-               ) -> int | np.ndarray | RequestError:
+    def assign(
+        self, inputs: dict[str, np.ndarray], params: dict, rows: int
+    ) -> int | np.ndarray | RequestError:
         """Variant index of one request (an int when every row shares it, else one per row),
         or the reason it is refused."""
         override = params.get("variant")
         if override is not None:
             if not self.spec.allow_override:
                 return RequestError(
-                    f"experiment `{self.spec.name}` does not allow the `variant` override", True)
+                    f"experiment `{self.spec.name}` does not allow the `variant` override", True
+                )
             index = self._index.get(str(override))
             if index is None:
                 return RequestError(
                     f"unknown variant `{override}` for experiment `{self.spec.name}`; "
-                    f"expected one of {list(self.names)}", True)
+                    f"expected one of {list(self.names)}",
+                    True,
+                )
             return index
         unit = params.get("unit_id")
         if unit is not None and str(unit) != "":
@@ -100,16 +104,15 @@ class Router:
             where += f" or the input `{self.spec.unit_input}` (one per row)"
         return f"experiment `{self.spec.name}` requires a unit id: set {where}"
 
-    def _unit_column(self, inputs: dict[str, np.ndarray], rows: int
-                     ) -> list[bytes] | RequestError | None:
+    def _unit_column(self, inputs: dict[str, np.ndarray], rows: int) -> list[bytes] | RequestError | None:
         name = self.spec.unit_input
         if not name or name not in inputs:
             return None
         column = np.asarray(inputs[name]).reshape(-1)
         if column.shape[0] != rows:
             return RequestError(
-                f"input `{name}` must hold one unit id per row: got {column.shape[0]} "
-                f"for {rows} rows", True)
+                f"input `{name}` must hold one unit id per row: got {column.shape[0]} for {rows} rows", True
+            )
         units = [u if isinstance(u, bytes) else str(u).encode() for u in column.tolist()]
         if any(len(u) == 0 for u in units):
             if self.spec.require_unit:
@@ -155,7 +158,7 @@ class Router:
         for r, positions, size in pieces:
             if size > self.max_rows:  # only possible with a spec max_batch_size below the variant's
                 positions = np.arange(rows[r]) if positions is None else positions
-                chunks = [(r, positions[s:s + self.max_rows]) for s in range(0, size, self.max_rows)]
+                chunks = [(r, positions[s : s + self.max_rows]) for s in range(0, size, self.max_rows)]
             else:
                 chunks = [(r, positions)]
             for r_, chunk in chunks:
@@ -180,8 +183,9 @@ class Router:
             call.inputs[name] = arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=0)
         return call
 
-    def scatter(self, plan: Plan, results: Sequence[dict[str, np.ndarray] | RequestError]
-                ) -> list[dict[str, np.ndarray] | RequestError]:
+    def scatter(
+        self, plan: Plan, results: Sequence[dict[str, np.ndarray] | RequestError]
+    ) -> list[dict[str, np.ndarray] | RequestError]:
         """Per-request outputs in row order (plus `AB_VARIANT`), or the request's error."""
         outcome: list[dict[str, np.ndarray] | RequestError] = [
             e if e is not None else {} for e in plan.errors
@@ -220,8 +224,13 @@ def _take(array: np.ndarray, positions: np.ndarray | None) -> np.ndarray:
     return array if positions is None else array[positions]
 
 
-def _place(target: dict[str, np.ndarray], result: dict[str, np.ndarray],
-           positions: np.ndarray | None, part: slice, rows: int) -> None:
+def _place(
+    target: dict[str, np.ndarray],
+    result: dict[str, np.ndarray],
+    positions: np.ndarray | None,
+    part: slice,
+    rows: int,
+) -> None:
     """Write a call's rows (`part`) into a request's outputs at `positions` (None: all)."""
     for name, value in result.items():
         piece = value[part]

@@ -104,7 +104,7 @@ class OneHot(_Step):
     categories: list[Number] = Field(min_length=1)
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        values = x[:, self.column:self.column + 1]
+        values = x[:, self.column : self.column + 1]
         indicators = (values == np.asarray(self.categories, dtype=x.dtype)).astype(x.dtype)
         kept = np.delete(x, self.column, axis=1)
         return np.concatenate([kept, indicators], axis=1)
@@ -136,8 +136,7 @@ def _check_columns(columns: list[int], width: int, where: str) -> None:
         raise ValueError(f"{where}: columns {bad} are outside 0..{width - 1}")
 
 
-Step = Annotated[Union[Impute, Clip, Standardize, MinMax, Log1p, OneHot, Select],
-                 Field(discriminator="op")]
+Step = Annotated[Union[Impute, Clip, Standardize, MinMax, Log1p, OneHot, Select], Field(discriminator="op")]
 
 
 class TransformSpec(BaseModel):

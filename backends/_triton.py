@@ -26,9 +26,7 @@ def version_dir(args: dict) -> Path:
 
 def output_dtypes(config: dict) -> dict[str, np.dtype]:
     """numpy dtype per output name, read once in `initialize`."""
-    return {
-        o["name"]: pb_utils.triton_string_to_numpy(o["data_type"]) for o in config.get("output", [])
-    }
+    return {o["name"]: pb_utils.triton_string_to_numpy(o["data_type"]) for o in config.get("output", [])}
 
 
 def output_dims(config: dict) -> dict[str, tuple[int, ...]]:

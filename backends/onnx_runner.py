@@ -37,7 +37,8 @@ class TritonPythonModel:
         inputs = [tb.request_inputs(r, self.input_names) for r in requests]
         results = self.model.run_requests(inputs)
         return [
-            tb.error_response(f"onnxruntime: {r}") if isinstance(r, Exception)
+            tb.error_response(f"onnxruntime: {r}")
+            if isinstance(r, Exception)
             else tb.ok_response(r, self.dtypes)
             for r in results
         ]

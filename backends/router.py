@@ -31,8 +31,7 @@ from tritonab.errors import SpecError
 from tritonab.monitoring.router_log import LOG_DIR_ENV, RouterLog, audit_rejection, resolve_log_dir
 from tritonab.splitter.spec import spec_from_json
 
-LATENCY_BUCKETS_US = [100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
-                      500000, 1000000]
+LATENCY_BUCKETS_US = [100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000]
 
 
 class _Metrics:
@@ -40,23 +39,31 @@ class _Metrics:
 
     def __init__(self, experiment: str, variants: list[str]) -> None:
         self.requests = pb_utils.MetricFamily(
-            "tritonab_requests_total", "Inference rows routed, per experiment and variant",
-            pb_utils.MetricFamily.COUNTER)
+            "tritonab_requests_total",
+            "Inference rows routed, per experiment and variant",
+            pb_utils.MetricFamily.COUNTER,
+        )
         self.errors = pb_utils.MetricFamily(
-            "tritonab_errors_total", "Inference rows that failed, per experiment and variant",
-            pb_utils.MetricFamily.COUNTER)
+            "tritonab_errors_total",
+            "Inference rows that failed, per experiment and variant",
+            pb_utils.MetricFamily.COUNTER,
+        )
         self.latency = pb_utils.MetricFamily(
             "tritonab_request_latency_us",
             "Latency of the variant call seen by the router, microseconds",
-            pb_utils.MetricFamily.HISTOGRAM)
+            pb_utils.MetricFamily.HISTOGRAM,
+        )
         labels = [*variants, "_invalid"]
-        self._requests = {v: self.requests.Metric(labels={"experiment": experiment, "variant": v})
-                          for v in labels}
-        self._errors = {v: self.errors.Metric(labels={"experiment": experiment, "variant": v})
-                        for v in labels}
+        self._requests = {
+            v: self.requests.Metric(labels={"experiment": experiment, "variant": v}) for v in labels
+        }
+        self._errors = {
+            v: self.errors.Metric(labels={"experiment": experiment, "variant": v}) for v in labels
+        }
         self._latency = {
-            v: self.latency.Metric(labels={"experiment": experiment, "variant": v},
-                                   buckets=LATENCY_BUCKETS_US)
+            v: self.latency.Metric(
+                labels={"experiment": experiment, "variant": v}, buckets=LATENCY_BUCKETS_US
+            )
             for v in variants
         }
 
@@ -82,11 +89,15 @@ class _LogMetrics:
 
     def __init__(self, experiment: str, streams: list[str]) -> None:
         self.records = pb_utils.MetricFamily(
-            "tritonab_log_records_total", "Log records accepted by the writer queue",
-            pb_utils.MetricFamily.COUNTER)
+            "tritonab_log_records_total",
+            "Log records accepted by the writer queue",
+            pb_utils.MetricFamily.COUNTER,
+        )
         self.dropped = pb_utils.MetricFamily(
-            "tritonab_log_dropped_total", "Log records dropped because the writer queue was full",
-            pb_utils.MetricFamily.COUNTER)
+            "tritonab_log_dropped_total",
+            "Log records dropped because the writer queue was full",
+            pb_utils.MetricFamily.COUNTER,
+        )
         ids = {s: {"experiment": experiment, "stream": s} for s in streams}
         self._records = {s: self.records.Metric(labels=ids[s]) for s in streams}
         self._dropped = {s: self.dropped.Metric(labels=ids[s]) for s in streams}
@@ -191,11 +202,19 @@ class TritonPythonModel:
         self._record(plan, results)
         self._mirror(plan, per_request)
         if self.log is not None:
-            self.log.record([r.request_id() for r in requests], params, per_request, plan, results,
-                            outcome, self.spec.unit_input)
+            self.log.record(
+                [r.request_id() for r in requests],
+                params,
+                per_request,
+                plan,
+                results,
+                outcome,
+                self.spec.unit_input,
+            )
         return [
             tb.error_response(r.message, invalid_argument=r.invalid_argument)
-            if isinstance(r, RequestError) else tb.ok_response(r, self.output_dtypes)
+            if isinstance(r, RequestError)
+            else tb.ok_response(r, self.output_dtypes)
             for r in outcome
         ]
 
@@ -212,10 +231,12 @@ class TritonPythonModel:
         response = request.exec()
         micros = (time.perf_counter() - t0) * 1e6
         if response.has_error():
-            return RequestError(f"variant `{variant.name}` (model `{variant.model}`): "
-                                f"{response.error().message()}"), micros
-        outputs = {n: pb_utils.get_output_tensor_by_name(response, n).as_numpy()
-                   for n in self.variant_outputs}
+            return RequestError(
+                f"variant `{variant.name}` (model `{variant.model}`): {response.error().message()}"
+            ), micros
+        outputs = {
+            n: pb_utils.get_output_tensor_by_name(response, n).as_numpy() for n in self.variant_outputs
+        }
         return outputs, micros
 
     def _record(self, plan, results) -> None:
@@ -258,8 +279,9 @@ class TritonPythonModel:
         if not valid:
             return
         for index in self.router.shadow_sample():
-            inputs = {n: np.concatenate([per_request[r][n] for r in valid], axis=0)
-                      for n in self.forward_inputs}
+            inputs = {
+                n: np.concatenate([per_request[r][n] for r in valid], axis=0) for n in self.forward_inputs
+            }
             self.pool.submit(self._shadow_call, index, inputs)
 
     def _shadow_call(self, index: int, inputs: dict[str, np.ndarray]) -> None:
@@ -269,7 +291,8 @@ class TritonPythonModel:
         try:
             self.metrics.ensure(self.spec.name, label)
             request = pb_utils.InferenceRequest(
-                model_name=shadow.model, model_version=shadow.version,
+                model_name=shadow.model,
+                model_version=shadow.version,
                 requested_output_names=self.variant_outputs,
                 inputs=[pb_utils.Tensor(n, v) for n, v in inputs.items()],
             )

@@ -16,8 +16,7 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         config = tb.model_config(args)
         params = tb.config_parameters(config)
-        self.spec = load_transform(tb.version_dir(args) / params.get("transform_file",
-                                                                     "transform.json"))
+        self.spec = load_transform(tb.version_dir(args) / params.get("transform_file", "transform.json"))
         self.input_name = config["input"][0]["name"]
         self.output_name = config["output"][0]["name"]
         self.dtypes = tb.output_dtypes(config)
@@ -26,12 +25,12 @@ class TritonPythonModel:
         inputs = [tb.request_inputs(r, [self.input_name]) for r in requests]
         try:
             batch, offsets = concat_rows(inputs)
-            outputs = split_rows({self.output_name: self.spec.apply(batch[self.input_name])},
-                                 offsets)
+            outputs = split_rows({self.output_name: self.spec.apply(batch[self.input_name])}, offsets)
         except Exception:  # one bad request must fail alone: redo them one by one
             outputs = [self._one(i) for i in inputs]
         return [
-            tb.error_response(str(o), invalid_argument=True) if isinstance(o, Exception)
+            tb.error_response(str(o), invalid_argument=True)
+            if isinstance(o, Exception)
             else tb.ok_response(o, self.dtypes)
             for o in outputs
         ]

@@ -107,10 +107,22 @@ def convert(
             or an existing version without `force`. Nothing is written then.
     """
     opts = ConvertOptions(
-        name=name, repository=Path(repository), version=version, to=to, runtime=runtime,
-        accelerator=accelerator, max_batch_size=max_batch_size, opset=opset,
-        precision=precision, atol=atol, rtol=rtol, max_label_mismatch=max_label_mismatch,
-        parity_rows=parity_rows, optimize=optimize, workspace_mb=workspace_mb,
-        timing_cache=Path(timing_cache) if timing_cache else None, force=force,
+        name=name,
+        repository=Path(repository),
+        version=version,
+        to=to,
+        runtime=runtime,
+        accelerator=accelerator,
+        max_batch_size=max_batch_size,
+        opset=opset,
+        precision=precision,
+        atol=atol,
+        rtol=rtol,
+        max_label_mismatch=max_label_mismatch,
+        parity_rows=parity_rows,
+        optimize=optimize,
+        workspace_mb=workspace_mb,
+        timing_cache=Path(timing_cache) if timing_cache else None,
+        force=force,
     )
     return run_conversion(source, sample_input, opts)

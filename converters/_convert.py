@@ -84,8 +84,11 @@ def _check_options(opts: ConvertOptions) -> None:
     """Reject inconsistent settings before any work is done."""
     if not _NAME.match(opts.name):
         raise ConversionError(f"model name `{opts.name}`: expected letters, digits, `_`, `.`, `-`")
-    choices = {"to": ("onnx", "tensorrt"), "runtime": ("python", "native"),
-               "precision": ("fp32", "fp16", "int8")}
+    choices = {
+        "to": ("onnx", "tensorrt"),
+        "runtime": ("python", "native"),
+        "precision": ("fp32", "fp16", "int8"),
+    }
     for key, allowed in choices.items():
         if getattr(opts, key) not in allowed:
             raise ConversionError(f"{key} `{getattr(opts, key)}`: expected one of {allowed}")
@@ -102,8 +105,9 @@ def _check_options(opts: ConvertOptions) -> None:
         require_tensorrt()
 
 
-def _sample_feeds(source: Source, model: onnx.ModelProto,
-                  sample: dict[str, np.ndarray] | None, opts: ConvertOptions):
+def _sample_feeds(
+    source: Source, model: onnx.ModelProto, sample: dict[str, np.ndarray] | None, opts: ConvertOptions
+):
     """Parity data bound to the graph inputs, and whether it is the user's or synthetic."""
     inputs = _graph.graph_inputs(model)
     batched = opts.max_batch_size > 0
@@ -115,8 +119,9 @@ def _sample_feeds(source: Source, model: onnx.ModelProto,
     return feeds, "sample"
 
 
-def _export_source(source: Source, sample: dict[str, np.ndarray] | None,
-                   opts: ConvertOptions) -> onnx.ModelProto:
+def _export_source(
+    source: Source, sample: dict[str, np.ndarray] | None, opts: ConvertOptions
+) -> onnx.ModelProto:
     """The source as a normalised ONNX graph."""
     dynamic = opts.max_batch_size > 0
     if source.kind == "sklearn":
@@ -125,7 +130,8 @@ def _export_source(source: Source, sample: dict[str, np.ndarray] | None,
     elif source.kind == "torch":
         if sample is None:
             raise ConversionError(
-                f"`{source.label}`: PyTorch sources need a sample input (--sample-input FILE.npz)")
+                f"`{source.label}`: PyTorch sources need a sample input (--sample-input FILE.npz)"
+            )
         names = _export.torch_names(len(sample), "input")
         keys = list(sample)
         if all(k.startswith("arr_") for k in keys):
@@ -133,12 +139,14 @@ def _export_source(source: Source, sample: dict[str, np.ndarray] | None,
         model = _export.torch_to_onnx(source, sample, opts.opset, dynamic_batch=dynamic)
     else:
         model = source.obj
-    return _graph.normalize(model, source.label, dynamic_batch=dynamic,
-                            opset=opts.opset if source.kind == "onnx" else None)
+    return _graph.normalize(
+        model, source.label, dynamic_batch=dynamic, opset=opts.opset if source.kind == "onnx" else None
+    )
 
 
-def _to_final_onnx(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
-                   opts: ConvertOptions, label: str) -> onnx.ModelProto:
+def _to_final_onnx(
+    model: onnx.ModelProto, feeds: dict[str, np.ndarray], opts: ConvertOptions, label: str
+) -> onnx.ModelProto:
     """Graph optimisations and the requested precision, then the IR pin again."""
     if opts.optimize:
         model = _graph.optimize(model, label)
@@ -150,26 +158,29 @@ def _to_final_onnx(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
     return model
 
 
-def _run_onnx(model: onnx.ModelProto | bytes, feeds: dict[str, np.ndarray], label: str,
-              opts: ConvertOptions) -> dict[str, np.ndarray]:
+def _run_onnx(
+    model: onnx.ModelProto | bytes, feeds: dict[str, np.ndarray], label: str, opts: ConvertOptions
+) -> dict[str, np.ndarray]:
     """Outputs of the converted graph on the sample, failures translated."""
     sess = _graph.session(model, label)
     try:
         return _graph.run(sess, feeds)
     except Exception as exc:  # onnxruntime errors are untyped
-        hint = (" (a graph with a fixed batch size needs --max-batch-size 0)"
-                if opts.max_batch_size > 0 else "")
-        raise ConversionError(f"`{label}`: the converted model fails on the sample: "
-                              f"{str(exc).strip()}{hint}") from None
+        hint = (
+            " (a graph with a fixed batch size needs --max-batch-size 0)" if opts.max_batch_size > 0 else ""
+        )
+        raise ConversionError(
+            f"`{label}`: the converted model fails on the sample: {str(exc).strip()}{hint}"
+        ) from None
 
 
-def _artifact(model: onnx.ModelProto, feeds: dict[str, np.ndarray], opts: ConvertOptions,
-              label: str) -> tuple[bytes, dict[str, np.ndarray]]:
+def _artifact(
+    model: onnx.ModelProto, feeds: dict[str, np.ndarray], opts: ConvertOptions, label: str
+) -> tuple[bytes, dict[str, np.ndarray]]:
     """The artifact bytes (ONNX or plan) and its outputs on the sample."""
     if opts.to == "tensorrt":
         graph = prepare_graph(model, opts.precision, feeds, label)
-        build = BuildOptions(opts.precision, opts.max_batch_size, opts.workspace_mb,
-                             opts.timing_cache)
+        build = BuildOptions(opts.precision, opts.max_batch_size, opts.workspace_mb, opts.timing_cache)
         plan = build_plan(graph, _graph.graph_inputs(model), feeds, build, label)
         return plan, run_plan(plan, feeds, label)
     final = _to_final_onnx(model, feeds, opts, label)
@@ -183,30 +194,56 @@ def _artifact(model: onnx.ModelProto, feeds: dict[str, np.ndarray], opts: Conver
 
 
 def _entry_spec(model: onnx.ModelProto, opts: ConvertOptions) -> EntrySpec:
-    accel = accelerator_parameters(opts.precision, workspace_mb=opts.workspace_mb) \
-        if opts.accelerator else None
+    accel = (
+        accelerator_parameters(opts.precision, workspace_mb=opts.workspace_mb) if opts.accelerator else None
+    )
     return EntrySpec(
-        name=opts.name, target=opts.to, runtime=opts.runtime,
+        name=opts.name,
+        target=opts.to,
+        runtime=opts.runtime,
         max_batch_size=opts.max_batch_size,
-        inputs=tuple(_graph.graph_inputs(model)), outputs=tuple(_graph.graph_outputs(model)),
+        inputs=tuple(_graph.graph_inputs(model)),
+        outputs=tuple(_graph.graph_outputs(model)),
         accelerator=accel,
     )
 
 
-def _manifest(source: Source, model: onnx.ModelProto, spec: EntrySpec, version: int,
-              artifact: bytes, parity: ParityReport, opts: ConvertOptions) -> dict[str, Any]:
+def _manifest(
+    source: Source,
+    model: onnx.ModelProto,
+    spec: EntrySpec,
+    version: int,
+    artifact: bytes,
+    parity: ParityReport,
+    opts: ConvertOptions,
+) -> dict[str, Any]:
     conversion = {
-        "target": opts.to, "runtime": opts.runtime, "precision": opts.precision,
-        "opset": _graph.default_opset(model), "ir_version": model.ir_version,
-        "max_batch_size": opts.max_batch_size, "accelerator": opts.accelerator,
+        "target": opts.to,
+        "runtime": opts.runtime,
+        "precision": opts.precision,
+        "opset": _graph.default_opset(model),
+        "ir_version": model.ir_version,
+        "max_batch_size": opts.max_batch_size,
+        "accelerator": opts.accelerator,
         "optimized": opts.optimize,
-        "inputs": [t.name for t in spec.inputs], "outputs": [t.name for t in spec.outputs],
+        "inputs": [t.name for t in spec.inputs],
+        "outputs": [t.name for t in spec.outputs],
     }
-    src = {"kind": source.kind, "type": source.type_name, "sha256": source.sha256,
-           "path": str(source.path.resolve()) if source.path else None}
-    return build_manifest(name=opts.name, version=version, artifact=spec.artifact,
-                          artifact_bytes=artifact, source=src, conversion=conversion,
-                          parity=parity.to_dict())
+    src = {
+        "kind": source.kind,
+        "type": source.type_name,
+        "sha256": source.sha256,
+        "path": str(source.path.resolve()) if source.path else None,
+    }
+    return build_manifest(
+        name=opts.name,
+        version=version,
+        artifact=spec.artifact,
+        artifact_bytes=artifact,
+        source=src,
+        conversion=conversion,
+        parity=parity.to_dict(),
+    )
 
 
 def run_conversion(source: Any, sample: SampleInput, opts: ConvertOptions) -> ConversionResult:
@@ -215,21 +252,26 @@ def run_conversion(source: Any, sample: SampleInput, opts: ConvertOptions) -> Co
     model_dir = opts.repository / opts.name
     pick_version(model_dir, opts.version, force=opts.force)  # fail early on a taken version
     loaded = load_source(source)
-    samples = _samples.load_sample(sample) if isinstance(sample, (str, os.PathLike)) \
+    samples = (
+        _samples.load_sample(sample)
+        if isinstance(sample, (str, os.PathLike))
         else _samples.as_mapping(sample)
+    )
     model = _export_source(loaded, samples, opts)
     feeds, data = _sample_feeds(loaded, model, samples, opts)
     names = [o.name for o in model.graph.output]
     artifact, outputs = _artifact(model, feeds, opts, loaded.label)
     reference = _export.reference_outputs(loaded, feeds, names)
-    tolerance = tolerance_for(opts.precision, atol=opts.atol, rtol=opts.rtol,
-                              max_mismatch=opts.max_label_mismatch)
+    tolerance = tolerance_for(
+        opts.precision, atol=opts.atol, rtol=opts.rtol, max_mismatch=opts.max_label_mismatch
+    )
     rows = len(next(iter(feeds.values()))) if feeds else 0
     parity = compare(reference, outputs, tolerance, rows=rows, data=data)
     if not parity.ok:
         raise ConversionError(
             f"model `{opts.name}`: parity check against `{loaded.label}` failed; "
-            f"nothing written:\n{parity.table()}")
+            f"nothing written:\n{parity.table()}"
+        )
     spec = _entry_spec(model, opts)
     version = pick_version(model_dir, opts.version, force=opts.force)
     manifest = _manifest(loaded, model, spec, version, artifact, parity, opts)
@@ -237,5 +279,12 @@ def run_conversion(source: Any, sample: SampleInput, opts: ConvertOptions) -> Co
     if spec.runtime == "python" and spec.target == "onnx":
         files["model.py"] = SHIM.encode("utf-8")
     version_dir = write_entry(opts.repository, spec, version, files, force=opts.force)
-    return ConversionResult(opts.name, version, version_dir, version_dir / spec.artifact,
-                            model_dir / "config.pbtxt", parity, manifest)
+    return ConversionResult(
+        opts.name,
+        version,
+        version_dir,
+        version_dir / spec.artifact,
+        model_dir / "config.pbtxt",
+        parity,
+        manifest,
+    )

@@ -56,9 +56,7 @@ def sklearn_to_onnx(source: Source, n_features: int, opset: int | None) -> onnx.
         from skl2onnx import to_onnx
         from skl2onnx.common.data_types import FloatTensorType
     except ImportError:
-        raise ConversionError(
-            "scikit-learn sources need skl2onnx: pip install 'tritonab[sklearn]'"
-        ) from None
+        raise ConversionError("scikit-learn sources need skl2onnx: pip install 'tritonab[sklearn]'") from None
     options = {"zipmap": False} if _is_classifier(source.obj) else None
     try:
         with warnings.catch_warnings():
@@ -91,8 +89,9 @@ def _sklearn_method(estimator, output: str, position: int) -> Callable | None:
     return getattr(estimator, name, None) if name else None
 
 
-def sklearn_reference(source: Source, feeds: dict[str, np.ndarray],
-                      outputs: list[str]) -> dict[str, np.ndarray]:
+def sklearn_reference(
+    source: Source, feeds: dict[str, np.ndarray], outputs: list[str]
+) -> dict[str, np.ndarray]:
     """The estimator's own outputs on the (float32) sample, keyed by the ONNX output names."""
     x = feeds[SKLEARN_INPUT]
     result: dict[str, np.ndarray] = {}
@@ -119,8 +118,9 @@ def _torch_outputs(module, arrays: list[np.ndarray]) -> list[np.ndarray]:
     return [t.detach().cpu().numpy() for t in items]
 
 
-def torch_to_onnx(source: Source, feeds: dict[str, np.ndarray], opset: int | None,
-                  *, dynamic_batch: bool) -> onnx.ModelProto:
+def torch_to_onnx(
+    source: Source, feeds: dict[str, np.ndarray], opset: int | None, *, dynamic_batch: bool
+) -> onnx.ModelProto:
     """`torch.onnx.export` of the module on the sample, with a dynamic batch axis.
 
     Raises:
@@ -140,23 +140,28 @@ def torch_to_onnx(source: Source, feeds: dict[str, np.ndarray], opset: int | Non
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                source.obj, tuple(torch.from_numpy(a) for a in arrays), buffer,
-                input_names=list(feeds), output_names=outputs, dynamic_axes=axes,
-                opset_version=opset or DEFAULT_TORCH_OPSET, dynamo=False,
+                source.obj,
+                tuple(torch.from_numpy(a) for a in arrays),
+                buffer,
+                input_names=list(feeds),
+                output_names=outputs,
+                dynamic_axes=axes,
+                opset_version=opset or DEFAULT_TORCH_OPSET,
+                dynamo=False,
             )
     except Exception as exc:  # exporter errors come in many types
         raise ConversionError(f"`{source.label}`: torch.onnx.export failed: {exc}") from None
     return onnx.load_model_from_string(buffer.getvalue())
 
 
-def torch_reference(source: Source, feeds: dict[str, np.ndarray],
-                    outputs: list[str]) -> dict[str, np.ndarray]:
+def torch_reference(
+    source: Source, feeds: dict[str, np.ndarray], outputs: list[str]
+) -> dict[str, np.ndarray]:
     """The module's own outputs, by position onto the ONNX output names."""
     return dict(zip(outputs, _torch_outputs(source.obj, list(feeds.values()))))
 
 
-def onnx_reference(source: Source, feeds: dict[str, np.ndarray],
-                   outputs: list[str]) -> dict[str, np.ndarray]:
+def onnx_reference(source: Source, feeds: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
     """The ONNX source run by onnxruntime with every optimisation off (IR pinned only)."""
     model = onnx.ModelProto.FromString(source.obj.SerializeToString())
     pin_ir_version(model, source.label)
@@ -164,15 +169,15 @@ def onnx_reference(source: Source, feeds: dict[str, np.ndarray],
     return {name: values[name] for name in outputs if name in values}
 
 
-def reference_outputs(source: Source, feeds: dict[str, np.ndarray],
-                      outputs: list[str]) -> dict[str, np.ndarray]:
+def reference_outputs(
+    source: Source, feeds: dict[str, np.ndarray], outputs: list[str]
+) -> dict[str, np.ndarray]:
     """The source's outputs on `feeds`, keyed by the converted model's output names.
 
     Raises:
         ConversionError: the source itself fails on the sample.
     """
-    compute = {"sklearn": sklearn_reference, "torch": torch_reference,
-               "onnx": onnx_reference}[source.kind]
+    compute = {"sklearn": sklearn_reference, "torch": torch_reference, "onnx": onnx_reference}[source.kind]
     try:
         return compute(source, feeds, outputs)
     except ConversionError:

@@ -50,8 +50,7 @@ def check_opset(model: onnx.ModelProto, label: str) -> int:
     top = max_supported_opset()
     if opset and not MIN_OPSET <= opset <= top:
         raise ConversionError(
-            f"`{label}`: unsupported opset {opset}: expected an ai.onnx opset "
-            f"between {MIN_OPSET} and {top}"
+            f"`{label}`: unsupported opset {opset}: expected an ai.onnx opset between {MIN_OPSET} and {top}"
         )
     return opset
 
@@ -144,8 +143,7 @@ def _convert_opset(model: onnx.ModelProto, opset: int, label: str) -> onnx.Model
     """The graph moved to another ai.onnx opset with onnx's version converter."""
     if not MIN_OPSET <= opset <= max_supported_opset():
         raise ConversionError(
-            f"`{label}`: unsupported target opset {opset}: expected {MIN_OPSET}.."
-            f"{max_supported_opset()}"
+            f"`{label}`: unsupported target opset {opset}: expected {MIN_OPSET}..{max_supported_opset()}"
         )
     try:
         return onnx.version_converter.convert_version(model, opset)
@@ -224,7 +222,8 @@ def optimize(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
         options.optimized_model_filepath = str(target)
         try:
             ort.InferenceSession(
-                model.SerializeToString(), sess_options=options,
+                model.SerializeToString(),
+                sess_options=options,
                 providers=["CPUExecutionProvider"],
             )
         except Exception as exc:  # onnxruntime errors are untyped

@@ -46,8 +46,11 @@ def library_versions(source_kind: str | None = None, options: tuple[str, ...] = 
 def created_at() -> str:
     """Now in UTC, or `SOURCE_DATE_EPOCH` when set (reproducible builds convention)."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    moment = (datetime.fromtimestamp(int(epoch), timezone.utc) if epoch and epoch.isdigit()
-              else datetime.now(timezone.utc))
+    moment = (
+        datetime.fromtimestamp(int(epoch), timezone.utc)
+        if epoch and epoch.isdigit()
+        else datetime.now(timezone.utc)
+    )
     return moment.isoformat(timespec="seconds")
 
 
@@ -66,9 +69,16 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def build_manifest(*, name: str, version: int, artifact: str, artifact_bytes: bytes,
-                   source: dict[str, Any], conversion: dict[str, Any],
-                   parity: dict[str, Any]) -> dict[str, Any]:
+def build_manifest(
+    *,
+    name: str,
+    version: int,
+    artifact: str,
+    artifact_bytes: bytes,
+    source: dict[str, Any],
+    conversion: dict[str, Any],
+    parity: dict[str, Any],
+) -> dict[str, Any]:
     """The manifest dict (JSON-ready)."""
     return {
         "format": FORMAT,
@@ -76,8 +86,7 @@ def build_manifest(*, name: str, version: int, artifact: str, artifact_bytes: by
         "version": version,
         "created": created_at(),
         "source": source,
-        "artifact": {"file": artifact, "sha256": sha256_bytes(artifact_bytes),
-                     "bytes": len(artifact_bytes)},
+        "artifact": {"file": artifact, "sha256": sha256_bytes(artifact_bytes), "bytes": len(artifact_bytes)},
         "conversion": conversion,
         "parity": parity,
         "tools": library_versions(source.get("kind"), _options_used(conversion)),
@@ -129,8 +138,11 @@ def verify_manifest(version_dir: str | Path) -> list[str]:
     if missing:
         return [f"`{path}`: manifest lacks {', '.join(f'`{k}`' for k in missing)}"]
     artifact = manifest["artifact"]
-    if not isinstance(artifact, dict) or not isinstance(artifact.get("file"), str) \
-            or not isinstance(artifact.get("sha256"), str):
+    if (
+        not isinstance(artifact, dict)
+        or not isinstance(artifact.get("file"), str)
+        or not isinstance(artifact.get("sha256"), str)
+    ):
         return [f"`{path}`: `artifact` must hold `file` and `sha256`"]
     target = version_dir / artifact["file"]
     if Path(artifact["file"]).name != artifact["file"]:
@@ -139,6 +151,8 @@ def verify_manifest(version_dir: str | Path) -> list[str]:
         return [f"`{target}`: artifact named by the manifest is missing"]
     actual = _file_sha256(target)
     if actual != artifact["sha256"]:
-        return [f"`{target}`: sha256 {actual[:12]}... differs from the manifest's "
-                f"{artifact['sha256'][:12]}...: the file changed after conversion (tampering?)"]
+        return [
+            f"`{target}`: sha256 {actual[:12]}... differs from the manifest's "
+            f"{artifact['sha256'][:12]}...: the file changed after conversion (tampering?)"
+        ]
     return []

@@ -33,8 +33,9 @@ DEFAULT_TOLERANCES: dict[str, Tolerance] = {
 }
 
 
-def tolerance_for(precision: str, *, atol: float | None = None, rtol: float | None = None,
-                  max_mismatch: float | None = None) -> Tolerance:
+def tolerance_for(
+    precision: str, *, atol: float | None = None, rtol: float | None = None, max_mismatch: float | None = None
+) -> Tolerance:
     """The default tolerance of a precision, with any given value overriding it."""
     base = DEFAULT_TOLERANCES[precision]
     return Tolerance(
@@ -78,18 +79,21 @@ class ParityReport:
         for o in self.outputs:
             lines.append(
                 f"{o.name:<20} {o.mode:<8} {_num(o.max_abs):>11} {_num(o.max_rel):>11} "
-                f"{_pct(o.mismatch_rate):>9}  {'ok' if o.ok else 'FAIL'}"
-                + (f" ({o.note})" if o.note else "")
+                f"{_pct(o.mismatch_rate):>9}  {'ok' if o.ok else 'FAIL'}" + (f" ({o.note})" if o.note else "")
             )
         t = self.tolerance
-        lines.append(f"tolerance: atol={t.atol:g} rtol={t.rtol:g} max label mismatch="
-                     f"{t.max_mismatch:.2%}; {self.rows} rows of {self.data} data")
+        lines.append(
+            f"tolerance: atol={t.atol:g} rtol={t.rtol:g} max label mismatch="
+            f"{t.max_mismatch:.2%}; {self.rows} rows of {self.data} data"
+        )
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
         """JSON-ready form, for the manifest."""
         return {
-            "ok": self.ok, "rows": self.rows, "data": self.data,
+            "ok": self.ok,
+            "rows": self.rows,
+            "data": self.data,
             "tolerance": asdict(self.tolerance),
             "outputs": [asdict(o) for o in self.outputs],
         }
@@ -134,15 +138,22 @@ def compare_output(name: str, ref: np.ndarray, got: np.ndarray, tol: Tolerance) 
     """One output's parity; shapes may differ only by size-1 axes (`[n]` vs `[n, 1]`)."""
     ref, got = np.asarray(ref), np.asarray(got)
     if ref.size != got.size or (ref.ndim and got.ndim and len(ref) != len(got)):
-        return OutputParity(name, "numeric", False,
-                            note=f"shape {list(got.shape)} != source {list(ref.shape)}")
+        return OutputParity(
+            name, "numeric", False, note=f"shape {list(got.shape)} != source {list(ref.shape)}"
+        )
     got = got.reshape(ref.shape)
     exact = ref.dtype.kind in "biuOSU" or got.dtype.kind in "biuOSU"
     return (_exact if exact else _numeric)(name, ref, got, tol)
 
 
-def compare(reference: dict[str, np.ndarray], converted: dict[str, np.ndarray],
-            tol: Tolerance, *, rows: int, data: Literal["sample", "synthetic"]) -> ParityReport:
+def compare(
+    reference: dict[str, np.ndarray],
+    converted: dict[str, np.ndarray],
+    tol: Tolerance,
+    *,
+    rows: int,
+    data: Literal["sample", "synthetic"],
+) -> ParityReport:
     """Compare every converted output that the source also produces.
 
     Outputs that the source has but the conversion lacks fail; outputs with no

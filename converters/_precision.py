@@ -51,10 +51,12 @@ class _Reader:
 
     def __init__(self, feeds: dict[str, np.ndarray]) -> None:
         total = len(next(iter(feeds.values())))
-        self._batches = iter([
-            {name: array[start:start + CALIBRATION_BATCH] for name, array in feeds.items()}
-            for start in range(0, total, CALIBRATION_BATCH)
-        ])
+        self._batches = iter(
+            [
+                {name: array[start : start + CALIBRATION_BATCH] for name, array in feeds.items()}
+                for start in range(0, total, CALIBRATION_BATCH)
+            ]
+        )
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._batches, None)
@@ -87,9 +89,12 @@ def to_int8_qdq(model: onnx.ModelProto, feeds: dict[str, np.ndarray], label: str
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 quantize_static(
-                    str(source), str(target), reader_type(feeds),
+                    str(source),
+                    str(target),
+                    reader_type(feeds),
                     quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8,
                     extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
                 )
         except Exception as exc:  # quantiser errors are untyped

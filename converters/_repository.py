@@ -126,16 +126,27 @@ def build_config(spec: EntrySpec) -> ModelConfig:
     group = config.instance_group.add()
     group.count = spec.instance_count
     python = spec.runtime == "python" and spec.target == "onnx"
-    group.kind = mc.ModelInstanceGroup.KIND_CPU if python else (
-        mc.ModelInstanceGroup.KIND_GPU if spec.target == "tensorrt"
-        else mc.ModelInstanceGroup.KIND_AUTO)
+    group.kind = (
+        mc.ModelInstanceGroup.KIND_CPU
+        if python
+        else (
+            mc.ModelInstanceGroup.KIND_GPU if spec.target == "tensorrt" else mc.ModelInstanceGroup.KIND_AUTO
+        )
+    )
     config.version_policy.latest.num_versions = 1
     _add_warmup(config)
     return config
 
 
-_KEPT_FIELDS = ("instance_group", "dynamic_batching", "version_policy", "sequence_batching",
-                "response_cache", "model_operations", "model_transaction_policy")
+_KEPT_FIELDS = (
+    "instance_group",
+    "dynamic_batching",
+    "version_policy",
+    "sequence_batching",
+    "response_cache",
+    "model_operations",
+    "model_transaction_policy",
+)
 
 
 def merge_config(existing: ModelConfig, fresh: ModelConfig, *, force: bool) -> ModelConfig:
@@ -145,9 +156,12 @@ def merge_config(existing: ModelConfig, fresh: ModelConfig, *, force: bool) -> M
         ConversionError: the existing versions have other inputs, outputs or backend
             (unless `force`).
     """
-    same = (io_specs(existing.input) == io_specs(fresh.input)
-            and io_specs(existing.output) == io_specs(fresh.output)
-            and existing.backend == fresh.backend and existing.platform == fresh.platform)
+    same = (
+        io_specs(existing.input) == io_specs(fresh.input)
+        and io_specs(existing.output) == io_specs(fresh.output)
+        and existing.backend == fresh.backend
+        and existing.platform == fresh.platform
+    )
     if not same and not force:
         old = ", ".join(s.describe() for s in io_specs(existing.input) + io_specs(existing.output))
         new = ", ".join(s.describe() for s in io_specs(fresh.input) + io_specs(fresh.output))
@@ -189,14 +203,13 @@ def pick_version(model_dir: Path, version: int | None, *, force: bool) -> int:
     if version < 1:
         raise ConversionError(f"version `{version}`: expected a positive integer")
     if (model_dir / str(version)).exists() and not force:
-        raise ConversionError(
-            f"`{model_dir / str(version)}` already exists: use --force to overwrite it"
-        )
+        raise ConversionError(f"`{model_dir / str(version)}` already exists: use --force to overwrite it")
     return version
 
 
-def write_entry(repository: Path, spec: EntrySpec, version: int, files: dict[str, bytes],
-                *, force: bool) -> Path:
+def write_entry(
+    repository: Path, spec: EntrySpec, version: int, files: dict[str, bytes], *, force: bool
+) -> Path:
     """Stage and publish `DIR/NAME/<version>/` with `files`, then rewrite `config.pbtxt`.
 
     Returns:

@@ -74,8 +74,9 @@ def _shape_text(shape: tuple[int | None, ...]) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
-def bind(sample: Mapping[str, np.ndarray], inputs: list[GraphTensor],
-         *, batched: bool = True) -> dict[str, np.ndarray]:
+def bind(
+    sample: Mapping[str, np.ndarray], inputs: list[GraphTensor], *, batched: bool = True
+) -> dict[str, np.ndarray]:
     """Match sample arrays to graph inputs (by name, else by position) and cast dtypes.
 
     Raises:
@@ -124,8 +125,9 @@ def _random_array(spec: GraphTensor, shape: tuple[int, ...], rng: np.random.Gene
     )
 
 
-def synthesize(inputs: list[GraphTensor], *, rows: int = SYNTHETIC_ROWS,
-               batched: bool = True, seed: int = 0) -> dict[str, np.ndarray]:
+def synthesize(
+    inputs: list[GraphTensor], *, rows: int = SYNTHETIC_ROWS, batched: bool = True, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Standard-normal floats / small integers in the graph's shapes (dynamic dims: 1)."""
     rng = np.random.default_rng(seed)
     feeds = {}

@@ -82,8 +82,9 @@ def _check_fitted(obj: Any, label: str) -> None:
         raise ConversionError(f"`{label}`: not a scikit-learn estimator: {exc}") from None
 
 
-def from_object(obj: Any, *, label: str | None = None, path: Path | None = None,
-                sha256: str | None = None) -> Source:
+def from_object(
+    obj: Any, *, label: str | None = None, path: Path | None = None, sha256: str | None = None
+) -> Source:
     """Classify an in-memory model.
 
     Raises:

@@ -64,8 +64,9 @@ def _strongly_typed(trt) -> bool:
     return not hasattr(trt.BuilderFlag, "FP16")
 
 
-def prepare_graph(model: onnx.ModelProto, precision: str, feeds: dict[str, np.ndarray],
-                  label: str) -> onnx.ModelProto:
+def prepare_graph(
+    model: onnx.ModelProto, precision: str, feeds: dict[str, np.ndarray], label: str
+) -> onnx.ModelProto:
     """The graph to parse: Q/DQ for INT8 always; FP16 casts only where TensorRT is typed."""
     if precision == "int8":
         return to_int8_qdq(model, feeds, label)
@@ -89,8 +90,7 @@ def _parse(trt, builder, logger, model: onnx.ModelProto, label: str):
     return network, parser
 
 
-def _profile(builder, network, inputs: list[GraphTensor], feeds: dict[str, np.ndarray],
-             max_batch: int):
+def _profile(builder, network, inputs: list[GraphTensor], feeds: dict[str, np.ndarray], max_batch: int):
     """min/opt/max shapes: batch 1 / half of max / max; other dims from the sample."""
     profile = builder.create_optimization_profile()
     specs = {t.name: t for t in inputs}
@@ -106,8 +106,13 @@ def _profile(builder, network, inputs: list[GraphTensor], feeds: dict[str, np.nd
     return profile
 
 
-def build_plan(model: onnx.ModelProto, inputs: list[GraphTensor], feeds: dict[str, np.ndarray],
-               options: BuildOptions, label: str) -> bytes:
+def build_plan(
+    model: onnx.ModelProto,
+    inputs: list[GraphTensor],
+    feeds: dict[str, np.ndarray],
+    options: BuildOptions,
+    label: str,
+) -> bytes:
     """A serialized TensorRT engine for `model` (already prepared by `prepare_graph`).
 
     Raises:
@@ -119,8 +124,7 @@ def build_plan(model: onnx.ModelProto, inputs: list[GraphTensor], feeds: dict[st
     network, _parser = _parse(trt, builder, logger, model, label)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mb << 20)
-    config.add_optimization_profile(
-        _profile(builder, network, inputs, feeds, options.max_batch_size))
+    config.add_optimization_profile(_profile(builder, network, inputs, feeds, options.max_batch_size))
     if not _strongly_typed(trt):
         if options.precision == "fp16":
             config.set_flag(trt.BuilderFlag.FP16)
@@ -181,8 +185,9 @@ def _torch_dtype(torch, dtype: np.dtype):
     return torch.from_numpy(np.zeros(1, dtype=dtype)).dtype
 
 
-def accelerator_parameters(precision: str, *, workspace_mb: int = DEFAULT_WORKSPACE_MB,
-                           cache_engines: bool = True) -> dict[str, str]:
+def accelerator_parameters(
+    precision: str, *, workspace_mb: int = DEFAULT_WORKSPACE_MB, cache_engines: bool = True
+) -> dict[str, str]:
     """Parameters of the onnxruntime backend's `tensorrt` GPU execution accelerator.
 
     INT8 relies on the Q/DQ nodes that `--int8` puts into the graph.

@@ -59,8 +59,12 @@ class Outcome(str, enum.Enum):
     DONE = "done"
 
 
-_STATUS_AFTER = {Outcome.ROLLBACK: "rolled_back", Outcome.PROMOTE: "promoted",
-                 Outcome.HALT: "halted", Outcome.ABORT: "aborted"}
+_STATUS_AFTER = {
+    Outcome.ROLLBACK: "rolled_back",
+    Outcome.PROMOTE: "promoted",
+    Outcome.HALT: "halted",
+    Outcome.ABORT: "aborted",
+}
 
 
 class RouterControl(Protocol):
@@ -97,8 +101,9 @@ class TickEvent:
         return "  ".join(p for p in parts if p)
 
 
-def split_weights(weights: dict[str, float], baseline: str, candidate: str,
-                  percent: float) -> dict[str, float]:
+def split_weights(
+    weights: dict[str, float], baseline: str, candidate: str, percent: float
+) -> dict[str, float]:
     """Give the candidate `percent` of the baseline + candidate share; others unchanged."""
     pool = weights[baseline] + weights[candidate]
     moved = round(pool * percent / 100.0, 9)
@@ -121,12 +126,20 @@ class CanaryController(Exclusive):
         sleep: how `run` waits between ticks (tests pass a fake).
     """
 
-    def __init__(self, spec: RolloutSpec, router: RouterControl, *,
-                 state_path: str | os.PathLike[str], audit_path: str | os.PathLike[str] | None = None,
-                 metrics: MetricSource | None = None, perf_gate: PerfGate | None = None,
-                 stats: StatsProvider | None = None, actor: str = "tritonab-rollout",
-                 on_event: Callable[[TickEvent], None] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        spec: RolloutSpec,
+        router: RouterControl,
+        *,
+        state_path: str | os.PathLike[str],
+        audit_path: str | os.PathLike[str] | None = None,
+        metrics: MetricSource | None = None,
+        perf_gate: PerfGate | None = None,
+        stats: StatsProvider | None = None,
+        actor: str = "tritonab-rollout",
+        on_event: Callable[[TickEvent], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.spec, self.router, self.state_path = spec, router, state_path
         self.audit_path, self.metrics, self.perf_gate, self.stats = audit_path, metrics, perf_gate, stats
         self.actor, self.on_event, self.sleep = actor, on_event, sleep
@@ -140,21 +153,44 @@ class CanaryController(Exclusive):
     def _emit(self, state: RolloutState, outcome: Outcome, reason: str, **parts: Any) -> TickEvent:
         pool = state.weights[state.baseline] + state.weights[state.candidate]
         percent = round(100 * state.weights[state.candidate] / pool, 6) if pool > 0 else 0.0
-        event = TickEvent(state.ticks, outcome, state.status, state.step, len(self.spec.steps), percent,
-                          dict(state.weights), reason, **parts)
-        self._audit(f"rollout.{outcome.value}", experiment=state.experiment, candidate=state.candidate,
-                    tick=state.ticks, step=state.step, status=state.status, weights=event.weights,
-                    reason=reason, failed_checks=state.failed_checks,
-                    thresholds={"failed_checks": self.spec.failed_checks,
-                                "progress_deadline": self.spec.progress_deadline},
-                    checks=[c.to_dict() for c in event.checks],
-                    gate=None if event.gate is None else {"passed": event.gate.passed,
-                                                          "checks": event.gate.checks,
-                                                          "detail": event.gate.detail},
-                    stats=None if event.stats is None else {"outcome": event.stats.outcome,
-                                                            "reasons": list(event.stats.reasons),
-                                                            **dict(event.stats.details)},
-                    **event.extra)
+        event = TickEvent(
+            state.ticks,
+            outcome,
+            state.status,
+            state.step,
+            len(self.spec.steps),
+            percent,
+            dict(state.weights),
+            reason,
+            **parts,
+        )
+        self._audit(
+            f"rollout.{outcome.value}",
+            experiment=state.experiment,
+            candidate=state.candidate,
+            tick=state.ticks,
+            step=state.step,
+            status=state.status,
+            weights=event.weights,
+            reason=reason,
+            failed_checks=state.failed_checks,
+            thresholds={
+                "failed_checks": self.spec.failed_checks,
+                "progress_deadline": self.spec.progress_deadline,
+            },
+            checks=[c.to_dict() for c in event.checks],
+            gate=None
+            if event.gate is None
+            else {"passed": event.gate.passed, "checks": event.gate.checks, "detail": event.gate.detail},
+            stats=None
+            if event.stats is None
+            else {
+                "outcome": event.stats.outcome,
+                "reasons": list(event.stats.reasons),
+                **dict(event.stats.details),
+            },
+            **event.extra,
+        )
         if self.on_event is not None:
             self.on_event(event)
         return event
@@ -172,14 +208,27 @@ class CanaryController(Exclusive):
         if spec.candidate not in names:
             raise RolloutError(f"experiment `{spec.experiment}` has no variant `{spec.candidate}`")
         if names[0] == spec.candidate:
-            raise RolloutError(f"variant `{spec.candidate}` is the baseline (first variant) of "
-                               f"`{spec.experiment}`: it cannot be the candidate")
-        state = RolloutState(experiment=spec.experiment, baseline=names[0], candidate=spec.candidate,
-                             spec=spec.model_dump(mode="json"), weights=experiment.weights,
-                             initial_weights=experiment.weights,
-                             gate="pending" if self.perf_gate is not None else "skipped")
-        self._audit("rollout.start", experiment=state.experiment, baseline=state.baseline,
-                    candidate=state.candidate, weights=state.weights, spec=state.spec)
+            raise RolloutError(
+                f"variant `{spec.candidate}` is the baseline (first variant) of "
+                f"`{spec.experiment}`: it cannot be the candidate"
+            )
+        state = RolloutState(
+            experiment=spec.experiment,
+            baseline=names[0],
+            candidate=spec.candidate,
+            spec=spec.model_dump(mode="json"),
+            weights=experiment.weights,
+            initial_weights=experiment.weights,
+            gate="pending" if self.perf_gate is not None else "skipped",
+        )
+        self._audit(
+            "rollout.start",
+            experiment=state.experiment,
+            baseline=state.baseline,
+            candidate=state.candidate,
+            weights=state.weights,
+            spec=state.spec,
+        )
         return state
 
     def state(self) -> RolloutState | None:
@@ -193,8 +242,14 @@ class CanaryController(Exclusive):
             return
         self.router.set_weights(state.experiment, weights)
         state.weights = dict(weights)
-        self._audit("rollout.weights", experiment=state.experiment, tick=state.ticks, before=before,
-                    after=dict(weights), reason=why)
+        self._audit(
+            "rollout.weights",
+            experiment=state.experiment,
+            tick=state.ticks,
+            before=before,
+            after=dict(weights),
+            reason=why,
+        )
 
     def _reconcile(self, state: RolloutState) -> str:
         """Put back the weights the state expects when the router serves others (a
@@ -204,8 +259,14 @@ class CanaryController(Exclusive):
         if _same(served, state.weights):
             return ""
         self.router.set_weights(state.experiment, state.weights)
-        self._audit("rollout.weights", experiment=state.experiment, tick=state.ticks, before=served,
-                    after=dict(state.weights), reason="reconcile: the router served other weights")
+        self._audit(
+            "rollout.weights",
+            experiment=state.experiment,
+            tick=state.ticks,
+            before=served,
+            after=dict(state.weights),
+            reason="reconcile: the router served other weights",
+        )
         return "weights re-applied"
 
     # -- one tick -------------------------------------------------------------------------
@@ -245,8 +306,10 @@ class CanaryController(Exclusive):
         for key in ("experiment", "candidate", "steps"):
             saved, given = state.spec.get(key), self.spec.model_dump(mode="json")[key]
             if saved != given:
-                raise RolloutError(f"rollout state `{self.state_path}` was started with {key} "
-                                   f"{saved!r}, the spec says {given!r}: use another --state file")
+                raise RolloutError(
+                    f"rollout state `{self.state_path}` was started with {key} "
+                    f"{saved!r}, the spec says {given!r}: use another --state file"
+                )
 
     def _step(self, state: RolloutState) -> tuple[Outcome, str, dict[str, Any]]:
         if state.gate == "pending":
@@ -257,8 +320,16 @@ class CanaryController(Exclusive):
             why = "perf gate passed" if state.gate == "passed" else "started"
             outcome, reason = self._advance(state, why)
             return outcome, reason, {}
-        checks = tuple(evaluate_checks(self.metrics, self.spec.checks, state.experiment, state.baseline,
-                                       state.candidate, self.spec.window))
+        checks = tuple(
+            evaluate_checks(
+                self.metrics,
+                self.spec.checks,
+                state.experiment,
+                state.baseline,
+                state.candidate,
+                self.spec.window,
+            )
+        )
         verdict = self.stats(state.experiment, state.baseline, state.candidate) if self.stats else None
         outcome, reason = self._judge(state, checks, verdict)
         if outcome is Outcome.ROLLBACK:
@@ -282,8 +353,9 @@ class CanaryController(Exclusive):
         outcome, reason = self._advance(state, "perf gate passed")
         return outcome, reason, {"gate": verdict}
 
-    def _judge(self, state: RolloutState, checks: tuple[CheckResult, ...],
-               verdict: StatsVerdict | None) -> tuple[Outcome, str]:
+    def _judge(
+        self, state: RolloutState, checks: tuple[CheckResult, ...], verdict: StatsVerdict | None
+    ) -> tuple[Outcome, str]:
         """The outcome of an interval's readings (counters in the state are updated)."""
         if verdict is not None and verdict.outcome == "rollback":
             return Outcome.ROLLBACK, "statistics: significant degradation"
@@ -310,8 +382,11 @@ class CanaryController(Exclusive):
     def _advance(self, state: RolloutState, reason: str) -> tuple[Outcome, str]:
         nxt = state.step + 1
         percent = self.spec.steps[nxt]
-        self._set(state, split_weights(state.weights, state.baseline, state.candidate, percent),
-                  f"step {nxt + 1}: {percent:g}%")
+        self._set(
+            state,
+            split_weights(state.weights, state.baseline, state.candidate, percent),
+            f"step {nxt + 1}: {percent:g}%",
+        )
         state.step, state.holds = nxt, 0
         if nxt == len(self.spec.steps) - 1:
             state.status = "promoted"
@@ -319,8 +394,9 @@ class CanaryController(Exclusive):
         return Outcome.ADVANCE, f"{reason}; candidate at {percent:g}%"
 
     def _rollback(self, state: RolloutState, reason: str) -> str:
-        self._set(state, split_weights(state.weights, state.baseline, state.candidate, 0.0),
-                  f"rollback: {reason}")
+        self._set(
+            state, split_weights(state.weights, state.baseline, state.candidate, 0.0), f"rollback: {reason}"
+        )
         state.status = "rolled_back"
         return f"{reason}; candidate back to 0%"
 
@@ -338,8 +414,9 @@ class CanaryController(Exclusive):
     def _run(self, max_ticks: int | None, timeout_s: float | None) -> RolloutState:
         spec = self.spec
         bound = max_ticks or (len(spec.steps) + 1) * (spec.failed_checks + spec.progress_deadline) + 2
-        tick_until_done(self.tick, interval_s=spec.interval_s, bound=bound, sleep=self.sleep,
-                        timeout_s=timeout_s)
+        tick_until_done(
+            self.tick, interval_s=spec.interval_s, bound=bound, sleep=self.sleep, timeout_s=timeout_s
+        )
         state = self.state()
         assert state is not None
         return state

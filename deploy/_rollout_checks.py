@@ -29,8 +29,9 @@ class MetricSource(Protocol):
 
     def error_rate(self, experiment: str, variant: str, window: str | None = None) -> float | None: ...
 
-    def latency_quantile(self, experiment: str, variant: str, q: float = 0.99,
-                         window: str | None = None) -> float | None: ...
+    def latency_quantile(
+        self, experiment: str, variant: str, q: float = 0.99, window: str | None = None
+    ) -> float | None: ...
 
 
 @dataclass(frozen=True)
@@ -51,24 +52,31 @@ class CheckResult:
     def text(self) -> str:
         """`error rate=0.012 (<= 0.01) FAIL` style, for the terminal."""
         value = "n/a" if self.value is None else f"{self.value:.4g}"
-        bounds = " ".join(part for part in (
-            "" if self.low is None else f">= {self.low:.4g}",
-            "" if self.high is None else f"<= {self.high:.4g}") if part)
+        bounds = " ".join(
+            part
+            for part in (
+                "" if self.low is None else f">= {self.low:.4g}",
+                "" if self.high is None else f"<= {self.high:.4g}",
+            )
+            if part
+        )
         if not bounds:
             bounds = "relative to the baseline"
         return f"{self.name}={value} ({bounds}) {self.status.upper()}"
 
 
-def _read(source: MetricSource, check: MetricCheck, experiment: str, variant: str,
-          window: str) -> float | None:
+def _read(
+    source: MetricSource, check: MetricCheck, experiment: str, variant: str, window: str
+) -> float | None:
     """The check's metric for one variant over `window`."""
     if check.metric == "latency":
         return source.latency_quantile(experiment, variant, check.quantile, window)
     return getattr(source, check.metric)(experiment, variant, window)
 
 
-def evaluate_check(source: MetricSource, check: MetricCheck, experiment: str, baseline: str,
-                   candidate: str, window: str) -> CheckResult:
+def evaluate_check(
+    source: MetricSource, check: MetricCheck, experiment: str, baseline: str, candidate: str, window: str
+) -> CheckResult:
     """Read one check for the candidate (and the baseline when relative) and judge it."""
     w = check.window or window
     try:
@@ -79,8 +87,9 @@ def evaluate_check(source: MetricSource, check: MetricCheck, experiment: str, ba
     scale = 1.0
     if check.relative:
         if base is None or not math.isfinite(base):
-            return CheckResult(check.label, value, None, None, "nodata", base,
-                               "no baseline data for a relative check")
+            return CheckResult(
+                check.label, value, None, None, "nodata", base, "no baseline data for a relative check"
+            )
         scale = base
     low = None if check.min is None else check.min * scale
     high = None if check.max is None else check.max * scale
@@ -91,8 +100,14 @@ def evaluate_check(source: MetricSource, check: MetricCheck, experiment: str, ba
     return CheckResult(check.label, value, low, high, status, base)
 
 
-def evaluate_checks(source: MetricSource | None, checks: list[MetricCheck], experiment: str,
-                    baseline: str, candidate: str, window: str) -> list[CheckResult]:
+def evaluate_checks(
+    source: MetricSource | None,
+    checks: list[MetricCheck],
+    experiment: str,
+    baseline: str,
+    candidate: str,
+    window: str,
+) -> list[CheckResult]:
     """Every metric check of a tick (none without a source)."""
     if source is None:
         return []
@@ -101,14 +116,16 @@ def evaluate_checks(source: MetricSource | None, checks: list[MetricCheck], expe
         if results and results[-1].detail.startswith(_UNREACHABLE):
             # One failed query is enough: the client retries with back-off, so asking again
             # for every check would stretch a tick by seconds each.
-            results.append(CheckResult(check.label, None, check.min, check.max, "nodata",
-                                       detail=results[-1].detail))
+            results.append(
+                CheckResult(check.label, None, check.min, check.max, "nodata", detail=results[-1].detail)
+            )
             continue
         results.append(evaluate_check(source, check, experiment, baseline, candidate, window))
     return results
 
 
 # -- the perf gate -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class GateVerdict:
@@ -132,8 +149,12 @@ def perf_gate_runner(url: str, spec: PerfGateSpec, protocol: str = "grpc") -> Pe
     from tritonab.perf import LoadOptions, MeasureSettings, compare, evaluate_gate
 
     def run(baseline: str, candidate: str) -> GateVerdict:
-        options = LoadOptions(url=url, protocol=protocol, levels=(float(spec.concurrency),),
-                              settings=MeasureSettings(measurement_interval_ms=spec.window_ms))
+        options = LoadOptions(
+            url=url,
+            protocol=protocol,
+            levels=(float(spec.concurrency),),
+            settings=MeasureSettings(measurement_interval_ms=spec.window_ms),
+        )
         try:
             result = compare(baseline, candidate, options, rounds=spec.rounds, warmup_s=spec.warmup_s)
         except PerfError as exc:
@@ -145,6 +166,7 @@ def perf_gate_runner(url: str, spec: PerfGateSpec, protocol: str = "grpc") -> Pe
 
 
 # -- the statistics engine -----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class StatsVerdict:
@@ -168,13 +190,19 @@ StatsProvider = Callable[[str, str, str], "StatsVerdict | None"]
 
 def _decision_details(decision: Any) -> dict[str, Any]:
     """p-values and effects of a `stats.Decision`, JSON-ready."""
+
     def one(verdict: Any) -> dict[str, Any]:
         result = verdict.result
-        return {"status": verdict.status, "effect": getattr(result, "effect", None),
-                "p_value": getattr(result, "p_value", None)}
+        return {
+            "status": verdict.status,
+            "effect": getattr(result, "effect", None),
+            "p_value": getattr(result, "p_value", None),
+        }
 
-    details: dict[str, Any] = {"primary": {decision.primary.name: one(decision.primary)},
-                               "guardrails": {g.name: one(g) for g in decision.guardrails}}
+    details: dict[str, Any] = {
+        "primary": {decision.primary.name: one(decision.primary)},
+        "guardrails": {g.name: one(g) for g in decision.guardrails},
+    }
     if decision.srm is not None:
         details["srm_p_value"] = decision.srm.p_value
     return details
@@ -185,6 +213,7 @@ def analysis_stats(spec: StatsSpec) -> StatsProvider:
 
     No exposures yet, no success criteria or no decision for the candidate give None.
     """
+
     def provide(experiment: str, baseline: str, candidate: str) -> StatsVerdict | None:
         from tritonab.monitoring.analysis import analyze
 

@@ -101,8 +101,9 @@ def load_state(path: str | os.PathLike[str], model: type[BaseModel] = RolloutSta
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise RolloutError(f"rollout state `{path}` is not a {model.__name__}: "
-                           f"{exc.errors()[0]['msg']}") from None
+        raise RolloutError(
+            f"rollout state `{path}` is not a {model.__name__}: {exc.errors()[0]['msg']}"
+        ) from None
 
 
 def save_state(path: str | os.PathLike[str], state: Any) -> None:
@@ -150,8 +151,14 @@ class Exclusive:
                 self._held = False
 
 
-def tick_until_done(tick: Callable[[], Any], *, interval_s: float, bound: int,
-                    sleep: Callable[[float], None], timeout_s: float | None = None) -> None:
+def tick_until_done(
+    tick: Callable[[], Any],
+    *,
+    interval_s: float,
+    bound: int,
+    sleep: Callable[[float], None],
+    timeout_s: float | None = None,
+) -> None:
     """Call `tick()` every `interval_s` until its event is no longer `progressing`, or
     `bound` ticks, or `timeout_s` seconds (the caller then reads the saved state)."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s

@@ -117,8 +117,9 @@ def timed_infer(infer: Infer, model: str, version: int, inputs: Inputs) -> float
     return time.perf_counter() - started
 
 
-def run_smoke(infer: Infer, model: str, old: int, new: int, samples: Sequence[Inputs],
-              spec: SmokeSpec) -> tuple[bool, dict[str, Any]]:
+def run_smoke(
+    infer: Infer, model: str, old: int, new: int, samples: Sequence[Inputs], spec: SmokeSpec
+) -> tuple[bool, dict[str, Any]]:
     """The smoke set on both versions, interleaved: passed, and the figures it rests on."""
     times: dict[str, list[float | None]] = {"old": [], "new": []}
     for sample in samples:

@@ -39,9 +39,7 @@ class TritonRuntime:
             p for p in (str(self.lib_dir), env.get("LD_LIBRARY_PATH", "")) if p
         )
         # The stub resolves its interpreter (and so site-packages) from PATH.
-        env["PATH"] = os.pathsep.join(
-            p for p in (str(Path(sys.executable).parent), env.get("PATH", "")) if p
-        )
+        env["PATH"] = os.pathsep.join(p for p in (str(Path(sys.executable).parent), env.get("PATH", "")) if p)
         return env
 
 
@@ -74,8 +72,8 @@ def find_runtime() -> TritonRuntime:
     backend_dir = _cache_root() / f"backends-pytriton{version}-py{pyver}"
     if not (backend_dir / "python" / _STUB).is_file():
         with staged_dir(backend_dir, replace=True) as stage:
-            shutil.copytree(root / "backends" / "python", stage / "python",
-                            ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(
+                root / "backends" / "python", stage / "python", ignore=shutil.ignore_patterns("__pycache__")
+            )
             shutil.copy2(stub, stage / "python" / _STUB)
-    return TritonRuntime(binary=binary, backend_dir=backend_dir,
-                         cache_dir=root / "caches", lib_dir=lib_dir)
+    return TritonRuntime(binary=binary, backend_dir=backend_dir, cache_dir=root / "caches", lib_dir=lib_dir)

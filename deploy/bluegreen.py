@@ -143,8 +143,13 @@ class BlueGreenEvent:
 
     def line(self) -> str:
         checks = "; ".join(c.text() for c in self.checks)
-        parts = [f"tick {self.tick}", f"phase {self.phase}", self.versions, checks,
-                 f"-> {self.outcome.value}: {self.reason}"]
+        parts = [
+            f"tick {self.tick}",
+            f"phase {self.phase}",
+            self.versions,
+            checks,
+            f"-> {self.outcome.value}: {self.reason}",
+        ]
         return "  ".join(p for p in parts if p)
 
 
@@ -160,20 +165,37 @@ class BlueGreenController(Exclusive):
         actor, on_event, sleep: as for the canary controller.
     """
 
-    def __init__(self, spec: BlueGreenSpec, control: Any, infer: Infer, *,
-                 state_path: str | os.PathLike[str], audit_path: str | os.PathLike[str] | None = None,
-                 metrics: MetricSource | None = None, actor: str = "tritonab-rollout",
-                 on_event: Callable[[BlueGreenEvent], None] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        spec: BlueGreenSpec,
+        control: Any,
+        infer: Infer,
+        *,
+        state_path: str | os.PathLike[str],
+        audit_path: str | os.PathLike[str] | None = None,
+        metrics: MetricSource | None = None,
+        actor: str = "tritonab-rollout",
+        on_event: Callable[[BlueGreenEvent], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.spec, self.control, self.infer = spec, control, infer
         self.state_path, self.audit_path, self.metrics = state_path, audit_path, metrics
         self.actor, self.on_event, self.sleep = actor, on_event, sleep
 
     def _audit(self, event: str, state: BlueGreenState, **fields: Any) -> None:
         if self.audit_path is not None:
-            audit_log.append(self.audit_path, event, actor=self.actor, experiment=state.experiment,
-                             variant=state.variant, model=state.model, old_version=state.old_version,
-                             new_version=state.new_version, tick=state.ticks, **fields)
+            audit_log.append(
+                self.audit_path,
+                event,
+                actor=self.actor,
+                experiment=state.experiment,
+                variant=state.variant,
+                model=state.model,
+                old_version=state.old_version,
+                new_version=state.new_version,
+                tick=state.ticks,
+                **fields,
+            )
 
     def state(self) -> BlueGreenState | None:
         """The saved state (None before the first tick)."""
@@ -198,9 +220,14 @@ class BlueGreenController(Exclusive):
             raise RolloutError(f"variant `{spec.variant}` is not pinned to a version: pin it first")
         if variant.version == spec.version:
             raise RolloutError(f"variant `{spec.variant}` already serves version {spec.version}")
-        state = BlueGreenState(experiment=spec.experiment, variant=spec.variant, model=variant.model,
-                               old_version=variant.version, new_version=spec.version,
-                               spec=spec.model_dump(mode="json"))
+        state = BlueGreenState(
+            experiment=spec.experiment,
+            variant=spec.variant,
+            model=variant.model,
+            old_version=variant.version,
+            new_version=spec.version,
+            spec=spec.model_dump(mode="json"),
+        )
         self._audit("bluegreen.start", state, spec=state.spec)
         return state
 
@@ -227,13 +254,33 @@ class BlueGreenController(Exclusive):
         self._save(state)
         return self._emit(state, outcome, reason, **extra)
 
-    def _emit(self, state: BlueGreenState, outcome: Outcome, reason: str,
-              checks: tuple[CheckResult, ...] = (), details: dict[str, Any] | None = None) -> BlueGreenEvent:
-        event = BlueGreenEvent(state.ticks, outcome, state.status, state.phase,
-                               f"{state.model} v{state.old_version} -> v{state.new_version}", reason,
-                               checks, details or {})
-        self._audit(f"bluegreen.{outcome.value}", state, phase=state.phase, status=state.status,
-                    reason=reason, checks=[c.to_dict() for c in checks], details=event.details)
+    def _emit(
+        self,
+        state: BlueGreenState,
+        outcome: Outcome,
+        reason: str,
+        checks: tuple[CheckResult, ...] = (),
+        details: dict[str, Any] | None = None,
+    ) -> BlueGreenEvent:
+        event = BlueGreenEvent(
+            state.ticks,
+            outcome,
+            state.status,
+            state.phase,
+            f"{state.model} v{state.old_version} -> v{state.new_version}",
+            reason,
+            checks,
+            details or {},
+        )
+        self._audit(
+            f"bluegreen.{outcome.value}",
+            state,
+            phase=state.phase,
+            status=state.status,
+            reason=reason,
+            checks=[c.to_dict() for c in checks],
+            details=event.details,
+        )
         if self.on_event is not None:
             self.on_event(event)
         return event
@@ -254,12 +301,14 @@ class BlueGreenController(Exclusive):
             waited = f"{state.waits}/{self.spec.load_deadline}"
             return Outcome.HOLD, f"waiting for v{state.new_version} ({waited})", {}
         smoke = self.spec.smoke
-        samples = smoke_inputs(self.control.config(state.model), smoke.input_data,
-                               max(smoke.requests, self.spec.warmup))
-        for sample in samples[:self.spec.warmup]:
+        samples = smoke_inputs(
+            self.control.config(state.model), smoke.input_data, max(smoke.requests, self.spec.warmup)
+        )
+        for sample in samples[: self.spec.warmup]:
             timed_infer(self.infer, state.model, state.new_version, sample)
-        passed, figures = run_smoke(self.infer, state.model, state.old_version, state.new_version,
-                                    samples[:smoke.requests], smoke)
+        passed, figures = run_smoke(
+            self.infer, state.model, state.old_version, state.new_version, samples[: smoke.requests], smoke
+        )
         if not passed:
             return Outcome.ROLLBACK, self._rollback(state, "smoke set failed"), {"details": figures}
         state.phase = "switch"
@@ -272,8 +321,16 @@ class BlueGreenController(Exclusive):
         return Outcome.ADVANCE, f"router `{state.experiment}` switched to v{state.new_version}", {}
 
     def _bake(self, state: BlueGreenState) -> tuple[Outcome, str, dict[str, Any]]:
-        checks = tuple(evaluate_checks(self.metrics, self.spec.checks, state.experiment, state.variant,
-                                       state.variant, self.spec.window))
+        checks = tuple(
+            evaluate_checks(
+                self.metrics,
+                self.spec.checks,
+                state.experiment,
+                state.variant,
+                state.variant,
+                self.spec.window,
+            )
+        )
         failed = [c.name for c in checks if c.status == "fail"]
         if failed:
             state.failed_checks += 1
@@ -312,8 +369,9 @@ class BlueGreenController(Exclusive):
 
     def _run(self, max_ticks: int | None) -> BlueGreenState:
         spec = self.spec
-        bound = max_ticks or (5 + spec.load_deadline + spec.failed_checks
-                              + int(spec.bake_s / spec.interval_s) + 20)
+        bound = max_ticks or (
+            5 + spec.load_deadline + spec.failed_checks + int(spec.bake_s / spec.interval_s) + 20
+        )
         tick_until_done(self.tick, interval_s=spec.interval_s, bound=bound, sleep=self.sleep)
         state = self.state()
         assert state is not None

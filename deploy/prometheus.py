@@ -35,8 +35,7 @@ def find_prometheus() -> str:
     return found
 
 
-def scrape_config(targets: Sequence[str], *, interval_s: float = 1.0,
-                  rule_files: Sequence[str] = ()) -> dict:
+def scrape_config(targets: Sequence[str], *, interval_s: float = 1.0, rule_files: Sequence[str] = ()) -> dict:
     """A Prometheus config scraping each `http://host:port/metrics` target as job `triton`."""
     hosts, paths = [], set()
     for target in targets:
@@ -48,11 +47,13 @@ def scrape_config(targets: Sequence[str], *, interval_s: float = 1.0,
     interval = f"{max(int(interval_s * 1000), 100)}ms"
     config: dict = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
-        "scrape_configs": [{
-            "job_name": "triton",
-            "metrics_path": paths.pop() if paths else "/metrics",
-            "static_configs": [{"targets": hosts}],
-        }],
+        "scrape_configs": [
+            {
+                "job_name": "triton",
+                "metrics_path": paths.pop() if paths else "/metrics",
+                "static_configs": [{"targets": hosts}],
+            }
+        ],
     }
     if rule_files:
         config["rule_files"] = list(rule_files)
@@ -69,9 +70,16 @@ class PrometheusServer:
         data_dir: TSDB folder (a temporary one by default).
     """
 
-    def __init__(self, targets: Sequence[str], *, interval_s: float = 1.0, port: int = 0,
-                 data_dir: str | os.PathLike[str] | None = None,
-                 rule_files: Sequence[str] = (), startup_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        targets: Sequence[str],
+        *,
+        interval_s: float = 1.0,
+        port: int = 0,
+        data_dir: str | os.PathLike[str] | None = None,
+        rule_files: Sequence[str] = (),
+        startup_timeout: float = 30.0,
+    ) -> None:
         self.config = scrape_config(targets, interval_s=interval_s, rule_files=rule_files)
         self.port = port or free_port()
         self._data_dir = Path(data_dir) if data_dir else None
@@ -105,10 +113,18 @@ class PrometheusServer:
         self.log_path = work / "prometheus.log"
         with open(self.log_path, "wb") as log:
             self._process = subprocess.Popen(
-                [binary, f"--config.file={config_path}", f"--storage.tsdb.path={data}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn",
-                 "--web.enable-lifecycle"],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    binary,
+                    f"--config.file={config_path}",
+                    f"--storage.tsdb.path={data}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--log.level=warn",
+                    "--web.enable-lifecycle",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         try:
             self._wait_ready()
         except BaseException:
@@ -118,10 +134,12 @@ class PrometheusServer:
     def _wait_ready(self) -> None:
         assert self._process is not None
         wait_until_ready(
-            f"{self.url}/-/ready", self._process, self.startup_timeout,
-            lambda code: f"prometheus exited ({code}): "
-                         f"{self.log_path.read_text(errors='replace')[-600:]}",
-            f"prometheus was not ready after {self.startup_timeout:.0f} s")
+            f"{self.url}/-/ready",
+            self._process,
+            self.startup_timeout,
+            lambda code: f"prometheus exited ({code}): {self.log_path.read_text(errors='replace')[-600:]}",
+            f"prometheus was not ready after {self.startup_timeout:.0f} s",
+        )
 
     def stop(self) -> None:
         """Stop Prometheus and remove its temporary storage."""

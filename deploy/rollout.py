@@ -82,12 +82,19 @@ __all__ = [
 ]
 
 
-def canary_controller(spec: RolloutSpec, control: RouterControl, *, prometheus: str | None,
-                      state_path: str | os.PathLike[str],
-                      audit_path: str | os.PathLike[str] | None = None, triton_url: str | None = None,
-                      protocol: str = "grpc", actor: str = "tritonab-rollout",
-                      on_event: Callable[[TickEvent], None] | None = None,
-                      stats: StatsProvider | None = None) -> CanaryController:
+def canary_controller(
+    spec: RolloutSpec,
+    control: RouterControl,
+    *,
+    prometheus: str | None,
+    state_path: str | os.PathLike[str],
+    audit_path: str | os.PathLike[str] | None = None,
+    triton_url: str | None = None,
+    protocol: str = "grpc",
+    actor: str = "tritonab-rollout",
+    on_event: Callable[[TickEvent], None] | None = None,
+    stats: StatsProvider | None = None,
+) -> CanaryController:
     """A controller wired to the real sources the spec asks for.
 
     Args:
@@ -120,9 +127,17 @@ def canary_controller(spec: RolloutSpec, control: RouterControl, *, prometheus: 
         gate = perf_gate_runner(triton_url, spec.perf_gate, protocol)
     if stats is None and spec.stats is not None:
         stats = analysis_stats(spec.stats)
-    return CanaryController(spec, control, state_path=state_path, audit_path=audit_path,
-                            metrics=metrics, perf_gate=gate, stats=stats, actor=actor,
-                            on_event=on_event)
+    return CanaryController(
+        spec,
+        control,
+        state_path=state_path,
+        audit_path=audit_path,
+        metrics=metrics,
+        perf_gate=gate,
+        stats=stats,
+        actor=actor,
+        on_event=on_event,
+    )
 
 
 def exit_code(state: RolloutState) -> int:

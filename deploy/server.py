@@ -165,8 +165,11 @@ class TritonServer:
         """
         if not self.repository.is_dir():
             raise ServerError(f"model repository `{self.repository}` is not a folder")
-        for label, port in (("HTTP", self.http_port), ("gRPC", self.grpc_port),
-                            ("metrics", self.metrics_port)):
+        for label, port in (
+            ("HTTP", self.http_port),
+            ("gRPC", self.grpc_port),
+            ("metrics", self.metrics_port),
+        ):
             if _port_busy(self.host, port):
                 raise ServerError(f"{label} port `{self.host}:{port}` is already in use")
         runtime = find_runtime()
@@ -202,16 +205,22 @@ class TritonServer:
         with open(self.log_path, "ab") as log:
             # A new session, so the whole tree (server + stubs) can be signalled at once.
             self._process = subprocess.Popen(
-                self.command(runtime), stdout=log, stderr=subprocess.STDOUT, env=env,
+                self.command(runtime),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
                 start_new_session=True,
             )
 
     def _wait_ready(self) -> None:
         assert self._process is not None
-        wait_until_ready(f"http://{self.host}:{self.http_port}/v2/health/ready", self._process,
-                         self.startup_timeout, self._failure_message,
-                         f"tritonserver was not ready after {self.startup_timeout:.0f} s; "
-                         f"log: `{self.log_path}`")
+        wait_until_ready(
+            f"http://{self.host}:{self.http_port}/v2/health/ready",
+            self._process,
+            self.startup_timeout,
+            self._failure_message,
+            f"tritonserver was not ready after {self.startup_timeout:.0f} s; log: `{self.log_path}`",
+        )
 
     def log_text(self) -> str:
         """Everything the server has logged so far."""
@@ -258,8 +267,9 @@ class TritonServer:
         return self._process.wait()
 
 
-def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float,
-                     on_exit: Callable[[int], str], on_timeout: str) -> None:
+def wait_until_ready(
+    url: str, process: subprocess.Popen[bytes], timeout: float, on_exit: Callable[[int], str], on_timeout: str
+) -> None:
     """Poll `url` until it answers 200; a process that exits first raises with
     `on_exit(code)`, a timeout with `on_timeout`.
 
@@ -307,8 +317,11 @@ def main_loop(server: TritonServer, *, out=sys.stdout) -> int:
     try:
         with server:
             urls = server.urls
-            print(f"Triton ready  http: http://{urls.http}  grpc: {urls.grpc}  "
-                  f"metrics: {urls.metrics}", file=out, flush=True)
+            print(
+                f"Triton ready  http: http://{urls.http}  grpc: {urls.grpc}  metrics: {urls.metrics}",
+                file=out,
+                flush=True,
+            )
             assert server._process is not None
             while stop["signal"] is None and server._process.poll() is None:
                 time.sleep(0.2)

@@ -51,20 +51,24 @@ def check_spec(spec: Experiment, models: dict[str, ModelEntry]) -> tuple[TensorS
         where = f"variants[{i}]"
         entry = models.get(variant.model)
         if entry is None:
-            problems.append(f"{where}.model: unknown model `{variant.model}`; "
-                            f"the repository has {sorted(models)}")
+            problems.append(
+                f"{where}.model: unknown model `{variant.model}`; the repository has {sorted(models)}"
+            )
             continue
         if not entry.has_version(variant.version):
-            problems.append(f"{where}.version: model `{variant.model}` has no version "
-                            f"{variant.version} (has {list(entry.versions)})")
+            problems.append(
+                f"{where}.version: model `{variant.model}` has no version "
+                f"{variant.version} (has {list(entry.versions)})"
+            )
         if entry.config.max_batch_size < 1:
-            problems.append(f"{where}.model: model `{variant.model}` must batch "
-                            "(max_batch_size >= 1) to sit behind a router")
+            problems.append(
+                f"{where}.model: model `{variant.model}` must batch "
+                "(max_batch_size >= 1) to sit behind a router"
+            )
         if first is None:
             first = entry
             continue
-        for what, a, b in (("input", first.inputs, entry.inputs),
-                           ("output", first.outputs, entry.outputs)):
+        for what, a, b in (("input", first.inputs, entry.inputs), ("output", first.outputs, entry.outputs)):
             for p in signature_mismatches(a, b, what):
                 problems.append(f"{where}.model: `{variant.model}` vs `{first.name}`: {p}")
     for j, shadow in enumerate(spec.shadow):
@@ -117,8 +121,9 @@ def build_router(spec: Experiment, repository: str | os.PathLike[str]) -> Path:
     batch = min(models[v.model].config.max_batch_size for v in spec.variants)
     if spec.max_batch_size is not None:
         if spec.max_batch_size > batch:
-            raise SpecError(f"max_batch_size: {spec.max_batch_size} exceeds the variants' "
-                            f"smallest max_batch_size {batch}")
+            raise SpecError(
+                f"max_batch_size: {spec.max_batch_size} exceeds the variants' smallest max_batch_size {batch}"
+            )
         batch = spec.max_batch_size
     config = router_config(spec, first, batch)
     final = Path(repository) / spec.name
@@ -129,8 +134,7 @@ def build_router(spec: Experiment, repository: str | os.PathLike[str]) -> Path:
     return final
 
 
-def chain_config(name: str, steps: Sequence[ModelEntry], max_batch_size: int | None = None
-                 ) -> ModelConfig:
+def chain_config(name: str, steps: Sequence[ModelEntry], max_batch_size: int | None = None) -> ModelConfig:
     """An ensemble that feeds each step's outputs, by position, to the next step's inputs."""
     if len(steps) < 2:
         raise SpecError(f"ensemble `{name}` needs at least two steps")
@@ -153,8 +157,10 @@ def chain_config(name: str, steps: Sequence[ModelEntry], max_batch_size: int | N
             break
         following = steps[i + 1].inputs
         if len(step.outputs) != len(following):
-            raise SpecError(f"ensemble `{name}`: `{step.name}` has {len(step.outputs)} outputs "
-                            f"but `{steps[i + 1].name}` takes {len(following)} inputs")
+            raise SpecError(
+                f"ensemble `{name}`: `{step.name}` has {len(step.outputs)} outputs "
+                f"but `{steps[i + 1].name}` takes {len(following)} inputs"
+            )
         feeds = {}
         for out, nxt in zip(step.outputs, following):
             internal = f"{step.name}__{out.name}"

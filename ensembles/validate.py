@@ -64,8 +64,9 @@ def _check_model(entry: ModelEntry) -> list[Problem]:
     config_path = entry.path / "config.pbtxt"
     problems = []
     if entry.config.name and entry.config.name != entry.name:
-        problems.append(Problem(config_path, f"name `{entry.config.name}` differs from its "
-                                             f"folder `{entry.name}`"))
+        problems.append(
+            Problem(config_path, f"name `{entry.config.name}` differs from its folder `{entry.name}`")
+        )
     if not entry.config.backend and not entry.config.platform:
         problems.append(Problem(config_path, "sets neither `backend` nor `platform`"))
     if not entry.versions:
@@ -96,8 +97,7 @@ def _check_shim(path: Path, entry: ModelEntry) -> list[Problem]:
     except SyntaxError as exc:
         return [Problem(path, f"does not parse: {exc.msg} (line {exc.lineno})")]
     for node in tree.body:
-        if not (isinstance(node, ast.ImportFrom) and node.module
-                and node.module.startswith("tritonab.")):
+        if not (isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tritonab.")):
             continue
         if importlib.util.find_spec(node.module) is None:
             return [Problem(path, f"imports `{node.module}`, which does not exist")]
@@ -137,30 +137,44 @@ def _check_ensemble(entry: ModelEntry, models: dict[str, ModelEntry]) -> list[Pr
         step_outputs = {t.name: t.data_type for t in model.outputs}
         for model_input, source in step.input_map.items():
             if model_input not in step_inputs:
-                problems.append(Problem(where, f"{label}: `{step.model_name}` has no input "
-                                               f"`{model_input}`"))
+                problems.append(Problem(where, f"{label}: `{step.model_name}` has no input `{model_input}`"))
             elif source not in tensors:
-                problems.append(Problem(where, f"{label}: input `{model_input}` reads "
-                                               f"`{source}`, which nothing produces before it"))
+                problems.append(
+                    Problem(
+                        where,
+                        f"{label}: input `{model_input}` reads `{source}`, which nothing produces before it",
+                    )
+                )
             elif tensors[source] != step_inputs[model_input]:
-                problems.append(Problem(where, f"{label}: input `{model_input}` is "
-                    f"{type_name(step_inputs[model_input])} but `{source}` is "
-                    f"{type_name(tensors[source])}"))
+                problems.append(
+                    Problem(
+                        where,
+                        f"{label}: input `{model_input}` is "
+                        f"{type_name(step_inputs[model_input])} but `{source}` is "
+                        f"{type_name(tensors[source])}",
+                    )
+                )
         for name in sorted(step_inputs.keys() - step.input_map.keys()):
             problems.append(Problem(where, f"{label}: input `{name}` is not mapped"))
         for model_output, target in step.output_map.items():
             if model_output not in step_outputs:
-                problems.append(Problem(where, f"{label}: `{step.model_name}` has no output "
-                                               f"`{model_output}`"))
+                problems.append(
+                    Problem(where, f"{label}: `{step.model_name}` has no output `{model_output}`")
+                )
             else:
                 tensors[target] = step_outputs[model_output]
     for output in entry.outputs:
         if output.name not in tensors:
             problems.append(Problem(where, f"output `{output.name}` is produced by no step"))
         elif tensors[output.name] != output.data_type:
-            problems.append(Problem(where, f"output `{output.name}` is "
-                f"{type_name(output.data_type)} but its step produces "
-                f"{type_name(tensors[output.name])}"))
+            problems.append(
+                Problem(
+                    where,
+                    f"output `{output.name}` is "
+                    f"{type_name(output.data_type)} but its step produces "
+                    f"{type_name(tensors[output.name])}",
+                )
+            )
     return problems
 
 
@@ -178,11 +192,18 @@ def _check_router(entry: ModelEntry, models: dict[str, ModelEntry]) -> list[Prob
     assert first is not None
     expected = router_config(spec, first, entry.config.max_batch_size)
     problems = []
-    for what, want, got in (("input", expected.input, entry.config.input),
-                            ("output", expected.output, entry.config.output)):
+    for what, want, got in (
+        ("input", expected.input, entry.config.input),
+        ("output", expected.output, entry.config.output),
+    ):
         want_set = {(t.name, t.data_type, tuple(t.dims)) for t in want}
         got_set = {(t.name, t.data_type, tuple(t.dims)) for t in got}
         if want_set != got_set:
-            problems.append(Problem(where, f"router {what}s {sorted(got_set)} do not match its "
-                                           f"variants' {sorted(want_set)}; rebuild it"))
+            problems.append(
+                Problem(
+                    where,
+                    f"router {what}s {sorted(got_set)} do not match its "
+                    f"variants' {sorted(want_set)}; rebuild it",
+                )
+            )
     return problems

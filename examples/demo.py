@@ -55,15 +55,16 @@ def send_traffic(server: TritonServer, args, x: np.ndarray, y: np.ndarray) -> di
 
     def client() -> ExperimentClient:
         if not hasattr(local, "clients"):
-            local.clients = {"grpc": ExperimentClient(server.urls.grpc, "grpc"),
-                             "http": ExperimentClient(server.urls.http, "http")}
+            local.clients = {
+                "grpc": ExperimentClient(server.urls.grpc, "grpc"),
+                "http": ExperimentClient(server.urls.http, "http"),
+            }
         return local.clients
 
     def one(i: int) -> None:
         protocol = "grpc" if i % 2 == 0 else "http"
         user = f"user-{users[i]}"
-        result = client()[protocol].infer(args.experiment, {FEATURES: x[rows[i]:rows[i] + 1]},
-                                          unit_id=user)
+        result = client()[protocol].infer(args.experiment, {FEATURES: x[rows[i] : rows[i] + 1]}, unit_id=user)
         label = int(result.outputs["label"].reshape(-1)[0])
         right = int(label == y[rows[i]])
         client()[protocol].report_outcome("correct", right, unit_id=user, log_dir=args.log_dir)
@@ -72,8 +73,9 @@ def send_traffic(server: TritonServer, args, x: np.ndarray, y: np.ndarray) -> di
             correct[result.variant].append(right)
 
     with Progress(console=console) as progress, ThreadPoolExecutor(args.workers) as pool:
-        task = progress.add_task(f"{args.requests} requests from {args.users} users "
-                                 "(HTTP + gRPC)", total=args.requests)
+        task = progress.add_task(
+            f"{args.requests} requests from {args.users} users (HTTP + gRPC)", total=args.requests
+        )
         for _ in pool.map(one, range(args.requests)):
             progress.advance(task)
     return {"seen": seen, "correct": correct}
@@ -89,23 +91,33 @@ def print_split(server: TritonServer, spec) -> None:
         m = metrics.get((spec.name, variant.name))
         if m is None:
             continue
-        table.add_row(variant.name, variant.model, f"{m.rows:.0f}", f"{m.rows / total:.1%}",
-                      f"{variant.weight:.0%}", f"{m.latency_quantile(0.5) / 1000:.2f}",
-                      f"{m.latency_quantile(0.99) / 1000:.2f}", f"{m.errors:.0f}")
+        table.add_row(
+            variant.name,
+            variant.model,
+            f"{m.rows:.0f}",
+            f"{m.rows / total:.1%}",
+            f"{variant.weight:.0%}",
+            f"{m.latency_quantile(0.5) / 1000:.2f}",
+            f"{m.latency_quantile(0.99) / 1000:.2f}",
+            f"{m.errors:.0f}",
+        )
     console.print(table)
 
 
 def print_outcomes(traffic: dict, spec, log_dir: str, html: str | None) -> None:
     """Stickiness seen by the client, then the analysis of the router's logs."""
     sticky = all(len(v) == 1 for v in traffic["seen"].values())
-    console.print(f"sticky assignment: {len(traffic['seen'])} users, each always got the same "
-                  f"variant: [bold]{'yes' if sticky else 'NO'}[/bold]")
+    console.print(
+        f"sticky assignment: {len(traffic['seen'])} users, each always got the same "
+        f"variant: [bold]{'yes' if sticky else 'NO'}[/bold]"
+    )
     console.rule(f"analysis of the logs in {log_dir} (exposures + outcomes, DuckDB)")
     result = analyze(spec.name, log_dir, spec=spec)
     for name in spec.weights:
         acc = result.metrics["correct.per_exposure"][name]
-        console.print(f"accuracy {name:10} {acc.mean:.3f}  ({acc.den_sum:.0f} predictions, "
-                      f"{acc.n:.0f} users)")
+        console.print(
+            f"accuracy {name:10} {acc.mean:.3f}  ({acc.den_sum:.0f} predictions, {acc.n:.0f} users)"
+        )
     print_analysis(result, console)
     if html:
         write_html(result, html)
@@ -133,8 +145,9 @@ def main() -> int:
     with console.status("starting tritonserver ..."):
         server = TritonServer(args.repository, env={LOG_DIR_ENV: args.log_dir}).__enter__()
     try:
-        console.print(f"Triton ready: grpc {server.urls.grpc}, http {server.urls.http}, "
-                      f"metrics {server.urls.metrics}")
+        console.print(
+            f"Triton ready: grpc {server.urls.grpc}, http {server.urls.http}, metrics {server.urls.metrics}"
+        )
         traffic = send_traffic(server, args, x_test, y_test)
         print_split(server, spec)
     finally:

@@ -41,7 +41,8 @@ def demo_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The breast-cancer data split 70/30 (stratified, seed 0), features as float32."""
     x, y = load_breast_cancer(return_X_y=True)
     x_train, x_test, y_train, y_test = train_test_split(
-        x.astype(np.float32), y, test_size=0.3, random_state=0, stratify=y)
+        x.astype(np.float32), y, test_size=0.3, random_state=0, stratify=y
+    )
     return x_train, x_test, y_train, y_test
 
 
@@ -56,8 +57,14 @@ def build(repository: Path) -> None:
 
     repository.mkdir(parents=True, exist_ok=True)
     build_transform("demo_scaler", transform, repository, input_name=FEATURES, output_name="scaled")
-    convert(logreg, name="demo_logreg", repository=repository, version=1,
-            sample_input=transform.apply(x_test), force=True)
+    convert(
+        logreg,
+        name="demo_logreg",
+        repository=repository,
+        version=1,
+        sample_input=transform.apply(x_test),
+        force=True,
+    )
     convert(gbt, name="demo_gbt", repository=repository, version=1, sample_input=x_test, force=True)
     build_chain("demo_logreg_pipeline", ["demo_scaler", "demo_logreg"], repository)
     build_router(load_spec(HERE / "experiment.yaml"), repository)

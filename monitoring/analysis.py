@@ -37,10 +37,22 @@ from tritonab.monitoring.segments import dropped_total, dumps, segment_files
 from tritonab.splitter import stats
 from tritonab.splitter.spec import Experiment, load_spec, spec_from_json
 
-EXPOSURE_COLUMNS = {"time": "DOUBLE", "experiment": "VARCHAR", "variant": "VARCHAR",
-                    "unit_id": "VARCHAR", "request_id": "VARCHAR", "latency_us": "DOUBLE"}
-OUTCOME_COLUMNS = {"unit_id": "VARCHAR", "request_id": "VARCHAR", "metric": "VARCHAR",
-                   "value": "DOUBLE", "time": "DOUBLE", "experiment": "VARCHAR"}
+EXPOSURE_COLUMNS = {
+    "time": "DOUBLE",
+    "experiment": "VARCHAR",
+    "variant": "VARCHAR",
+    "unit_id": "VARCHAR",
+    "request_id": "VARCHAR",
+    "latency_us": "DOUBLE",
+}
+OUTCOME_COLUMNS = {
+    "unit_id": "VARCHAR",
+    "request_id": "VARCHAR",
+    "metric": "VARCHAR",
+    "value": "DOUBLE",
+    "time": "DOUBLE",
+    "experiment": "VARCHAR",
+}
 BASE_METRICS = ("exposures_per_unit", "latency_us")
 
 
@@ -94,14 +106,20 @@ class Analysis:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary."""
         return {
-            "experiment": self.experiment, "variants": self.variants, "weights": self.weights,
-            "units": self.units, "exposures": self.exposures, "latency_us": self.latency,
+            "experiment": self.experiment,
+            "variants": self.variants,
+            "weights": self.weights,
+            "units": self.units,
+            "exposures": self.exposures,
+            "latency_us": self.latency,
             "metrics": {m: {v: _stat_dict(s) for v, s in per.items()} for m, per in self.metrics.items()},
-            "comparisons": {m: {v: r.to_dict() for v, r in per.items()}
-                            for m, per in self.comparisons.items()},
+            "comparisons": {
+                m: {v: r.to_dict() for v, r in per.items()} for m, per in self.comparisons.items()
+            },
             "srm": None if self.srm is None else self.srm.to_dict(),
             "decisions": {v: _decision_dict(d) for v, d in self.decisions.items()},
-            "warnings": self.warnings, "dropped": self.dropped,
+            "warnings": self.warnings,
+            "dropped": self.dropped,
         }
 
 
@@ -117,10 +135,13 @@ def _num(x: Any) -> Any:
 
 
 def _decision_dict(d: stats.Decision) -> dict[str, Any]:
-    return {"outcome": d.outcome.value, "reasons": list(d.reasons),
-            "primary": {"name": d.primary.name, "status": d.primary.status},
-            "guardrails": [{"name": g.name, "status": g.status} for g in d.guardrails],
-            "units_still_needed": d.units_still_needed}
+    return {
+        "outcome": d.outcome.value,
+        "reasons": list(d.reasons),
+        "primary": {"name": d.primary.name, "status": d.primary.status},
+        "guardrails": [{"name": g.name, "status": g.status} for g in d.guardrails],
+        "units_still_needed": d.units_still_needed,
+    }
 
 
 # -- file discovery --------------------------------------------------------------------
@@ -134,20 +155,25 @@ def _columns(columns: dict[str, str]) -> str:
     return "{" + ", ".join(f"'{k}': '{v}'" for k, v in columns.items()) + "}"
 
 
-def _source(jsonl: Sequence[Path], parquet: Sequence[Path], csv: Sequence[Path],
-            columns: dict[str, str]) -> str:
+def _source(
+    jsonl: Sequence[Path], parquet: Sequence[Path], csv: Sequence[Path], columns: dict[str, str]
+) -> str:
     """A SELECT over JSON Lines, Parquet and CSV files with the given columns."""
     names = ", ".join(columns)
     parts = []
     if jsonl:
-        parts.append(f"SELECT {names} FROM read_json({_sql_list(jsonl)}, format='newline_delimited', "
-                     f"columns={_columns(columns)}, ignore_errors=true)")
+        parts.append(
+            f"SELECT {names} FROM read_json({_sql_list(jsonl)}, format='newline_delimited', "
+            f"columns={_columns(columns)}, ignore_errors=true)"
+        )
     if parquet:
         casts = ", ".join(f"CAST({k} AS {v}) AS {k}" for k, v in columns.items())
         parts.append(f"SELECT {casts} FROM read_parquet({_sql_list(parquet)}, union_by_name=true)")
     if csv:
-        parts.append(f"SELECT {names} FROM read_csv({_sql_list(csv)}, header=true, "
-                     f"union_by_name=true, columns={_columns(columns)})")
+        parts.append(
+            f"SELECT {names} FROM read_csv({_sql_list(csv)}, header=true, "
+            f"union_by_name=true, columns={_columns(columns)})"
+        )
     if not parts:
         nulls = ", ".join(f"CAST(NULL AS {v}) AS {k}" for k, v in columns.items())
         parts.append(f"SELECT {nulls} WHERE false")
@@ -168,8 +194,10 @@ def _exposure_files(folder: Path, notes: list[str]) -> list[Path]:
     for w in caught:
         notes.append(str(w.message))
     if found.unsealed:
-        notes.append(f"{len(found.unsealed)} unsealed exposure segment(s) read (writer running "
-                     "or crashed; `tritonab logs recover` seals crashed ones)")
+        notes.append(
+            f"{len(found.unsealed)} unsealed exposure segment(s) read (writer running "
+            "or crashed; `tritonab logs recover` seals crashed ones)"
+        )
     return [*found.files, *sorted(folder.glob("*.parquet"))]
 
 
@@ -186,14 +214,16 @@ def _outcome_files(log_dir: Path, extra: Sequence[str | os.PathLike[str]], scrat
             files.append(path)
             continue
         target = scratch / f"extra-{i}.jsonl"
-        target.write_text("".join(dumps(o.model_dump()) + "\n" for o in parse_outcomes(path)),
-                          encoding="utf-8")
+        target.write_text(
+            "".join(dumps(o.model_dump()) + "\n" for o in parse_outcomes(path)), encoding="utf-8"
+        )
         files.append(target)
     return files
 
 
-def _load_spec(experiment: str, log_dir: Path, spec: Experiment | str | os.PathLike[str] | None
-               ) -> Experiment | None:
+def _load_spec(
+    experiment: str, log_dir: Path, spec: Experiment | str | os.PathLike[str] | None
+) -> Experiment | None:
     if isinstance(spec, Experiment):
         return spec
     if spec is not None:
@@ -214,30 +244,44 @@ def _load_tables(con, experiment: str, exposures_sql: str, outcomes_sql: str) ->
     """Temp tables: `e` (exposure rows), `u` (units), `oc` (outcome rows), `o` (per unit and
     metric sums). Outcomes keyed by request id only are mapped to their unit through a
     second read of the exposures, which only they pay for."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE e AS SELECT unit_id, variant, time, latency_us "
-                f"FROM ({exposures_sql}) WHERE variant IS NOT NULL AND experiment = ?", [experiment])
-    con.execute("CREATE OR REPLACE TEMP TABLE u AS SELECT unit_id, min(variant) AS variant, "
-                "min(variant) <> max(variant) AS mixed, count(*) AS n_exp, "
-                "sum(latency_us) AS lat, min(time) AS first_time "
-                "FROM e WHERE unit_id IS NOT NULL GROUP BY unit_id")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE oc AS SELECT unit_id, request_id, metric, value, time "
-                f"FROM ({outcomes_sql}) WHERE metric IS NOT NULL "
-                f"AND (experiment IS NULL OR experiment = ?)", [experiment])
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE e AS SELECT unit_id, variant, time, latency_us "
+        f"FROM ({exposures_sql}) WHERE variant IS NOT NULL AND experiment = ?",
+        [experiment],
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE u AS SELECT unit_id, min(variant) AS variant, "
+        "min(variant) <> max(variant) AS mixed, count(*) AS n_exp, "
+        "sum(latency_us) AS lat, min(time) AS first_time "
+        "FROM e WHERE unit_id IS NOT NULL GROUP BY unit_id"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE oc AS SELECT unit_id, request_id, metric, value, time "
+        f"FROM ({outcomes_sql}) WHERE metric IS NOT NULL "
+        f"AND (experiment IS NULL OR experiment = ?)",
+        [experiment],
+    )
     mapped = ""
-    if con.execute("SELECT count(*) FROM oc WHERE unit_id IS NULL AND request_id IS NOT NULL"
-                   ).fetchone()[0]:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE r AS SELECT request_id, min(unit_id) AS unit_id "
-                    f"FROM ({exposures_sql}) WHERE experiment = ? AND request_id IS NOT NULL "
-                    f"AND unit_id IS NOT NULL GROUP BY request_id", [experiment])
+    if con.execute("SELECT count(*) FROM oc WHERE unit_id IS NULL AND request_id IS NOT NULL").fetchone()[0]:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE r AS SELECT request_id, min(unit_id) AS unit_id "
+            f"FROM ({exposures_sql}) WHERE experiment = ? AND request_id IS NOT NULL "
+            f"AND unit_id IS NOT NULL GROUP BY request_id",
+            [experiment],
+        )
         # A request's own outcome counts whatever its time.
-        mapped = ("UNION ALL SELECT r.unit_id, oc.metric, oc.value, NULL AS time FROM oc "
-                  "JOIN r USING (request_id) WHERE oc.unit_id IS NULL")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE o AS SELECT x.unit_id, x.metric, sum(x.value) AS s, "
-                f"count(*) FILTER (WHERE x.value <> 0) AS nz, count(*) AS c "
-                f"FROM (SELECT unit_id, metric, value, time FROM oc WHERE unit_id IS NOT NULL {mapped}) x "
-                f"JOIN u ON x.unit_id = u.unit_id "
-                f"WHERE NOT u.mixed AND (x.time IS NULL OR x.time >= u.first_time) "
-                f"GROUP BY x.unit_id, x.metric")
+        mapped = (
+            "UNION ALL SELECT r.unit_id, oc.metric, oc.value, NULL AS time FROM oc "
+            "JOIN r USING (request_id) WHERE oc.unit_id IS NULL"
+        )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE o AS SELECT x.unit_id, x.metric, sum(x.value) AS s, "
+        f"count(*) FILTER (WHERE x.value <> 0) AS nz, count(*) AS c "
+        f"FROM (SELECT unit_id, metric, value, time FROM oc WHERE unit_id IS NOT NULL {mapped}) x "
+        f"JOIN u ON x.unit_id = u.unit_id "
+        f"WHERE NOT u.mixed AND (x.time IS NULL OR x.time >= u.first_time) "
+        f"GROUP BY x.unit_id, x.metric"
+    )
 
 
 def _bins(con, bins: int) -> tuple[float, float]:
@@ -247,8 +291,7 @@ def _bins(con, bins: int) -> tuple[float, float]:
     return lo, max((hi - lo) / bins, 1e-9)
 
 
-def _grouped(con, sql: str, index: dict[str, int], bins: int, width: int,
-             params: list) -> np.ndarray:
+def _grouped(con, sql: str, index: dict[str, int], bins: int, width: int, params: list) -> np.ndarray:
     """Rows (bin, variant, v1..vk) -> array (variants, bins, k) of sums."""
     out = np.zeros((len(index), bins, width))
     for row in con.execute(sql, params).fetchall():
@@ -260,9 +303,16 @@ def _grouped(con, sql: str, index: dict[str, int], bins: int, width: int,
 
 def _unit_sums(con, index, bins, lo, step) -> np.ndarray:
     """(variants, bins, 6): n, exposures, exposures^2, latency, latency^2, latency*exposures."""
-    return _grouped(con, "SELECT floor((first_time - ?) / ?) AS b, variant, count(*), sum(n_exp), "
-                         "sum(n_exp * n_exp), sum(lat), sum(lat * lat), sum(lat * n_exp) "
-                         "FROM u WHERE NOT mixed GROUP BY b, variant", index, bins, 6, [lo, step])
+    return _grouped(
+        con,
+        "SELECT floor((first_time - ?) / ?) AS b, variant, count(*), sum(n_exp), "
+        "sum(n_exp * n_exp), sum(lat), sum(lat * lat), sum(lat * n_exp) "
+        "FROM u WHERE NOT mixed GROUP BY b, variant",
+        index,
+        bins,
+        6,
+        [lo, step],
+    )
 
 
 def _metric_sums(con, index, bins, lo, step) -> dict[str, np.ndarray]:
@@ -270,7 +320,9 @@ def _metric_sums(con, index, bins, lo, step) -> dict[str, np.ndarray]:
     rows = con.execute(
         "SELECT o.metric, floor((u.first_time - ?) / ?) AS b, u.variant, sum(o.s), sum(o.s * o.s), "
         "count(*) FILTER (WHERE o.nz > 0), sum(o.s * u.n_exp) FROM o JOIN u USING (unit_id) "
-        "GROUP BY o.metric, b, u.variant", [lo, step]).fetchall()
+        "GROUP BY o.metric, b, u.variant",
+        [lo, step],
+    ).fetchall()
     out: dict[str, np.ndarray] = {}
     for metric, b, variant, *values in rows:
         if variant not in index:
@@ -295,8 +347,6 @@ def _statistics(units: np.ndarray, sums: dict[str, np.ndarray]) -> dict[str, Any
     return out
 
 
-
-
 # -- the analysis ----------------------------------------------------------------------
 
 
@@ -309,25 +359,32 @@ def _order(spec: Experiment | None, con) -> list[str]:
 
 
 def _latency(con) -> dict[str, dict[str, float]]:
-    rows = con.execute("SELECT variant, count(*), avg(latency_us), "
-                       "quantile_cont(latency_us, [0.5, 0.95, 0.99]) FROM e GROUP BY variant").fetchall()
-    return {v: {"rows": n, "mean": _num(m) or 0.0, "p50": q[0], "p95": q[1], "p99": q[2]}
-            for v, n, m, q in rows}
+    rows = con.execute(
+        "SELECT variant, count(*), avg(latency_us), "
+        "quantile_cont(latency_us, [0.5, 0.95, 0.99]) FROM e GROUP BY variant"
+    ).fetchall()
+    return {
+        v: {"rows": n, "mean": _num(m) or 0.0, "p50": q[0], "p95": q[1], "p99": q[2]} for v, n, m, q in rows
+    }
 
 
 def _notes(con, spec: Experiment | None, variants: list[str]) -> list[str]:
     out = []
-    mixed, no_unit = con.execute("SELECT (SELECT count(*) FROM u WHERE mixed), "
-                                 "(SELECT count(*) FROM e WHERE unit_id IS NULL)").fetchone()
+    mixed, no_unit = con.execute(
+        "SELECT (SELECT count(*) FROM u WHERE mixed), (SELECT count(*) FROM e WHERE unit_id IS NULL)"
+    ).fetchone()
     if mixed:
         out.append(f"{mixed} unit(s) saw more than one variant: excluded")
     if no_unit:
         out.append(f"{no_unit} exposure(s) without a unit id: counted in latency only")
-    total, used = con.execute("SELECT (SELECT count(*) FROM oc), "
-                              "(SELECT coalesce(sum(c), 0) FROM o)").fetchone()
+    total, used = con.execute(
+        "SELECT (SELECT count(*) FROM oc), (SELECT coalesce(sum(c), 0) FROM o)"
+    ).fetchone()
     if total > used:
-        out.append(f"{int(total - used)} outcome record(s) not attributed (unit never exposed or "
-                   "in several variants, outcome before the first exposure, unknown request): ignored")
+        out.append(
+            f"{int(total - used)} outcome record(s) not attributed (unit never exposed or "
+            "in several variants, outcome before the first exposure, unknown request): ignored"
+        )
     if spec is not None:
         extra = [v for v in variants if v not in spec.weights]
         if extra:
@@ -335,27 +392,39 @@ def _notes(con, spec: Experiment | None, variants: list[str]) -> list[str]:
     return out
 
 
-def _compare_all(metrics: dict[str, Any], variants: list[str], alpha: float
-                 ) -> dict[str, dict[str, stats.ComparisonResult]]:
-    return {name: {v: stats.compare(stat[0], stat[i], alpha=alpha)
-                   for i, v in enumerate(variants) if i > 0}
-            for name, stat in metrics.items()}
+def _compare_all(
+    metrics: dict[str, Any], variants: list[str], alpha: float
+) -> dict[str, dict[str, stats.ComparisonResult]]:
+    return {
+        name: {v: stats.compare(stat[0], stat[i], alpha=alpha) for i, v in enumerate(variants) if i > 0}
+        for name, stat in metrics.items()
+    }
 
 
-def _timeline(cumulative: dict[str, Any], name: str, variants: list[str], ends: np.ndarray,
-              alpha: float, tuning: float | None) -> Timeline | None:
+def _timeline(
+    cumulative: dict[str, Any],
+    name: str,
+    variants: list[str],
+    ends: np.ndarray,
+    alpha: float,
+    tuning: float | None,
+) -> Timeline | None:
     stat = cumulative.get(name)
     if stat is None or len(variants) < 2:
         return None
     n_total = float(np.sum(np.asarray(stat.n)[:, -1]))
     tuning = tuning or max(n_total, 1.0)
-    comparisons = {v: stats.compare(stat[0], stat[i], alpha=alpha, sequential_tuning=tuning)
-                   for i, v in enumerate(variants) if i > 0}
+    comparisons = {
+        v: stats.compare(stat[0], stat[i], alpha=alpha, sequential_tuning=tuning)
+        for i, v in enumerate(variants)
+        if i > 0
+    }
     return Timeline(name, ends, comparisons)
 
 
-def _decide(spec: Experiment | None, totals: dict[str, Any], variants: list[str],
-            counts: list[int], notes: list[str]) -> dict[str, stats.Decision]:
+def _decide(
+    spec: Experiment | None, totals: dict[str, Any], variants: list[str], counts: list[int], notes: list[str]
+) -> dict[str, stats.Decision]:
     if spec is None or spec.success is None or len(variants) < 2:
         return {}
     crit = spec.success
@@ -366,9 +435,16 @@ def _decide(spec: Experiment | None, totals: dict[str, Any], variants: list[str]
         return {}
     weights = [spec.weights.get(v, 0.0) for v in variants]
     srm_ok = all(w > 0 for w in weights)
-    return {v: stats.decide(crit, {n: (totals[n][0], totals[n][i]) for n in names},
-                            counts=counts if srm_ok else None, weights=weights if srm_ok else None)
-            for i, v in enumerate(variants) if i > 0}
+    return {
+        v: stats.decide(
+            crit,
+            {n: (totals[n][0], totals[n][i]) for n in names},
+            counts=counts if srm_ok else None,
+            weights=weights if srm_ok else None,
+        )
+        for i, v in enumerate(variants)
+        if i > 0
+    }
 
 
 def analyze(
@@ -401,16 +477,23 @@ def analyze(
     folder = Path(log_dir)
     notes: list[str] = []
     the_spec = _load_spec(experiment, folder, spec)
-    files = ([Path(p) for p in exposure_files] if exposure_files is not None
-             else _exposure_files(folder / experiment / EXPOSURES, notes))
+    files = (
+        [Path(p) for p in exposure_files]
+        if exposure_files is not None
+        else _exposure_files(folder / experiment / EXPOSURES, notes)
+    )
     if not files:
         raise MonitoringError(f"no exposure segments for experiment `{experiment}` under `{folder}`")
     con = duckdb.connect()
     try:
         with tempfile.TemporaryDirectory(prefix="tritonab-analysis-") as scratch:
             outcome_files = _outcome_files(folder, outcomes, Path(scratch))
-            _load_tables(con, experiment, _source(*_split(files), EXPOSURE_COLUMNS),
-                         _source(*_split(outcome_files), OUTCOME_COLUMNS))
+            _load_tables(
+                con,
+                experiment,
+                _source(*_split(files), EXPOSURE_COLUMNS),
+                _source(*_split(outcome_files), OUTCOME_COLUMNS),
+            )
         return _summarise(con, experiment, folder, the_spec, bins, notes)
     except duckdb.Error as exc:
         raise MonitoringError(f"analysis of `{experiment}` failed reading the logs: {exc}") from None
@@ -418,8 +501,9 @@ def analyze(
         con.close()
 
 
-def _summarise(con, experiment: str, folder: Path, spec: Experiment | None, bins: int,
-               notes: list[str]) -> Analysis:
+def _summarise(
+    con, experiment: str, folder: Path, spec: Experiment | None, bins: int, notes: list[str]
+) -> Analysis:
     variants = _order(spec, con)
     if not variants:
         raise MonitoringError(f"no exposures of experiment `{experiment}` in the logs")
@@ -436,27 +520,37 @@ def _summarise(con, experiment: str, folder: Path, spec: Experiment | None, bins
     weights = spec.weights if spec is not None else None
     srm = None
     if weights is not None and len(variants) > 1 and all(weights.get(v, 0) > 0 for v in variants):
-        srm = stats.srm(counts, [weights[v] for v in variants],
-                        threshold=crit.srm_threshold if crit else stats.SRM_THRESHOLD)
+        srm = stats.srm(
+            counts,
+            [weights[v] for v in variants],
+            threshold=crit.srm_threshold if crit else stats.SRM_THRESHOLD,
+        )
     notes += _notes(con, spec, variants)
     dropped = dropped_total(folder / experiment)
     if dropped:
-        notes.insert(0, f"{dropped} log record(s) were dropped by the writers (queue full): "
-                        "exposure counts are incomplete")
+        notes.insert(
+            0,
+            f"{dropped} log record(s) were dropped by the writers (queue full): "
+            "exposure counts are incomplete",
+        )
     primary = crit.primary.name if crit is not None else _default_primary(sums)
     tuning = crit.sequential_tuning if crit is not None else None
     ends = lo + step * np.arange(1, bins + 1)
     decisions = _decide(spec, totals, variants, counts, notes)
     return Analysis(
-        experiment=experiment, variants=variants, weights=weights,
+        experiment=experiment,
+        variants=variants,
+        weights=weights,
         units=dict(zip(variants, counts)),
         exposures={v: int(exposures.get(v, 0)) for v in variants},
         latency=_latency(con),
         metrics={name: {v: stat[i] for i, v in enumerate(variants)} for name, stat in totals.items()},
         comparisons=_compare_all(totals, variants, alpha) if len(variants) > 1 else {},
-        srm=srm, decisions=decisions,
+        srm=srm,
+        decisions=decisions,
         timeline=_timeline(cumulative, primary, variants, ends, alpha, tuning),
-        warnings=notes, dropped=dropped,
+        warnings=notes,
+        dropped=dropped,
     )
 
 

@@ -68,7 +68,7 @@ def _last_line(handle) -> bytes | None:
         data = handle.read(block).rstrip(b"\n")
         cut = data.rfind(b"\n")
         if cut >= 0 or block == size:
-            return data[cut + 1:]
+            return data[cut + 1 :]
         block = min(size, block * 4)
 
 
@@ -93,8 +93,12 @@ def append(path: str | os.PathLike[str], event: str, **fields: Any) -> dict[str,
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             try:
                 last = _last_line(handle)
-                record = {"time": time.time(), "event": event, **fields,
-                          "prev": GENESIS if last is None else _digest(last)}
+                record = {
+                    "time": time.time(),
+                    "event": event,
+                    **fields,
+                    "prev": GENESIS if last is None else _digest(last),
+                }
                 line = json.dumps(record, sort_keys=True, default=str).encode("utf-8")
                 head = _read_head(target)
                 count = head["records"] if head and last is not None else _count_lines(handle)
@@ -102,8 +106,9 @@ def append(path: str | os.PathLike[str], event: str, **fields: Any) -> dict[str,
                 handle.write(line + b"\n")
                 handle.flush()
                 os.fsync(handle.fileno())
-                atomic_write_text(head_path(target), json.dumps(
-                    {"records": int(count) + 1, "last": _digest(line)}) + "\n")
+                atomic_write_text(
+                    head_path(target), json.dumps({"records": int(count) + 1, "last": _digest(line)}) + "\n"
+                )
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
     except OSError as exc:

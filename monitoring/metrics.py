@@ -100,9 +100,15 @@ def parse_router_metrics(text: str, experiment: str | None = None) -> dict[tuple
             elif sample.name == f"{LATENCY}_sum":
                 sums[key] = sample.value
     return {
-        key: VariantMetrics(key[0], key[1], rows.get(key, 0.0), errors.get(key, 0.0),
-                            tuple(sorted(buckets.get(key, []))), counts.get(key, 0.0),
-                            sums.get(key, 0.0))
+        key: VariantMetrics(
+            key[0],
+            key[1],
+            rows.get(key, 0.0),
+            errors.get(key, 0.0),
+            tuple(sorted(buckets.get(key, []))),
+            counts.get(key, 0.0),
+            sums.get(key, 0.0),
+        )
         for key in sorted(set(rows) | set(buckets))
     }
 
@@ -137,8 +143,10 @@ def parse_log_metrics(text: str, experiment: str | None = None) -> dict[tuple[st
             if (experiment is not None and key[0] != experiment) or not sample.name.endswith("_total"):
                 continue
             values.setdefault(key, {})[family.name] = sample.value
-    return {k: LogMetrics(k[0], k[1], v.get(LOG_RECORDS, 0.0), v.get(LOG_DROPPED, 0.0))
-            for k, v in sorted(values.items())}
+    return {
+        k: LogMetrics(k[0], k[1], v.get(LOG_RECORDS, 0.0), v.get(LOG_DROPPED, 0.0))
+        for k, v in sorted(values.items())
+    }
 
 
 def log_metrics(url: str, experiment: str | None = None) -> dict[tuple[str, str], LogMetrics]:

@@ -97,11 +97,15 @@ def _rows(path: Path) -> list[tuple[str, Any]]:
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(text.splitlines())
         if not reader.fieldnames or "metric" not in reader.fieldnames:
-            raise MonitoringError(f"`{path}`: the CSV header must name `metric` and `unit_id` or "
-                                  f"`request_id`; got {reader.fieldnames}")
+            raise MonitoringError(
+                f"`{path}`: the CSV header must name `metric` and `unit_id` or "
+                f"`request_id`; got {reader.fieldnames}"
+            )
         # An empty cell is a missing field (so `value` defaults to 1, `time` to none).
-        return [(f"`{path}` line {i}", {k: v for k, v in row.items() if v not in ("", None)})
-                for i, row in enumerate(reader, start=2)]
+        return [
+            (f"`{path}` line {i}", {k: v for k, v in row.items() if v not in ("", None)})
+            for i, row in enumerate(reader, start=2)
+        ]
     rows = []
     for i, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -134,8 +138,9 @@ def parse_outcomes(path: str | os.PathLike[str]) -> list[Outcome]:
             problems.extend(_problem(where, exc))
     if problems:
         more = f"\n  ... and {len(problems) - MAX_ERRORS} more" if len(problems) > MAX_ERRORS else ""
-        raise MonitoringError(f"{len(problems)} invalid outcome record(s):\n  "
-                              + "\n  ".join(problems[:MAX_ERRORS]) + more)
+        raise MonitoringError(
+            f"{len(problems)} invalid outcome record(s):\n  " + "\n  ".join(problems[:MAX_ERRORS]) + more
+        )
     return records
 
 

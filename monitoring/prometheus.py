@@ -63,13 +63,17 @@ class RouterQueries:
         """Failed rows / routed rows over the window (None when nothing was routed)."""
         w = window or self.window
         sel = _selector(experiment, variant)
-        return self.instant(f"sum(increase(tritonab_errors_total{{{sel}}}[{w}])) / "
-                            f"sum(increase(tritonab_requests_total{{{sel}}}[{w}]))")
+        return self.instant(
+            f"sum(increase(tritonab_errors_total{{{sel}}}[{w}])) / "
+            f"sum(increase(tritonab_requests_total{{{sel}}}[{w}]))"
+        )
 
-    def latency_quantile(self, experiment: str, variant: str, q: float = 0.99,
-                         window: str | None = None) -> float | None:
+    def latency_quantile(
+        self, experiment: str, variant: str, q: float = 0.99, window: str | None = None
+    ) -> float | None:
         """Latency quantile in microseconds from the router's histogram."""
         w = window or self.window
         sel = _selector(experiment, variant)
-        return self.instant(f"histogram_quantile({q}, sum by (le) "
-                            f"(rate(tritonab_request_latency_us_bucket{{{sel}}}[{w}])))")
+        return self.instant(
+            f"histogram_quantile({q}, sum by (le) (rate(tritonab_request_latency_us_bucket{{{sel}}}[{w}])))"
+        )

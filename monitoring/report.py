@@ -47,8 +47,11 @@ def metrics_table(a: Analysis) -> Table:
             effects.append(f"{label}{_fmt(r.effect, '+.4g')} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}], p={p}")
         table.add_row(name, *(_fmt(per[v].mean) for v in a.variants), "; ".join(effects))
     for q in ("p50", "p99"):
-        table.add_row(f"latency {q} (ms, rows)",
-                      *(_fmt((a.latency.get(v, {}).get(q) or np.nan) / 1000, ".3f") for v in a.variants), "")
+        table.add_row(
+            f"latency {q} (ms, rows)",
+            *(_fmt((a.latency.get(v, {}).get(q) or np.nan) / 1000, ".3f") for v in a.variants),
+            "",
+        )
     return table
 
 
@@ -57,8 +60,10 @@ def decision_lines(a: Analysis) -> list[str]:
     lines = []
     if a.srm is not None:
         p = "n/a" if a.srm.p_value is None else f"{a.srm.p_value:.3g}"
-        lines.append(f"sample-ratio check on units {a.units} vs weights {a.weights}: p = {p}"
-                     + (" -> MISMATCH" if a.srm.srm_detected else " (ok)"))
+        lines.append(
+            f"sample-ratio check on units {a.units} vs weights {a.weights}: p = {p}"
+            + (" -> MISMATCH" if a.srm.srm_detected else " (ok)")
+        )
     for w in a.warnings:
         lines.append(f"warning: {w}")
     if not a.decisions:
@@ -93,11 +98,14 @@ def _timeline_figure(a: Analysis, plt):
     for v, r in t.comparisons.items():
         effect = np.asarray(r.effect, dtype=float)
         ax.plot(when, effect, marker=".", label=f"{v} - {a.control}")
-        ax.fill_between(when, np.asarray(r.ci_low, dtype=float), np.asarray(r.ci_high, dtype=float),
-                        alpha=0.25)
+        ax.fill_between(
+            when, np.asarray(r.ci_low, dtype=float), np.asarray(r.ci_high, dtype=float), alpha=0.25
+        )
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set_title(f"{t.metric}: effect and {1 - next(iter(t.comparisons.values())).alpha:.0%} "
-                 "confidence sequence (cumulative)")
+    ax.set_title(
+        f"{t.metric}: effect and {1 - next(iter(t.comparisons.values())).alpha:.0%} "
+        "confidence sequence (cumulative)"
+    )
     ax.legend(loc="best", fontsize=8)
     fig.autofmt_xdate()
     return fig
@@ -147,7 +155,9 @@ def write_html(a: Analysis, path: str | os.PathLike[str]) -> None:
     table = console.export_text()
     body = "\n".join(f'<img src="data:image/png;base64,{img}">' for img in images)
     text = html.escape("\n".join(decision_lines(a)))
-    atomic_write_text(path, f"""<!doctype html>
+    atomic_write_text(
+        path,
+        f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>tritonab analysis: {html.escape(a.experiment)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} pre{{background:#f6f6f6;padding:1em}}</style>
 </head><body>
@@ -156,4 +166,5 @@ def write_html(a: Analysis, path: str | os.PathLike[str]) -> None:
 <h2>Decision</h2><pre>{text}</pre>
 <h2>Plots</h2>{body}
 </body></html>
-""")
+""",
+    )

@@ -23,8 +23,7 @@ def parse_duration(text: str) -> float:
     """
     match = _DURATION.match(text.strip())
     if not match:
-        raise MonitoringError(f"duration `{text}` must be a number and one of s, m, h, d, w "
-                              "(e.g. `30d`)")
+        raise MonitoringError(f"duration `{text}` must be a number and one of s, m, h, d, w (e.g. `30d`)")
     return float(match["n"]) * _SECONDS[match["unit"]]
 
 
@@ -48,8 +47,9 @@ def _candidates(log_dir: Path) -> list[Path]:
     return sorted(files)
 
 
-def prune(log_dir: str | os.PathLike[str], older_than_s: float, *, now: float | None = None,
-          dry_run: bool = False) -> PruneResult:
+def prune(
+    log_dir: str | os.PathLike[str], older_than_s: float, *, now: float | None = None, dry_run: bool = False
+) -> PruneResult:
     """Delete log files last written more than `older_than_s` seconds ago; audit it.
 
     Raises:
@@ -68,7 +68,12 @@ def prune(log_dir: str | os.PathLike[str], older_than_s: float, *, now: float | 
             if not dry_run:
                 path.unlink()
     if not dry_run:
-        audit.append(audit.audit_path(folder), "logs.prune", cutoff=cutoff,
-                     older_than_s=older_than_s, bytes=freed,
-                     files=[str(p.relative_to(folder)) for p in removed])
+        audit.append(
+            audit.audit_path(folder),
+            "logs.prune",
+            cutoff=cutoff,
+            older_than_s=older_than_s,
+            bytes=freed,
+            files=[str(p.relative_to(folder)) for p in removed],
+        )
     return PruneResult(tuple(removed), freed, cutoff, dry_run)

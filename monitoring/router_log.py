@@ -63,8 +63,9 @@ class RouterLog:
         names: variant names in routing order (index -> name).
     """
 
-    def __init__(self, spec: Experiment, log_dir: str | os.PathLike[str], instance: str,
-                 names: Sequence[str]) -> None:
+    def __init__(
+        self, spec: Experiment, log_dir: str | os.PathLike[str], instance: str, names: Sequence[str]
+    ) -> None:
         self.spec = spec
         cfg = spec.logging
         self.region = cfg.sink.region
@@ -75,14 +76,22 @@ class RouterLog:
         self.models = [(v.model, v.version) for v in (spec.variant(n) for n in self.names)]
         self.sample_rate = cfg.sample_rate
         self.redactor = Redactor(cfg.redact, cfg.hash, cfg.hash_salt)
-        common = {"instance": instance, "queue_size": cfg.queue_size,
-                  "max_records": cfg.rotate_records, "max_bytes": cfg.rotate_bytes,
-                  "max_age_s": cfg.rotate_seconds, "labels": {"experiment": spec.name}}
-        self.exposures = SegmentWriter(self.folder / EXPOSURES, EXPOSURES,
-                                       expand=self._exposure_records, **common)
-        self.payloads = (SegmentWriter(self.folder / PAYLOADS, PAYLOADS,
-                                       expand=self._payload_records, **common)
-                         if self.sample_rate > 0 else None)
+        common = {
+            "instance": instance,
+            "queue_size": cfg.queue_size,
+            "max_records": cfg.rotate_records,
+            "max_bytes": cfg.rotate_bytes,
+            "max_age_s": cfg.rotate_seconds,
+            "labels": {"experiment": spec.name},
+        }
+        self.exposures = SegmentWriter(
+            self.folder / EXPOSURES, EXPOSURES, expand=self._exposure_records, **common
+        )
+        self.payloads = (
+            SegmentWriter(self.folder / PAYLOADS, PAYLOADS, expand=self._payload_records, **common)
+            if self.sample_rate > 0
+            else None
+        )
         self._reported = {EXPOSURES: (0, 0), PAYLOADS: (0, 0)}
 
     @property
@@ -91,9 +100,16 @@ class RouterLog:
 
     # -- request path: pack references only --------------------------------------------
 
-    def record(self, request_ids: Sequence[str], params: Sequence[dict], per_request: Sequence[dict],
-               plan: Any, results: Sequence[tuple[Any, float]], outcome: Sequence[Any],
-               unit_input: str | None = None) -> None:
+    def record(
+        self,
+        request_ids: Sequence[str],
+        params: Sequence[dict],
+        per_request: Sequence[dict],
+        plan: Any,
+        results: Sequence[tuple[Any, float]],
+        outcome: Sequence[Any],
+        unit_input: str | None = None,
+    ) -> None:
         """Hand one executed batch to the writers (never blocks, never raises: a failure
         here counts the batch's rows as dropped rather than failing the requests)."""
         try:
@@ -105,20 +121,22 @@ class RouterLog:
     def _record(self, request_ids, params, per_request, plan, results, outcome, unit_input) -> None:
         now = time.time()
         units = [_units_of(p, inputs, unit_input) for p, inputs in zip(params, per_request)]
-        calls = [(c.variant, c.parts, micros, not isinstance(r, dict))
-                 for c, (r, micros) in zip(plan.calls, results)]
+        calls = [
+            (c.variant, c.parts, micros, not isinstance(r, dict))
+            for c, (r, micros) in zip(plan.calls, results)
+        ]
         rows = sum(n for n, e in zip(plan.rows, plan.errors) if e is None)
         if rows:
-            self.exposures.submit((now, request_ids, units, plan.variant_of_row, plan.rows,
-                                   plan.errors, calls), count=rows)
+            self.exposures.submit(
+                (now, request_ids, units, plan.variant_of_row, plan.rows, plan.errors, calls), count=rows
+            )
         if self.payloads is None:
             return
         for r, result in enumerate(outcome):
             if isinstance(result, dict) and random.random() < self.sample_rate:
                 # Copies: Triton may reuse the request's and responses' shared memory
                 # once `execute` returns.
-                self.payloads.submit((now, request_ids[r], units[r], _copy(per_request[r]),
-                                      _copy(result)))
+                self.payloads.submit((now, request_ids[r], units[r], _copy(per_request[r]), _copy(result)))
 
     def take_counts(self) -> dict[str, tuple[int, int]]:
         """(records accepted, records dropped) per stream since the last call."""
@@ -155,11 +173,19 @@ class RouterLog:
             for row in range(rows[r]):
                 v = variants[row]
                 model, version = self.models[v]
-                yield {"time": now, "experiment": self.spec.name, "variant": self.names[v],
-                       "unit_id": _text(unit[row]) if isinstance(unit, np.ndarray) else unit,
-                       "request_id": request_ids[r] or None, "row": row, "model": model,
-                       "version": version, "latency_us": round(float(latency[r][row]), 1),
-                       "ok": not bool(failed[r][row]), "region": self.region}
+                yield {
+                    "time": now,
+                    "experiment": self.spec.name,
+                    "variant": self.names[v],
+                    "unit_id": _text(unit[row]) if isinstance(unit, np.ndarray) else unit,
+                    "request_id": request_ids[r] or None,
+                    "row": row,
+                    "model": model,
+                    "version": version,
+                    "latency_us": round(float(latency[r][row]), 1),
+                    "ok": not bool(failed[r][row]),
+                    "region": self.region,
+                }
 
     def _payload_records(self, item: tuple) -> Iterator[dict[str, Any]]:
         now, request_id, unit, inputs, outputs = item
@@ -168,9 +194,16 @@ class RouterLog:
         outputs = dict(outputs)
         labels = outputs.pop("AB_VARIANT", None)
         variants = [] if labels is None else [_text(v) for v in np.asarray(labels).reshape(-1)]
-        record = {"time": now, "experiment": self.spec.name, "request_id": request_id or None,
-                  "unit_id": unit, "variants": variants, "inputs": dict(inputs),
-                  "outputs": outputs, "region": self.region}
+        record = {
+            "time": now,
+            "experiment": self.spec.name,
+            "request_id": request_id or None,
+            "unit_id": unit,
+            "variants": variants,
+            "inputs": dict(inputs),
+            "outputs": outputs,
+            "region": self.region,
+        }
         yield self.redactor.apply(record)
 
 

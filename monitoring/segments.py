@@ -201,8 +201,11 @@ class SegmentWriter:
     def _maybe_rotate(self) -> None:
         if self._handle is None:
             return
-        if (self._records >= self.max_records or self._bytes >= self.max_bytes
-                or time.monotonic() - self._opened_at >= self.max_age_s):
+        if (
+            self._records >= self.max_records
+            or self._bytes >= self.max_bytes
+            or time.monotonic() - self._opened_at >= self.max_age_s
+        ):
             self._seal()
 
     def _seal(self) -> None:
@@ -231,8 +234,19 @@ class SegmentWriter:
         sidecar = self.directory.parent / DROPS_DIR / f"{self.stream}-{self.instance}-{os.getpid()}.jsonl"
         sidecar.parent.mkdir(parents=True, exist_ok=True)
         with open(sidecar, "a", encoding="utf-8") as handle:
-            handle.write(dumps({"time": time.time(), "stream": self.stream, "instance": self.instance,
-                                "pid": os.getpid(), "dropped_total": dropped, **self._labels}) + "\n")
+            handle.write(
+                dumps(
+                    {
+                        "time": time.time(),
+                        "stream": self.stream,
+                        "instance": self.instance,
+                        "pid": os.getpid(),
+                        "dropped_total": dropped,
+                        **self._labels,
+                    }
+                )
+                + "\n"
+            )
 
 
 # -- reading ---------------------------------------------------------------------------
@@ -267,8 +281,9 @@ def segment_files(directory: str | os.PathLike[str], *, include_unsealed: bool =
     for path in report.files:
         if is_torn(path):
             report.torn.append(path)
-            warnings.warn(f"segment `{path}` ends with an incomplete record: skipped",
-                          TornRecordWarning, stacklevel=2)
+            warnings.warn(
+                f"segment `{path}` ends with an incomplete record: skipped", TornRecordWarning, stacklevel=2
+            )
     return report
 
 
@@ -285,8 +300,9 @@ def is_torn(path: Path) -> bool:
         return False
 
 
-def iter_records(directory: str | os.PathLike[str], *, include_unsealed: bool = True,
-                 report: ReadReport | None = None) -> Iterator[dict[str, Any]]:
+def iter_records(
+    directory: str | os.PathLike[str], *, include_unsealed: bool = True, report: ReadReport | None = None
+) -> Iterator[dict[str, Any]]:
     """Every whole record of a stream folder, segment by segment (torn tails skipped)."""
     found = segment_files(directory, include_unsealed=include_unsealed)
     if report is not None:
@@ -351,8 +367,11 @@ def recover(directory: str | os.PathLike[str], *, force: bool = False) -> list[P
         data = path.read_bytes()
         cut = data.rfind(b"\n") + 1
         if cut < len(data):
-            warnings.warn(f"segment `{path}`: cut an incomplete last record ({len(data) - cut} bytes)",
-                          TornRecordWarning, stacklevel=2)
+            warnings.warn(
+                f"segment `{path}`: cut an incomplete last record ({len(data) - cut} bytes)",
+                TornRecordWarning,
+                stacklevel=2,
+            )
         with open(path, "r+b") as handle:
             handle.truncate(cut)
             handle.flush()

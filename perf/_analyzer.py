@@ -50,8 +50,9 @@ def _range(levels: tuple[float, ...], integer: bool) -> str:
     return f"{fmt(levels[0])}:{fmt(levels[-1])}:{fmt(step)}"
 
 
-def perf_analyzer_command(binary: str | os.PathLike[str], model: str, options, csv_path: Path,
-                          export_path: Path) -> list[str]:
+def perf_analyzer_command(
+    binary: str | os.PathLike[str], model: str, options, csv_path: Path, export_path: Path
+) -> list[str]:
     """The perf_analyzer command line for `model` and `options` (a `LoadOptions`).
 
     Returns:
@@ -59,19 +60,40 @@ def perf_analyzer_command(binary: str | os.PathLike[str], model: str, options, c
     """
     name, version = split_model_spec(model)
     settings = options.settings
-    argv = [str(binary), "-m", name, "-u", options.url, "-i", options.protocol,
-            "-b", str(options.batch_size), "--input-data", options.input_data,
-            "--measurement-interval", str(int(settings.measurement_interval_ms)),
-            "--stability-percentage", f"{settings.stability_percentage:g}",
-            "--max-trials", str(settings.max_trials),
-            "-f", str(csv_path), "--profile-export-file", str(export_path)]
+    argv = [
+        str(binary),
+        "-m",
+        name,
+        "-u",
+        options.url,
+        "-i",
+        options.protocol,
+        "-b",
+        str(options.batch_size),
+        "--input-data",
+        options.input_data,
+        "--measurement-interval",
+        str(int(settings.measurement_interval_ms)),
+        "--stability-percentage",
+        f"{settings.stability_percentage:g}",
+        "--max-trials",
+        str(settings.max_trials),
+        "-f",
+        str(csv_path),
+        "--profile-export-file",
+        str(export_path),
+    ]
     if version:
         argv += ["-x", version]
     if options.mode == "concurrency":
         argv += ["--concurrency-range", _range(options.levels, True)]
     else:
-        argv += ["--request-rate-range", _range(options.levels, False),
-                 "--request-distribution", settings.schedule]
+        argv += [
+            "--request-rate-range",
+            _range(options.levels, False),
+            "--request-distribution",
+            settings.schedule,
+        ]
     for tensor, dims in options.shapes.items():
         argv += ["--shape", f"{tensor}:{','.join(str(d) for d in dims)}"]
     for key, value in options.parameters.items():
@@ -81,8 +103,9 @@ def perf_analyzer_command(binary: str | os.PathLike[str], model: str, options, c
     return argv
 
 
-def run_perf_analyzer(binary: str | os.PathLike[str], model: str, options,
-                      work_dir: str | os.PathLike[str] | None = None) -> list[PerfRecord]:
+def run_perf_analyzer(
+    binary: str | os.PathLike[str], model: str, options, work_dir: str | os.PathLike[str] | None = None
+) -> list[PerfRecord]:
     """Run perf_analyzer and parse the CSV it writes.
 
     Args:
@@ -106,11 +129,11 @@ def run_perf_analyzer(binary: str | os.PathLike[str], model: str, options,
         s = options.settings
         budget = len(options.levels) * s.max_trials * s.measurement_interval_ms / 1e3 * 3
         try:
-            done = subprocess.run(argv, capture_output=True, text=True,
-                                  timeout=max(_TIMEOUT_FLOOR_S, budget))
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=max(_TIMEOUT_FLOOR_S, budget))
         except subprocess.TimeoutExpired:
-            raise PerfError(f"perf_analyzer did not finish within {max(_TIMEOUT_FLOOR_S, budget):.0f} s") \
-                from None
+            raise PerfError(
+                f"perf_analyzer did not finish within {max(_TIMEOUT_FLOOR_S, budget):.0f} s"
+            ) from None
         except OSError as exc:
             raise PerfError(f"perf_analyzer `{binary}` could not start: {exc.strerror}") from None
         if done.returncode != 0:

@@ -68,10 +68,16 @@ class CompareResult:
 
     def to_dict(self) -> dict:
         """A JSON-ready dict."""
-        return {"baseline": self.baseline, "candidate": self.candidate, "confidence": self.confidence,
-                "source": self.source,
-                "levels": [{**asdict(lv), "baseline": lv.baseline.to_dict(),
-                            "candidate": lv.candidate.to_dict()} for lv in self.levels]}
+        return {
+            "baseline": self.baseline,
+            "candidate": self.candidate,
+            "confidence": self.confidence,
+            "source": self.source,
+            "levels": [
+                {**asdict(lv), "baseline": lv.baseline.to_dict(), "candidate": lv.candidate.to_dict()}
+                for lv in self.levels
+            ],
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> CompareResult:
@@ -81,15 +87,25 @@ class CompareResult:
             PerfError: the document is not a compare result.
         """
         try:
-            levels = [LevelComparison(
-                mode=lv["mode"], load=lv["load"], baseline=PerfRecord.from_dict(lv["baseline"]),
-                candidate=PerfRecord.from_dict(lv["candidate"]),
-                ratios={k: RatioEstimate(**v) for k, v in lv["ratios"].items()},
-                baseline_windows=lv.get("baseline_windows", []),
-                candidate_windows=lv.get("candidate_windows", []),
-            ) for lv in data["levels"]]
-            return cls(data["baseline"], data["candidate"], levels, data.get("confidence", 0.95),
-                       data.get("source", "builtin"))
+            levels = [
+                LevelComparison(
+                    mode=lv["mode"],
+                    load=lv["load"],
+                    baseline=PerfRecord.from_dict(lv["baseline"]),
+                    candidate=PerfRecord.from_dict(lv["candidate"]),
+                    ratios={k: RatioEstimate(**v) for k, v in lv["ratios"].items()},
+                    baseline_windows=lv.get("baseline_windows", []),
+                    candidate_windows=lv.get("candidate_windows", []),
+                )
+                for lv in data["levels"]
+            ]
+            return cls(
+                data["baseline"],
+                data["candidate"],
+                levels,
+                data.get("confidence", 0.95),
+                data.get("source", "builtin"),
+            )
         except (KeyError, TypeError) as exc:
             raise PerfError(f"not a `perf compare` result: missing or bad field {exc}") from None
 
@@ -113,8 +129,9 @@ def load_compare(path: str | os.PathLike[str]) -> CompareResult:
         raise PerfError(f"compare result `{path}`: not valid JSON: {exc}") from None
 
 
-def ratio_estimate(metric: str, baseline: list[float], candidate: list[float],
-                   confidence: float = 0.95) -> RatioEstimate:
+def ratio_estimate(
+    metric: str, baseline: list[float], candidate: list[float], confidence: float = 0.95
+) -> RatioEstimate:
     """Geometric-mean ratio candidate/baseline over paired values, with a t-interval.
 
     Pairs with a non-positive or non-finite value are dropped.
@@ -141,17 +158,25 @@ def ratio_estimate(metric: str, baseline: list[float], candidate: list[float],
 
 
 def _window_figures(window: Window) -> dict:
-    return {"throughput": window.throughput, "p50": window.percentile(50),
-            "p99": window.percentile(99), "count": window.count, "errors": window.errors}
+    return {
+        "throughput": window.throughput,
+        "p50": window.percentile(50),
+        "p99": window.percentile(99),
+        "count": window.count,
+        "errors": window.errors,
+    }
 
 
 async def _one_window(side, mode: LoadMode, load: float, options: LoadOptions, warmup_s: float) -> Window:
     """Start load on one side, let it warm up, measure one window, stop."""
     connection, info, plan = side
-    session = LoadSession(connection.client, plan.factory(),
-                          concurrency=int(load) if mode == "concurrency" else 1,
-                          request_rate=load if mode == "request_rate" else 0.0,
-                          schedule=options.settings.schedule)
+    session = LoadSession(
+        connection.client,
+        plan.factory(),
+        concurrency=int(load) if mode == "concurrency" else 1,
+        request_rate=load if mode == "request_rate" else 0.0,
+        schedule=options.settings.schedule,
+    )
     session.start()
     try:
         await asyncio.sleep(warmup_s)
@@ -164,33 +189,57 @@ async def _one_window(side, mode: LoadMode, load: float, options: LoadOptions, w
         await session.stop()
 
 
-async def _compare_level(sides, load: float, options: LoadOptions, rounds: int, warmup_s: float,
-                         confidence: float) -> LevelComparison:
+async def _compare_level(
+    sides, load: float, options: LoadOptions, rounds: int, warmup_s: float, confidence: float
+) -> LevelComparison:
     windows: dict[str, list[Window]] = {"baseline": [], "candidate": []}
     for r in range(rounds):
         order = ("baseline", "candidate") if r % 2 == 0 else ("candidate", "baseline")
         for name in order:
             windows[name].append(await _one_window(sides[name], options.mode, load, options, warmup_s))
     figures = {k: [_window_figures(w) for w in v] for k, v in windows.items()}
-    ratios = {m: ratio_estimate(m, [f[m] for f in figures["baseline"]],
-                                [f[m] for f in figures["candidate"]], confidence) for m in METRICS}
-    records = {k: record_from_window(Window.merge(v), options.mode, load, stable=None, trials=len(v))
-               for k, v in windows.items()}
-    return LevelComparison(options.mode, load, records["baseline"], records["candidate"], ratios,
-                           figures["baseline"], figures["candidate"])
+    ratios = {
+        m: ratio_estimate(
+            m, [f[m] for f in figures["baseline"]], [f[m] for f in figures["candidate"]], confidence
+        )
+        for m in METRICS
+    }
+    records = {
+        k: record_from_window(Window.merge(v), options.mode, load, stable=None, trials=len(v))
+        for k, v in windows.items()
+    }
+    return LevelComparison(
+        options.mode,
+        load,
+        records["baseline"],
+        records["candidate"],
+        ratios,
+        figures["baseline"],
+        figures["candidate"],
+    )
 
 
-async def compare_async(baseline: str, candidate: str, options: LoadOptions, *, rounds: int = 6,
-                        warmup_s: float = 0.2, confidence: float = 0.95, candidate_url: str | None = None,
-                        on_level: Callable[[LevelComparison], None] | None = None) -> CompareResult:
+async def compare_async(
+    baseline: str,
+    candidate: str,
+    options: LoadOptions,
+    *,
+    rounds: int = 6,
+    warmup_s: float = 0.2,
+    confidence: float = 0.95,
+    candidate_url: str | None = None,
+    on_level: Callable[[LevelComparison], None] | None = None,
+) -> CompareResult:
     """`compare` inside a running event loop."""
     if rounds < 2:
         raise PerfError("--rounds must be at least 2 (one pair gives no interval)")
     opened = []
     try:
         sides = {}
-        for name, spec, url in (("baseline", baseline, options.url),
-                                ("candidate", candidate, candidate_url or options.url)):
+        for name, spec, url in (
+            ("baseline", baseline, options.url),
+            ("candidate", candidate, candidate_url or options.url),
+        ):
             connection, info = await open_model(url, options.protocol, spec)
             opened.append(connection)
             plan = request_plan(connection, info, options)
@@ -207,9 +256,17 @@ async def compare_async(baseline: str, candidate: str, options: LoadOptions, *, 
     return CompareResult(baseline, candidate, levels, confidence)
 
 
-def compare(baseline: str, candidate: str, options: LoadOptions, *, rounds: int = 6,
-            warmup_s: float = 0.2, confidence: float = 0.95, candidate_url: str | None = None,
-            on_level: Callable[[LevelComparison], None] | None = None) -> CompareResult:
+def compare(
+    baseline: str,
+    candidate: str,
+    options: LoadOptions,
+    *,
+    rounds: int = 6,
+    warmup_s: float = 0.2,
+    confidence: float = 0.95,
+    candidate_url: str | None = None,
+    on_level: Callable[[LevelComparison], None] | None = None,
+) -> CompareResult:
     """Measure `baseline` and `candidate` in alternating windows at every load level.
 
     Args:
@@ -228,13 +285,27 @@ def compare(baseline: str, candidate: str, options: LoadOptions, *, rounds: int 
     Raises:
         PerfError: unreachable server, unknown model, mismatching input data.
     """
-    return asyncio.run(compare_async(baseline, candidate, options, rounds=rounds, warmup_s=warmup_s,
-                                     confidence=confidence, candidate_url=candidate_url,
-                                     on_level=on_level))
+    return asyncio.run(
+        compare_async(
+            baseline,
+            candidate,
+            options,
+            rounds=rounds,
+            warmup_s=warmup_s,
+            confidence=confidence,
+            candidate_url=candidate_url,
+            on_level=on_level,
+        )
+    )
 
 
-def compare_records(baseline: list[PerfRecord], candidate: list[PerfRecord], *,
-                    baseline_name: str = "baseline", candidate_name: str = "candidate") -> CompareResult:
+def compare_records(
+    baseline: list[PerfRecord],
+    candidate: list[PerfRecord],
+    *,
+    baseline_name: str = "baseline",
+    candidate_name: str = "candidate",
+) -> CompareResult:
     """Set two perf_analyzer record lists side by side, matching load levels.
 
     Ratios are point estimates (one measurement per level: no interval).

@@ -114,9 +114,13 @@ class GateResult:
 
     def to_dict(self) -> dict:
         """A JSON-ready dict for CI."""
-        return {"verdict": "PASS" if self.passed else "FAIL", "baseline": self.baseline,
-                "candidate": self.candidate, "thresholds": self.thresholds,
-                "checks": [asdict(c) for c in self.checks]}
+        return {
+            "verdict": "PASS" if self.passed else "FAIL",
+            "baseline": self.baseline,
+            "candidate": self.candidate,
+            "thresholds": self.thresholds,
+            "checks": [asdict(c) for c in self.checks],
+        }
 
 
 def _ci_text(level: LevelComparison, metric: str) -> str:
@@ -126,8 +130,9 @@ def _ci_text(level: LevelComparison, metric: str) -> str:
     return f"CI [{ratio.ci_low:.3f}, {ratio.ci_high:.3f}] over {ratio.n} pairs"
 
 
-def _check(label: str, name: str, value: float | None, limit: float, *, higher_is_better: bool,
-           detail: str = "") -> Check:
+def _check(
+    label: str, name: str, value: float | None, limit: float, *, higher_is_better: bool, detail: str = ""
+) -> Check:
     if value is None or not math.isfinite(value):
         return Check(label, name, None, limit, "SKIP", detail or "not measured")
     ok = value >= limit if higher_is_better else value <= limit
@@ -138,18 +143,47 @@ def _level_checks(level: LevelComparison, t: GateThresholds) -> list[Check]:
     label = f"{'concurrency' if level.mode == 'concurrency' else 'rate'} {level.load:g}"
     checks = []
     if t.min_throughput_ratio is not None:
-        checks.append(_check(label, "throughput ratio", level.ratios["throughput"].estimate,
-                             t.min_throughput_ratio, higher_is_better=True,
-                             detail=_ci_text(level, "throughput")))
+        checks.append(
+            _check(
+                label,
+                "throughput ratio",
+                level.ratios["throughput"].estimate,
+                t.min_throughput_ratio,
+                higher_is_better=True,
+                detail=_ci_text(level, "throughput"),
+            )
+        )
     if t.max_p99_ratio is not None:
-        checks.append(_check(label, "p99 ratio", level.ratios["p99"].estimate, t.max_p99_ratio,
-                             higher_is_better=False, detail=_ci_text(level, "p99")))
+        checks.append(
+            _check(
+                label,
+                "p99 ratio",
+                level.ratios["p99"].estimate,
+                t.max_p99_ratio,
+                higher_is_better=False,
+                detail=_ci_text(level, "p99"),
+            )
+        )
     if t.p99_sla_ms is not None:
-        checks.append(_check(label, "candidate p99 (ms)", level.candidate.p99_us / 1e3, t.p99_sla_ms,
-                             higher_is_better=False))
+        checks.append(
+            _check(
+                label,
+                "candidate p99 (ms)",
+                level.candidate.p99_us / 1e3,
+                t.p99_sla_ms,
+                higher_is_better=False,
+            )
+        )
     if t.max_error_rate is not None:
-        checks.append(_check(label, "candidate error rate", level.candidate.error_rate,
-                             t.max_error_rate, higher_is_better=False))
+        checks.append(
+            _check(
+                label,
+                "candidate error rate",
+                level.candidate.error_rate,
+                t.max_error_rate,
+                higher_is_better=False,
+            )
+        )
     return checks
 
 
@@ -164,8 +198,7 @@ def evaluate_gate(result: CompareResult, thresholds: GateThresholds) -> GateResu
         The checks and the verdict (`passed`, `exit_code`).
     """
     checks = [c for level in result.levels for c in _level_checks(level, thresholds)]
-    return GateResult(result.baseline, result.candidate, checks,
-                      thresholds.model_dump(exclude_none=True))
+    return GateResult(result.baseline, result.candidate, checks, thresholds.model_dump(exclude_none=True))
 
 
 def save_gate(gate: GateResult, path: str | os.PathLike[str]) -> None:
@@ -184,6 +217,5 @@ def gate_table(gate: GateResult):
     colours = {"PASS": "green", "FAIL": "red", "SKIP": "yellow"}
     for c in gate.checks:
         value = "n/a" if c.value is None else f"{c.value:.3f}"
-        table.add_row(c.level, c.name, value, f"{c.limit:g}",
-                      f"[{colours[c.status]}]{c.status}[/]", c.detail)
+        table.add_row(c.level, c.name, value, f"{c.limit:g}", f"[{colours[c.status]}]{c.status}[/]", c.detail)
     return table

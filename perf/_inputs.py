@@ -92,22 +92,28 @@ def _resolved_dims(tensor: TensorInfo, shapes: Mapping[str, tuple[int, ...]]) ->
     dims = shapes.get(tensor.name, tensor.dims)
     _check_dims(tensor, dims, "--shape")
     if any(d < 0 for d in dims):
-        raise PerfError(f"input `{tensor.name}` has variable dims {list(tensor.dims)}: "
-                        f"give them with --shape {tensor.name}:DIMS")
+        raise PerfError(
+            f"input `{tensor.name}` has variable dims {list(tensor.dims)}: "
+            f"give them with --shape {tensor.name}:DIMS"
+        )
     return tuple(dims)
 
 
 def _check_dims(tensor: TensorInfo, dims: Sequence[int], source: str) -> None:
     """Raise unless `dims` agree with the config dims (where those are fixed)."""
     ok = len(dims) == len(tensor.dims) and all(
-        want < 0 or want == got for want, got in zip(tensor.dims, dims))
+        want < 0 or want == got for want, got in zip(tensor.dims, dims)
+    )
     if not ok:
-        raise PerfError(f"{source}: input `{tensor.name}` has shape {list(dims)}, "
-                        f"but the model expects {list(tensor.dims)}")
+        raise PerfError(
+            f"{source}: input `{tensor.name}` has shape {list(dims)}, "
+            f"but the model expects {list(tensor.dims)}"
+        )
 
 
-def synthetic_samples(model: ModelInfo, kind: str, shapes: Mapping[str, tuple[int, ...]],
-                      *, count: int = 16, seed: int = 0) -> list[dict[str, np.ndarray]]:
+def synthetic_samples(
+    model: ModelInfo, kind: str, shapes: Mapping[str, tuple[int, ...]], *, count: int = 16, seed: int = 0
+) -> list[dict[str, np.ndarray]]:
     """`count` samples (no batch dim) of zeros or random values for every input.
 
     Raises:
@@ -140,8 +146,9 @@ def _fill(rng: np.random.Generator, dims: tuple[int, ...], dtype: np.dtype, *, r
     return rng.integers(0, 100, size=dims).astype(dtype)
 
 
-def load_input_data(path: str | os.PathLike[str], model: ModelInfo,
-                    shapes: Mapping[str, tuple[int, ...]] | None = None) -> list[dict[str, np.ndarray]]:
+def load_input_data(
+    path: str | os.PathLike[str], model: ModelInfo, shapes: Mapping[str, tuple[int, ...]] | None = None
+) -> list[dict[str, np.ndarray]]:
     """Read perf_analyzer's JSON input-data file and validate it against `model`.
 
     Args:
@@ -164,8 +171,9 @@ def load_input_data(path: str | os.PathLike[str], model: ModelInfo,
     return parse_input_data(document, model, shapes or {}, source=str(path))
 
 
-def parse_input_data(document: object, model: ModelInfo, shapes: Mapping[str, tuple[int, ...]],
-                     *, source: str = "input data") -> list[dict[str, np.ndarray]]:
+def parse_input_data(
+    document: object, model: ModelInfo, shapes: Mapping[str, tuple[int, ...]], *, source: str = "input data"
+) -> list[dict[str, np.ndarray]]:
     """Validate a parsed perf_analyzer input-data document (see `load_input_data`).
 
     Raises:
@@ -193,8 +201,9 @@ def parse_input_data(document: object, model: ModelInfo, shapes: Mapping[str, tu
     return samples
 
 
-def _tensor_from_json(value: object, tensor: TensorInfo, shapes: Mapping[str, tuple[int, ...]],
-                      where: str) -> np.ndarray:
+def _tensor_from_json(
+    value: object, tensor: TensorInfo, shapes: Mapping[str, tuple[int, ...]], where: str
+) -> np.ndarray:
     """One input's array from `[...]` or `{"content": [...], "shape": [...]}`."""
     if isinstance(value, dict):
         if "b64" in value:
@@ -218,19 +227,22 @@ def _tensor_from_json(value: object, tensor: TensorInfo, shapes: Mapping[str, tu
         try:
             flat = np.asarray(content, dtype=tensor.numpy_dtype).ravel()
         except (TypeError, ValueError):
-            raise PerfError(f"{where}: input `{tensor.name}` has values that are not "
-                            f"{tensor.datatype}") from None
+            raise PerfError(
+                f"{where}: input `{tensor.name}` has values that are not {tensor.datatype}"
+            ) from None
     expected = math.prod(dims)
     if flat.size != expected:
-        raise PerfError(f"{where}: input `{tensor.name}` has {flat.size} values, "
-                        f"but shape {list(dims)} needs {expected}")
+        raise PerfError(
+            f"{where}: input `{tensor.name}` has {flat.size} values, but shape {list(dims)} needs {expected}"
+        )
     if tensor.datatype == "BYTES":
         flat = np.array([v if isinstance(v, bytes) else str(v).encode() for v in flat], dtype=object)
     return flat.reshape(dims)
 
 
-def batches(samples: Sequence[Mapping[str, np.ndarray]], model: ModelInfo,
-            batch_size: int) -> list[dict[str, np.ndarray]]:
+def batches(
+    samples: Sequence[Mapping[str, np.ndarray]], model: ModelInfo, batch_size: int
+) -> list[dict[str, np.ndarray]]:
     """Request tensors: `batch_size` consecutive samples stacked (batch dim first when batching).
 
     Raises:
@@ -244,14 +256,16 @@ def batches(samples: Sequence[Mapping[str, np.ndarray]], model: ModelInfo,
             raise PerfError(f"model `{model.name}` does not batch (max_batch_size 0); use -b 1")
         return [dict(sample) for sample in samples]
     if batch_size > model.max_batch_size:
-        raise PerfError(f"-b {batch_size} exceeds model `{model.name}`'s max_batch_size "
-                        f"{model.max_batch_size}")
+        raise PerfError(
+            f"-b {batch_size} exceeds model `{model.name}`'s max_batch_size {model.max_batch_size}"
+        )
     requests = []
     for start in range(len(samples)):
         group = [samples[(start + k) % len(samples)] for k in range(batch_size)]
         try:
             requests.append({name: np.stack([s[name] for s in group]) for name in group[0]})
         except ValueError:
-            raise PerfError(f"samples {start}..{start + batch_size - 1} differ in shape: "
-                            "they cannot form one batch") from None
+            raise PerfError(
+                f"samples {start}..{start + batch_size - 1} differ in shape: they cannot form one batch"
+            ) from None
     return requests

@@ -72,10 +72,15 @@ class Window:
         server = None
         if all(w.server is not None for w in windows):
             server = sum((w.server for w in windows[1:]), windows[0].server)
-        return Window(windows[0].concurrency, sum(w.duration_s for w in windows),
-                      sum(w.count for w in windows), sum(w.errors for w in windows),
-                      np.concatenate([w.latencies_us for w in windows]), windows[0].request_rate,
-                      server)
+        return Window(
+            windows[0].concurrency,
+            sum(w.duration_s for w in windows),
+            sum(w.count for w in windows),
+            sum(w.errors for w in windows),
+            np.concatenate([w.latencies_us for w in windows]),
+            windows[0].request_rate,
+            server,
+        )
 
 
 class LoadSession:
@@ -93,9 +98,18 @@ class LoadSession:
         seed: seed of the Poisson schedule.
     """
 
-    def __init__(self, client, factory: RequestFactory, *, concurrency: int = 1,
-                 request_rate: float = 0.0, schedule: str = "poisson", max_in_flight: int = 2048,
-                 max_requests: int = _MAX_REQUESTS, seed: int = 0) -> None:
+    def __init__(
+        self,
+        client,
+        factory: RequestFactory,
+        *,
+        concurrency: int = 1,
+        request_rate: float = 0.0,
+        schedule: str = "poisson",
+        max_in_flight: int = 2048,
+        max_requests: int = _MAX_REQUESTS,
+        seed: int = 0,
+    ) -> None:
         self.client, self.factory = client, factory
         self.concurrency, self.request_rate = concurrency, request_rate
         self.schedule, self.max_in_flight, self.max_requests = schedule, max_in_flight, max_requests
@@ -164,8 +178,15 @@ class LoadSession:
         failed = np.asarray(self._failed[first:last], dtype=bool)
         latencies = np.asarray(self._latencies[first:last], dtype=np.float64)[~failed]
         server = after - before if before is not None and after is not None else None
-        return Window(self.concurrency if self.request_rate <= 0 else 0, t1 - t0,
-                      int(failed.size), int(failed.sum()), latencies, self.request_rate, server)
+        return Window(
+            self.concurrency if self.request_rate <= 0 else 0,
+            t1 - t0,
+            int(failed.size),
+            int(failed.sum()),
+            latencies,
+            self.request_rate,
+            server,
+        )
 
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Stop sending; wait up to `timeout_s` for requests in flight, then cancel them."""
@@ -181,8 +202,9 @@ class LoadSession:
         self._ends, self._latencies, self._failed = [], [], []
 
 
-async def run_window(client, factory: RequestFactory, *, concurrency: int, duration_s: float,
-                     warmup_s: float = 0.0) -> Window:
+async def run_window(
+    client, factory: RequestFactory, *, concurrency: int, duration_s: float, warmup_s: float = 0.0
+) -> Window:
     """Keep `concurrency` requests in flight for `duration_s` seconds (after a warm-up).
 
     `factory(i)` returns `(model, version, inputs, parameters)` for the i-th request.

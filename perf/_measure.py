@@ -88,8 +88,9 @@ def is_stable(windows: Sequence[Window], settings: MeasureSettings) -> bool:
     return True
 
 
-def record_from_window(window: Window, mode: LoadMode, load: float, *, stable: bool | None,
-                       trials: int | None) -> PerfRecord:
+def record_from_window(
+    window: Window, mode: LoadMode, load: float, *, stable: bool | None, trials: int | None
+) -> PerfRecord:
     """A `PerfRecord` from a (merged) window: client percentiles plus the server split."""
     avg = window.mean_latency_us if window.latencies_us.size else 0.0
     split = split_latency(avg, window.server)
@@ -97,16 +98,31 @@ def record_from_window(window: Window, mode: LoadMode, load: float, *, stable: b
     if not has_server:
         split = {"client_send_us": 0.0, "client_recv_us": 0.0}
     return PerfRecord(
-        mode=mode, load=load, throughput=window.throughput,
-        p50_us=window.percentile(50), p90_us=window.percentile(90),
-        p95_us=window.percentile(95), p99_us=window.percentile(99), avg_latency_us=avg,
-        count=window.count, errors=window.errors, stable=stable, trials=trials, **split,
+        mode=mode,
+        load=load,
+        throughput=window.throughput,
+        p50_us=window.percentile(50),
+        p90_us=window.percentile(90),
+        p95_us=window.percentile(95),
+        p99_us=window.percentile(99),
+        avg_latency_us=avg,
+        count=window.count,
+        errors=window.errors,
+        stable=stable,
+        trials=trials,
+        **split,
     )
 
 
-async def measure_level(client, factory: Callable, mode: LoadMode, load: float,
-                        settings: MeasureSettings, probe: StatsProbe | None = None,
-                        on_window: Callable[[Window], None] | None = None) -> tuple[PerfRecord, list[Window]]:
+async def measure_level(
+    client,
+    factory: Callable,
+    mode: LoadMode,
+    load: float,
+    settings: MeasureSettings,
+    probe: StatsProbe | None = None,
+    on_window: Callable[[Window], None] | None = None,
+) -> tuple[PerfRecord, list[Window]]:
     """Measure one load level until stable or `max_trials` windows.
 
     Args:
@@ -121,9 +137,13 @@ async def measure_level(client, factory: Callable, mode: LoadMode, load: float,
     Returns:
         The level's record and every window measured.
     """
-    session = LoadSession(client, factory, concurrency=int(load) if mode == "concurrency" else 1,
-                          request_rate=load if mode == "request_rate" else 0.0,
-                          schedule=settings.schedule)
+    session = LoadSession(
+        client,
+        factory,
+        concurrency=int(load) if mode == "concurrency" else 1,
+        request_rate=load if mode == "request_rate" else 0.0,
+        schedule=settings.schedule,
+    )
     session.start()
     windows: list[Window] = []
     try:
@@ -136,14 +156,19 @@ async def measure_level(client, factory: Callable, mode: LoadMode, load: float,
     finally:
         await session.stop()
     merged = Window.merge(windows[-_STABLE_WINDOWS:])
-    record = record_from_window(merged, mode, load, stable=is_stable(windows, settings),
-                                trials=len(windows))
+    record = record_from_window(merged, mode, load, stable=is_stable(windows, settings), trials=len(windows))
     return record, windows
 
 
-async def profile(client, factory: Callable, mode: LoadMode, levels: Sequence[float],
-                  settings: MeasureSettings, probe: StatsProbe | None = None,
-                  on_level: Callable[[PerfRecord], None] | None = None) -> list[PerfRecord]:
+async def profile(
+    client,
+    factory: Callable,
+    mode: LoadMode,
+    levels: Sequence[float],
+    settings: MeasureSettings,
+    probe: StatsProbe | None = None,
+    on_level: Callable[[PerfRecord], None] | None = None,
+) -> list[PerfRecord]:
     """Measure every load level in turn (perf_analyzer's sweep); one record per level."""
     records = []
     for load in levels:

@@ -28,17 +28,29 @@ LoadMode = Literal["concurrency", "request_rate"]
 
 _LOAD_COLUMNS: dict[str, LoadMode] = {"Concurrency": "concurrency", "Request Rate": "request_rate"}
 _SERVER_COLUMNS = {
-    "Network+Server Send/Recv": "network_us", "Server Queue": "queue_us",
-    "Server Compute Input": "compute_input_us", "Server Compute Infer": "compute_infer_us",
+    "Network+Server Send/Recv": "network_us",
+    "Server Queue": "queue_us",
+    "Server Compute Input": "compute_input_us",
+    "Server Compute Infer": "compute_infer_us",
     "Server Compute Output": "compute_output_us",
 }
 _CACHE_COLUMNS = {"Server Cache Hit": "cache_hit_us", "Server Cache Miss": "cache_miss_us"}
-_CLIENT_COLUMNS = {"Inferences/Second": "throughput", "Client Send": "client_send_us",
-                   "Client Recv": "client_recv_us"}
-_PERCENTILE_COLUMNS = {"p50 latency": "p50_us", "p90 latency": "p90_us", "p95 latency": "p95_us",
-                       "p99 latency": "p99_us"}
-_VERBOSE_COLUMNS = {"Avg latency": "avg_latency_us", "request/response": "request_response",
-                    "response wait": "response_wait_us"}
+_CLIENT_COLUMNS = {
+    "Inferences/Second": "throughput",
+    "Client Send": "client_send_us",
+    "Client Recv": "client_recv_us",
+}
+_PERCENTILE_COLUMNS = {
+    "p50 latency": "p50_us",
+    "p90 latency": "p90_us",
+    "p95 latency": "p95_us",
+    "p99 latency": "p99_us",
+}
+_VERBOSE_COLUMNS = {
+    "Avg latency": "avg_latency_us",
+    "request/response": "request_response",
+    "response wait": "response_wait_us",
+}
 _REQUIRED = ("Inferences/Second", "Client Send", "Client Recv", *_PERCENTILE_COLUMNS)
 
 
@@ -101,8 +113,7 @@ class PerfRecord:
     def to_dict(self) -> dict:
         """A JSON-ready dict (with `concurrency` / `request_rate` spelled out)."""
         out = asdict(self)
-        out.update(concurrency=self.concurrency, request_rate=self.request_rate,
-                   error_rate=self.error_rate)
+        out.update(concurrency=self.concurrency, request_rate=self.request_rate, error_rate=self.error_rate)
         return out
 
     @classmethod
@@ -131,8 +142,7 @@ def dumps_json(document: object) -> str:
 def csv_header(records: list[PerfRecord], *, verbose: bool = False) -> list[str]:
     """perf_analyzer's header for `records` (server and cache blocks only when known)."""
     mode = records[0].mode if records else "concurrency"
-    header = ["Concurrency" if mode == "concurrency" else "Request Rate", "Inferences/Second",
-              "Client Send"]
+    header = ["Concurrency" if mode == "concurrency" else "Request Rate", "Inferences/Second", "Client Send"]
     if records and all(r.has_server_stats for r in records):
         header += list(_SERVER_COLUMNS)
         if any(r.cache_hit_us is not None for r in records):
@@ -146,8 +156,9 @@ def csv_header(records: list[PerfRecord], *, verbose: bool = False) -> list[str]
 def _cell(record: PerfRecord, column: str) -> str:
     if column in _LOAD_COLUMNS:
         return str(int(record.load)) if float(record.load).is_integer() else f"{record.load:g}"
-    key = {**_SERVER_COLUMNS, **_CACHE_COLUMNS, **_CLIENT_COLUMNS, **_PERCENTILE_COLUMNS,
-           **_VERBOSE_COLUMNS}[column]
+    key = {**_SERVER_COLUMNS, **_CACHE_COLUMNS, **_CLIENT_COLUMNS, **_PERCENTILE_COLUMNS, **_VERBOSE_COLUMNS}[
+        column
+    ]
     value = getattr(record, key)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "0"
@@ -166,8 +177,7 @@ def format_perf_csv(records: list[PerfRecord], *, verbose: bool = False) -> str:
     return buffer.getvalue()
 
 
-def write_perf_csv(records: list[PerfRecord], path: str | os.PathLike[str], *,
-                   verbose: bool = False) -> None:
+def write_perf_csv(records: list[PerfRecord], path: str | os.PathLike[str], *, verbose: bool = False) -> None:
     """Write `records` as a perf_analyzer-format CSV file (atomically)."""
     atomic_write_text(path, format_perf_csv(records, verbose=verbose))
 
@@ -214,17 +224,22 @@ def parse_perf_analyzer_csv(text: str, *, source: str = "<csv>") -> list[PerfRec
 
 def _record(header: list[str], row: list[str], load_column: str, source: str, line: int) -> PerfRecord:
     if len(row) < len(header):
-        raise PerfError(f"perf_analyzer CSV `{source}` line {line}: {len(row)} cells, "
-                        f"expected {len(header)}")
+        raise PerfError(f"perf_analyzer CSV `{source}` line {line}: {len(row)} cells, expected {len(header)}")
     values: dict[str, float] = {}
     for column, cell in zip(header, row):
         try:
             values[column] = float(cell)
         except ValueError:
-            raise PerfError(f"perf_analyzer CSV `{source}` line {line}: `{column}` is "
-                            f"`{cell}`, not a number") from None
-    known = {**_SERVER_COLUMNS, **_CACHE_COLUMNS, **_CLIENT_COLUMNS, **_PERCENTILE_COLUMNS,
-             **_VERBOSE_COLUMNS}
+            raise PerfError(
+                f"perf_analyzer CSV `{source}` line {line}: `{column}` is `{cell}`, not a number"
+            ) from None
+    known = {
+        **_SERVER_COLUMNS,
+        **_CACHE_COLUMNS,
+        **_CLIENT_COLUMNS,
+        **_PERCENTILE_COLUMNS,
+        **_VERBOSE_COLUMNS,
+    }
     fields_ = {known[c]: v for c, v in values.items() if c in known}
     extra = {c: v for c, v in values.items() if c not in known and c != load_column}
     return PerfRecord(mode=_LOAD_COLUMNS[load_column], load=values[load_column], extra=extra, **fields_)

@@ -72,35 +72,52 @@ def report_markdown(result: CompareResult, gate: GateResult | None, images: list
     lines = [f"# Perf report: `{result.candidate}` vs `{result.baseline}`", ""]
     if gate is not None:
         lines += [f"**Gate: {'PASS' if gate.passed else 'FAIL'}**", ""]
-    lines += ["## Load levels", "",
-              "| level | side | throughput (/s) | p50 (ms) | p90 (ms) | p99 (ms) | queue (us) "
-              "| compute infer (us) | errors |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "## Load levels",
+        "",
+        "| level | side | throughput (/s) | p50 (ms) | p90 (ms) | p99 (ms) | queue (us) "
+        "| compute infer (us) | errors |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for level in result.levels:
         for side in ("baseline", "candidate"):
             r = getattr(level, side)
             errors = "n/a" if r.errors is None else f"{r.errors}/{r.count}"
-            lines.append(f"| {level.mode} {level.load:g} | {side} | {r.throughput:.1f} | "
-                         f"{_fmt(r.p50_us, 1e3)} | {_fmt(r.p90_us, 1e3)} | {_fmt(r.p99_us, 1e3)} | "
-                         f"{_fmt(r.queue_us, 1, 0)} | {_fmt(r.compute_infer_us, 1, 0)} | {errors} |")
-    lines += ["", f"## Ratios (candidate / baseline, {result.confidence:.0%} interval)", "",
-              "| level | metric | estimate | interval | pairs |", "|---|---|---|---|---|"]
+            lines.append(
+                f"| {level.mode} {level.load:g} | {side} | {r.throughput:.1f} | "
+                f"{_fmt(r.p50_us, 1e3)} | {_fmt(r.p90_us, 1e3)} | {_fmt(r.p99_us, 1e3)} | "
+                f"{_fmt(r.queue_us, 1, 0)} | {_fmt(r.compute_infer_us, 1, 0)} | {errors} |"
+            )
+    lines += [
+        "",
+        f"## Ratios (candidate / baseline, {result.confidence:.0%} interval)",
+        "",
+        "| level | metric | estimate | interval | pairs |",
+        "|---|---|---|---|---|",
+    ]
     for level in result.levels:
         for metric, ratio in level.ratios.items():
-            interval = ("n/a" if ratio.ci_low is None
-                        else f"[{ratio.ci_low:.3f}, {ratio.ci_high:.3f}]")
-            lines.append(f"| {level.mode} {level.load:g} | {metric} | {ratio.estimate:.3f} | "
-                         f"{interval} | {ratio.n} |")
+            interval = "n/a" if ratio.ci_low is None else f"[{ratio.ci_low:.3f}, {ratio.ci_high:.3f}]"
+            lines.append(
+                f"| {level.mode} {level.load:g} | {metric} | {ratio.estimate:.3f} | {interval} | {ratio.n} |"
+            )
     if gate is not None:
-        lines += ["", "## Gate checks", "", "| level | check | value | limit | status |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Gate checks",
+            "",
+            "| level | check | value | limit | status |",
+            "|---|---|---|---|---|",
+        ]
         for c in gate.checks:
             lines.append(f"| {c.level} | {c.name} | {_fmt(c.value, 1, 3)} | {c.limit:g} | {c.status} |")
     lines += [""] + [f"![{name}]({name})" for name in images]
     return "\n".join(lines) + "\n"
 
 
-def write_report(result: CompareResult, out_dir: str | os.PathLike[str],
-                 gate: GateResult | None = None) -> Path:
+def write_report(
+    result: CompareResult, out_dir: str | os.PathLike[str], gate: GateResult | None = None
+) -> Path:
     """Write `report.md` and its PNG plots into `out_dir`.
 
     Args:

@@ -63,9 +63,14 @@ class PerfRun:
 
     def to_dict(self) -> dict:
         """A JSON-ready dict."""
-        return {"model": self.model, "url": self.url, "protocol": self.protocol,
-                "backend": self.backend, "warnings": list(self.warnings),
-                "records": [r.to_dict() for r in self.records]}
+        return {
+            "model": self.model,
+            "url": self.url,
+            "protocol": self.protocol,
+            "backend": self.backend,
+            "warnings": list(self.warnings),
+            "records": [r.to_dict() for r in self.records],
+        }
 
 
 def request_plan(connection: Connection, info: ModelInfo, options: LoadOptions) -> RequestPlan:
@@ -80,8 +85,12 @@ def request_plan(connection: Connection, info: ModelInfo, options: LoadOptions) 
     else:
         samples = load_input_data(kind, info, options.shapes)
     tensors = batches(samples, info, options.batch_size)
-    return RequestPlan(info.name, info.version, tuple(connection.inputs(t) for t in tensors),
-                       request_parameters(options.parameters, options.unit_ids))
+    return RequestPlan(
+        info.name,
+        info.version,
+        tuple(connection.inputs(t) for t in tensors),
+        request_parameters(options.parameters, options.unit_ids),
+    )
 
 
 async def probe_request(connection: Connection, plan: RequestPlan) -> None:
@@ -93,8 +102,9 @@ async def probe_request(connection: Connection, plan: RequestPlan) -> None:
         raise PerfError(f"model `{model}` rejected a request: {str(exc).strip()[:300]}") from None
 
 
-async def run_builtin(model: str, options: LoadOptions,
-                      on_level: Callable[[PerfRecord], None] | None = None) -> PerfRun:
+async def run_builtin(
+    model: str, options: LoadOptions, on_level: Callable[[PerfRecord], None] | None = None
+) -> PerfRun:
     """Measure `model` with the built-in generator.
 
     Raises:
@@ -109,14 +119,15 @@ async def run_builtin(model: str, options: LoadOptions,
         async def probe():
             return await connection.stats(info)
 
-        records = await profile(connection.client, plan.factory(), options.mode, options.levels,
-                                options.settings, probe, on_level)
+        records = await profile(
+            connection.client, plan.factory(), options.mode, options.levels, options.settings, probe, on_level
+        )
     finally:
         await connection.close()
-    warnings = [f"{_level_name(r)} did not stabilise within {r.trials} windows" for r in records
-                if r.stable is False]
-    warnings += [f"{_level_name(r)}: {r.errors} of {r.count} requests failed" for r in records
-                 if r.errors]
+    warnings = [
+        f"{_level_name(r)} did not stabilise within {r.trials} windows" for r in records if r.stable is False
+    ]
+    warnings += [f"{_level_name(r)}: {r.errors} of {r.count} requests failed" for r in records if r.errors]
     return PerfRun(model, options.url, options.protocol, "builtin", records, warnings)
 
 
@@ -126,9 +137,14 @@ def _level_name(record: PerfRecord) -> str:
     return f"request rate {record.load:g}/s"
 
 
-def run_perf(model: str, options: LoadOptions, *, backend: Backend = "auto",
-             work_dir: str | os.PathLike[str] | None = None,
-             on_level: Callable[[PerfRecord], None] | None = None) -> PerfRun:
+def run_perf(
+    model: str,
+    options: LoadOptions,
+    *,
+    backend: Backend = "auto",
+    work_dir: str | os.PathLike[str] | None = None,
+    on_level: Callable[[PerfRecord], None] | None = None,
+) -> PerfRun:
     """Measure `model` (`NAME[:VERSION]`) at every load level in `options`.
 
     Args:
@@ -153,8 +169,10 @@ def run_perf(model: str, options: LoadOptions, *, backend: Backend = "auto",
     if options.unit_ids and binary is not None:
         # perf_analyzer sends one fixed value per request parameter: no per-request unit ids.
         if backend == "perf_analyzer":
-            raise PerfError("--unit-ids needs the built-in generator (perf_analyzer sends fixed "
-                            "parameters); use --parameter unit_id=... with perf_analyzer")
+            raise PerfError(
+                "--unit-ids needs the built-in generator (perf_analyzer sends fixed "
+                "parameters); use --parameter unit_id=... with perf_analyzer"
+            )
         binary = None
     if binary is not None:
         records = run_perf_analyzer(binary, model, options, work_dir=work_dir)

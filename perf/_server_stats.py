@@ -16,8 +16,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
-_SECTIONS = ("success", "queue", "compute_input", "compute_infer", "compute_output",
-             "cache_hit", "cache_miss")
+_SECTIONS = (
+    "success",
+    "queue",
+    "compute_input",
+    "compute_infer",
+    "compute_output",
+    "cache_hit",
+    "cache_miss",
+)
 
 
 @dataclass(frozen=True)
@@ -43,9 +50,18 @@ class ServerStats:
 
     def with_parts_of(self, parts: ServerStats) -> ServerStats:
         """This request count with `parts`' queue/compute/cache times (ensembles)."""
-        return ServerStats(self.success_count, self.success_ns, parts.queue_ns, parts.compute_input_ns,
-                           parts.compute_infer_ns, parts.compute_output_ns, parts.cache_hit_count,
-                           parts.cache_hit_ns, parts.cache_miss_count, parts.cache_miss_ns)
+        return ServerStats(
+            self.success_count,
+            self.success_ns,
+            parts.queue_ns,
+            parts.compute_input_ns,
+            parts.compute_infer_ns,
+            parts.compute_output_ns,
+            parts.cache_hit_count,
+            parts.cache_hit_ns,
+            parts.cache_miss_count,
+            parts.cache_miss_ns,
+        )
 
     def per_request_us(self) -> dict[str, float] | None:
         """Average microseconds per successful request; None when no request succeeded.
@@ -87,17 +103,23 @@ def stats_from_json(document: Mapping, model: str) -> ServerStats:
             item = sections.get(section, {})
             values[section] = (int(item.get("count", 0) or 0), int(item.get("ns", 0) or 0))
         total = total + ServerStats(
-            success_count=values["success"][0], success_ns=values["success"][1],
-            queue_ns=values["queue"][1], compute_input_ns=values["compute_input"][1],
-            compute_infer_ns=values["compute_infer"][1], compute_output_ns=values["compute_output"][1],
-            cache_hit_count=values["cache_hit"][0], cache_hit_ns=values["cache_hit"][1],
-            cache_miss_count=values["cache_miss"][0], cache_miss_ns=values["cache_miss"][1],
+            success_count=values["success"][0],
+            success_ns=values["success"][1],
+            queue_ns=values["queue"][1],
+            compute_input_ns=values["compute_input"][1],
+            compute_infer_ns=values["compute_infer"][1],
+            compute_output_ns=values["compute_output"][1],
+            cache_hit_count=values["cache_hit"][0],
+            cache_hit_ns=values["cache_hit"][1],
+            cache_miss_count=values["cache_miss"][0],
+            cache_miss_ns=values["cache_miss"][1],
         )
     return total
 
 
-def split_latency(avg_latency_us: float, delta: ServerStats | None,
-                  client_send_us: float = 0.0, client_recv_us: float = 0.0) -> dict[str, float]:
+def split_latency(
+    avg_latency_us: float, delta: ServerStats | None, client_send_us: float = 0.0, client_recv_us: float = 0.0
+) -> dict[str, float]:
     """perf_analyzer's CSV latency columns from a client average and a server delta.
 
     `Network+Server Send/Recv` = client-observed average latency minus client send and
@@ -113,10 +135,15 @@ def split_latency(avg_latency_us: float, delta: ServerStats | None,
         The `*_us` columns; server columns are 0 when `delta` has no successful request.
     """
     parts = delta.per_request_us() if delta is not None else None
-    parts = parts or {"queue_us": 0.0, "compute_input_us": 0.0, "compute_infer_us": 0.0,
-                      "compute_output_us": 0.0}
-    server = (parts["queue_us"] + parts["compute_input_us"] + parts["compute_infer_us"]
-              + parts["compute_output_us"])
+    parts = parts or {
+        "queue_us": 0.0,
+        "compute_input_us": 0.0,
+        "compute_infer_us": 0.0,
+        "compute_output_us": 0.0,
+    }
+    server = (
+        parts["queue_us"] + parts["compute_input_us"] + parts["compute_infer_us"] + parts["compute_output_us"]
+    )
     wait = avg_latency_us - client_send_us - client_recv_us
     out = {
         "client_send_us": client_send_us,

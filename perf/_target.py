@@ -96,8 +96,7 @@ class Connection:
             kwargs = {"client_timeout": _CONNECT_TIMEOUT_S} if self.protocol == "grpc" else {}
             live = await self.client.is_server_live(**kwargs)
         except Exception as exc:
-            raise PerfError(f"server `{self.url}` ({self.protocol}) is unreachable: "
-                            f"{_short(exc)}") from None
+            raise PerfError(f"server `{self.url}` ({self.protocol}) is unreachable: {_short(exc)}") from None
         if not live:
             raise PerfError(f"server `{self.url}` answered but is not live")
 
@@ -105,8 +104,9 @@ class Connection:
         """The model config as a dict (both protocols)."""
         try:
             if self.protocol == "grpc":
-                document = await self.client.get_model_config(name, version, as_json=True,
-                                                              client_timeout=_CONNECT_TIMEOUT_S)
+                document = await self.client.get_model_config(
+                    name, version, as_json=True, client_timeout=_CONNECT_TIMEOUT_S
+                )
                 return document.get("config", {})
             return await self.client.get_model_config(name, version)
         except Exception as exc:
@@ -125,14 +125,22 @@ class Connection:
             out = []
             for item in items:
                 wire = str(item.get("data_type", "TYPE_INVALID")).removeprefix("TYPE_")
-                out.append(TensorInfo(item["name"], "BYTES" if wire == "STRING" else wire,
-                                      tuple(int(d) for d in item.get("dims", []))))
+                out.append(
+                    TensorInfo(
+                        item["name"],
+                        "BYTES" if wire == "STRING" else wire,
+                        tuple(int(d) for d in item.get("dims", [])),
+                    )
+                )
             return tuple(out)
 
         steps = config.get("ensemble_scheduling", {}).get("step", [])
         return ModelInfo(
-            name=name, version=version, max_batch_size=int(config.get("max_batch_size", 0) or 0),
-            inputs=tensors(config.get("input", [])), outputs=tensors(config.get("output", [])),
+            name=name,
+            version=version,
+            max_batch_size=int(config.get("max_batch_size", 0) or 0),
+            inputs=tensors(config.get("input", [])),
+            outputs=tensors(config.get("output", [])),
             platform=str(config.get("platform", "") or config.get("backend", "")),
             composing=tuple(dict.fromkeys(s["model_name"] for s in steps)),
         )
@@ -194,8 +202,9 @@ class RequestPlan:
         return lambda _i: (self.model, self.version, next(inputs), next(params))
 
 
-def request_parameters(static: Mapping[str, str], unit_ids: int, *, seed: int = 0,
-                       draws: int = 4096) -> tuple[dict | None, ...]:
+def request_parameters(
+    static: Mapping[str, str], unit_ids: int, *, seed: int = 0, draws: int = 4096
+) -> tuple[dict | None, ...]:
     """Request parameters per request: `static` plus `unit_id` drawn from `unit_ids` users.
 
     Args:

@@ -80,9 +80,7 @@ class Allocation:
         if not names:
             raise AssignmentError("`names` is empty: an allocation needs at least one variant")
         if len(names) != len(weights):
-            raise AssignmentError(
-                f"`weights` has {len(weights)} entries for {len(names)} variant names"
-            )
+            raise AssignmentError(f"`weights` has {len(weights)} entries for {len(names)} variant names")
         if len(set(names)) != len(names):
             raise AssignmentError(f"`names` has duplicates: {list(names)}")
         if any(not (0.0 <= w <= 1.0) for w in weights):

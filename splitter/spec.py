@@ -122,7 +122,8 @@ class Experiment(_Model):
     description: str = ""
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     allowed_regions: list[str] | None = Field(
-        default=None, description="regions log sinks may lie in; None = no restriction")
+        default=None, description="regions log sinks may lie in; None = no restriction"
+    )
     success: SuccessCriteria | None = None
 
     @field_validator("name")
@@ -146,8 +147,10 @@ class Experiment(_Model):
             raise ValueError(f"variants: weights must sum to 1, got {total:.6g}")
         region = self.logging.sink.region
         if self.allowed_regions is not None and region not in self.allowed_regions:
-            raise ValueError(f"logging.sink.region: region `{region}` is not in allowed_regions "
-                             f"{list(self.allowed_regions)}")
+            raise ValueError(
+                f"logging.sink.region: region `{region}` is not in allowed_regions "
+                f"{list(self.allowed_regions)}"
+            )
         return self
 
     @property
@@ -194,8 +197,9 @@ class Experiment(_Model):
 
     def to_json(self) -> str:
         """Compact JSON, as stored in the router's `experiment` config parameter."""
-        return json.dumps(self.model_dump(mode="json", exclude_defaults=False), sort_keys=True,
-                          separators=(",", ":"))
+        return json.dumps(
+            self.model_dump(mode="json", exclude_defaults=False), sort_keys=True, separators=(",", ":")
+        )
 
 
 def format_validation_error(exc: ValidationError, source: str) -> str:
@@ -210,8 +214,7 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def validate_mapping(model: type[M], data: Any, *, source: str,
-                     error: type[TritonABError] = SpecError) -> M:
+def validate_mapping(model: type[M], data: Any, *, source: str, error: type[TritonABError] = SpecError) -> M:
     """Validate parsed YAML/JSON `data` as the pydantic `model`.
 
     Raises:

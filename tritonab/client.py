@@ -78,7 +78,8 @@ class ExperimentClient:
                 self._client = self._triton.InferenceServerClient(url)
             else:
                 self._client = self._triton.InferenceServerClient(
-                    url, connection_timeout=timeout, network_timeout=timeout)
+                    url, connection_timeout=timeout, network_timeout=timeout
+                )
         except Exception as exc:  # tritonclient raises many types for a bad URL
             raise ClientError(f"cannot create a {protocol} client for `{url}`: {exc}") from None
         self._specs: dict[str, Experiment] = {}
@@ -123,8 +124,7 @@ class ExperimentClient:
             params["variant"] = variant
         if fast_path:
             return self._infer_direct(experiment, dict(inputs), params, outputs)
-        result = self._call(experiment, -1, dict(inputs), params, outputs and
-                            [*outputs, VARIANT_OUTPUT])
+        result = self._call(experiment, -1, dict(inputs), params, outputs and [*outputs, VARIANT_OUTPUT])
         labels = result.pop(VARIANT_OUTPUT, np.zeros((0, 1), dtype=object))
         return InferResult(result, [_text(v) for v in labels.reshape(-1)])
 
@@ -167,8 +167,14 @@ class ExperimentClient:
         if not folder:
             raise ClientError("report_outcome needs `log_dir` or $TRITONAB_LOG_DIR")
         try:
-            record = Outcome(unit_id=unit_id, request_id=request_id, metric=metric, value=value,
-                             experiment=experiment, time=_time.time() if time is None else time)
+            record = Outcome(
+                unit_id=unit_id,
+                request_id=request_id,
+                metric=metric,
+                value=value,
+                experiment=experiment,
+                time=_time.time() if time is None else time,
+            )
         except ValidationError as exc:
             raise ClientError(f"outcome `{metric}`: {exc.errors()[0]['msg']}") from None
         append_outcome(folder, record)
@@ -208,16 +214,21 @@ class ExperimentClient:
             try:
                 results.append(self._call(target.model, target.version, call.inputs, {}, outputs))
             except ClientError as exc:
-                results.append(RequestError(f"variant `{target.name}` (model `{target.model}`): "
-                                            f"{exc}"))
+                results.append(RequestError(f"variant `{target.name}` (model `{target.model}`): {exc}"))
         outcome = router.scatter(plan, results)[0]
         if isinstance(outcome, RequestError):
             raise ClientError(outcome.message)
         labels = outcome.pop(VARIANT_OUTPUT)
         return InferResult(outcome, [_text(v) for v in labels.reshape(-1)])
 
-    def _call(self, model: str, version: int, inputs: dict[str, np.ndarray], params: dict,
-              outputs: Sequence[str] | None) -> dict[str, np.ndarray]:
+    def _call(
+        self,
+        model: str,
+        version: int,
+        inputs: dict[str, np.ndarray],
+        params: dict,
+        outputs: Sequence[str] | None,
+    ) -> dict[str, np.ndarray]:
         """One tritonclient call; returns every (or the requested) output as numpy."""
         triton_inputs = []
         for name, value in inputs.items():
@@ -231,8 +242,12 @@ class ExperimentClient:
             kwargs["client_timeout"] = self.timeout
         try:
             response = self._client.infer(
-                model, triton_inputs, model_version="" if version == -1 else str(version),
-                outputs=requested, **kwargs)
+                model,
+                triton_inputs,
+                model_version="" if version == -1 else str(version),
+                outputs=requested,
+                **kwargs,
+            )
         except Exception as exc:
             raise ClientError(error_text(exc)) from None
         names = outputs or [o["name"] for o in _response_outputs(response, self.protocol)]

@@ -30,10 +30,17 @@ import duckdb
 from tritonab.monitoring.analysis import analyze
 from tritonab.splitter import load_spec_dict
 
-SPEC = {"name": "bench", "variants": [{"name": "control", "model": "a", "weight": 0.5},
-                                      {"name": "treatment", "model": "b", "weight": 0.5}],
-        "success": {"primary": {"name": "buy.per_exposure"},
-                    "guardrails": [{"name": "latency_us", "max_degradation": 0.2, "relative": True}]}}
+SPEC = {
+    "name": "bench",
+    "variants": [
+        {"name": "control", "model": "a", "weight": 0.5},
+        {"name": "treatment", "model": "b", "weight": 0.5},
+    ],
+    "success": {
+        "primary": {"name": "buy.per_exposure"},
+        "guardrails": [{"name": "latency_us", "max_degradation": 0.2, "relative": True}],
+    },
+}
 
 
 def _copy(con, select: str, path: Path, fmt: str) -> None:
@@ -51,7 +58,9 @@ def generate(folder: Path, rows: int, units: int, files: int, fmt: str) -> tuple
     step = -(-rows // files)
     for f in range(files):
         lo, hi = f * step, min(rows, (f + 1) * step)
-        _copy(con, f"""
+        _copy(
+            con,
+            f"""
             SELECT 1.7e9 + i * 0.001 AS time, 'bench' AS experiment,
                    CASE WHEN u % 2 = 0 THEN 'control' ELSE 'treatment' END AS variant,
                    'user-' || u AS unit_id, 'req-' || i AS request_id, 0 AS row,
@@ -59,19 +68,27 @@ def generate(folder: Path, rows: int, units: int, files: int, fmt: str) -> tuple
                    round(400 + random() * 800 + (u % 2) * 20, 1) AS latency_us, true AS ok,
                    'local' AS region
             FROM (SELECT i, (i * 7919) % {units} AS u FROM range({lo}, {hi}) t(i))""",
-              exposures / f"exposures-bench_0_0-1-1-{f + 1:06d}.{ext}", fmt)
-        _copy(con, f"""
+            exposures / f"exposures-bench_0_0-1-1-{f + 1:06d}.{ext}",
+            fmt,
+        )
+        _copy(
+            con,
+            f"""
             SELECT 'user-' || ((i * 104729) % {units}) AS unit_id, NULL::VARCHAR AS request_id,
                    CASE WHEN (i // 2) % 2 = 0 THEN 'buy' ELSE 'click' END AS metric,
                    CASE WHEN random() < 0.3 THEN 1.0 ELSE 0.0 END AS value,
                    1.7e9 + {rows} * 0.001 + i * 0.001 AS time, NULL::VARCHAR AS experiment
-            FROM range({lo}, {hi}) t(i)""", outcomes / f"added-{f + 1:06d}.{ext}", fmt)
+            FROM range({lo}, {hi}) t(i)""",
+            outcomes / f"added-{f + 1:06d}.{ext}",
+            fmt,
+        )
     con.close()
     return sorted(exposures.iterdir()), sorted(outcomes.iterdir())
 
 
 def bare_scan(exposures: list[Path], outcomes: list[Path], fmt: str, by_unit: bool = False) -> float:
     """Seconds for the two GROUP BY scans (by variant and metric, or by unit)."""
+
     def reader(paths):
         listed = "[" + ", ".join(f"'{p}'" for p in paths) + "]"
         if fmt == "jsonl":
@@ -81,15 +98,19 @@ def bare_scan(exposures: list[Path], outcomes: list[Path], fmt: str, by_unit: bo
     con = duckdb.connect()
     t0 = time.perf_counter()
     if by_unit:
-        con.execute(f"SELECT count(*) FROM (SELECT unit_id, count(*), sum(latency_us) "
-                    f"FROM {reader(exposures)} GROUP BY unit_id)").fetchall()
-        con.execute(f"SELECT count(*) FROM (SELECT unit_id, metric, sum(value) "
-                    f"FROM {reader(outcomes)} GROUP BY unit_id, metric)").fetchall()
+        con.execute(
+            f"SELECT count(*) FROM (SELECT unit_id, count(*), sum(latency_us) "
+            f"FROM {reader(exposures)} GROUP BY unit_id)"
+        ).fetchall()
+        con.execute(
+            f"SELECT count(*) FROM (SELECT unit_id, metric, sum(value) "
+            f"FROM {reader(outcomes)} GROUP BY unit_id, metric)"
+        ).fetchall()
     else:
-        con.execute(f"SELECT variant, count(*), sum(latency_us) FROM {reader(exposures)} "
-                    "GROUP BY variant").fetchall()
-        con.execute(f"SELECT metric, count(*), sum(value) FROM {reader(outcomes)} "
-                    "GROUP BY metric").fetchall()
+        con.execute(
+            f"SELECT variant, count(*), sum(latency_us) FROM {reader(exposures)} GROUP BY variant"
+        ).fetchall()
+        con.execute(f"SELECT metric, count(*), sum(value) FROM {reader(outcomes)} GROUP BY metric").fetchall()
     elapsed = time.perf_counter() - t0
     con.close()
     return elapsed
@@ -109,8 +130,10 @@ def main() -> None:
         t0 = time.perf_counter()
         exposures, outcomes = generate(folder, args.rows, args.units, args.files, args.format)
         size = sum(p.stat().st_size for p in exposures + outcomes) / 2**20
-        print(f"generated {args.rows} exposures + {args.rows} outcomes ({args.format}, {size:.0f} MiB) "
-              f"in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"generated {args.rows} exposures + {args.rows} outcomes ({args.format}, {size:.0f} MiB) "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
         bare, unit, full = [], [], []
         for _ in range(args.repeat):
             bare.append(bare_scan(exposures, outcomes, args.format))
@@ -121,8 +144,10 @@ def main() -> None:
     print(f"units {result.units}, decision: {result.decisions['treatment'].outcome.value}")
     print(f"bare GROUP BY scan: {min(bare):.2f} s   analysis: {min(full):.2f} s   (best of {args.repeat})")
     print(f"analysis / bare scan: {min(full) / min(bare):.2f}x  (floor: <= 3x)")
-    print(f"for reference, a bare GROUP BY unit scan: {min(unit):.2f} s; analysis / that: "
-          f"{min(full) / min(unit):.2f}x")
+    print(
+        f"for reference, a bare GROUP BY unit scan: {min(unit):.2f} s; analysis / that: "
+        f"{min(full) / min(unit):.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from tritonab.perf._loadgen import LoadSession
 from tritonab.perf._target import Connection, request_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
-IDENTITY_PY = textwrap.dedent('''
+IDENTITY_PY = textwrap.dedent("""
     import triton_python_backend_utils as pb_utils
 
 
@@ -45,7 +45,7 @@ IDENTITY_PY = textwrap.dedent('''
             return [pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(
                 "OUTPUT0", pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy())])
                 for r in requests]
-''')
+""")
 
 
 class _InstantClient:
@@ -121,18 +121,23 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tritonab-ceiling-") as tmp:
-        with TritonServer(_repository(Path(tmp)),
-                          extra_args=("--cache-config=local,size=16777216",)) as server:
+        with TritonServer(
+            _repository(Path(tmp)), extra_args=("--cache-config=local,size=16777216",)
+        ) as server:
             results = asyncio.run(_measure(args, server))
     med = {name: statistics.median(values) for name, values in results.items()}
-    print(f"rounds={args.rounds} window={args.window}s concurrency={args.concurrency} gRPC "
-          "(median over rounds, requests/s)")
+    print(
+        f"rounds={args.rounds} window={args.window}s concurrency={args.concurrency} gRPC "
+        "(median over rounds, requests/s)"
+    )
     for name, value in med.items():
         print(f"{name:22} {value:10.0f}")
     served = med["ceiling"] / med["router"]
     ratio = med["generator CPU ceiling"] / med["router"]
-    print(f"ceiling / router throughput:               {served:.2f}x  (floor: >= 2.0x)  "
-          f"{'OK' if served >= 2.0 else 'BELOW FLOOR'}")
+    print(
+        f"ceiling / router throughput:               {served:.2f}x  (floor: >= 2.0x)  "
+        f"{'OK' if served >= 2.0 else 'BELOW FLOOR'}"
+    )
     print(f"generator CPU ceiling / router throughput: {ratio:.2f}x")
 
 

@@ -32,10 +32,8 @@ from tritonab.splitter import load_spec, load_spec_dict
 def _build(repository: Path, spec_path: str) -> tuple[str, str]:
     base = load_spec(spec_path).model_dump(mode="json")
     names = []
-    for suffix, logging in (("_log", {"enabled": True, "sample_rate": 1.0}),
-                            ("_nolog", {"enabled": False})):
-        data = {**base, "name": base["name"] + suffix,
-                "logging": {**base["logging"], **logging}}
+    for suffix, logging in (("_log", {"enabled": True, "sample_rate": 1.0}), ("_nolog", {"enabled": False})):
+        data = {**base, "name": base["name"] + suffix, "logging": {**base["logging"], **logging}}
         build_router(load_spec_dict(data), repository)
         names.append(data["name"])
     return names[0], names[1]
@@ -57,9 +55,8 @@ async def _measure(args, repository: Path, logs: Path) -> dict:
             await run_window(client, f, concurrency=16, duration_s=1.0)
         for r in range(args.rounds):
             for c in (1, 16):
-                for path, f in (paths if r % 2 == 0 else paths[::-1]):
-                    w = await run_window(client, f, concurrency=c, duration_s=args.window,
-                                         warmup_s=0.3)
+                for path, f in paths if r % 2 == 0 else paths[::-1]:
+                    w = await run_window(client, f, concurrency=c, duration_s=args.window, warmup_s=0.3)
                     if w.errors:
                         raise SystemExit(f"{path} c={c}: {w.errors} failed requests")
                     results[(path, c)].append(w)
@@ -80,11 +77,12 @@ def _report(results: dict, args) -> None:
     print(f"{'router':8} {'p50 c=1 (us)':>14} {'throughput c=16 (req/s)':>24}")
     for p in ("log", "nolog"):
         print(f"{p:8} {p50[p]:14.0f} {thr[p]:24.0f}")
-    print(f"records written by the logged router: {results['records'][0]} exposures, "
-          f"{results['records'][1]} payloads")
+    print(
+        f"records written by the logged router: {results['records'][0]} exposures, "
+        f"{results['records'][1]} payloads"
+    )
     print(f"logged/unlogged p50 ratio (c=1):         {p50['log'] / p50['nolog']:.2f}x")
-    print(f"logged/unlogged throughput ratio (c=16): {thr['log'] / thr['nolog']:.2f}x  "
-          "(floor: >= 0.9x)")
+    print(f"logged/unlogged throughput ratio (c=16): {thr['log'] / thr['nolog']:.2f}x  (floor: >= 0.9x)")
 
 
 def main() -> None:

@@ -51,9 +51,8 @@ async def _measure(args) -> None:
         for r in range(args.rounds):
             for c in (1, 16):
                 order = (("direct", direct), ("router", routed))
-                for path, factory in (order if r % 2 == 0 else order[::-1]):
-                    w = await run_window(client, factory, concurrency=c, duration_s=args.window,
-                                         warmup_s=0.3)
+                for path, factory in order if r % 2 == 0 else order[::-1]:
+                    w = await run_window(client, factory, concurrency=c, duration_s=args.window, warmup_s=0.3)
                     if w.errors:
                         raise SystemExit(f"{path} c={c}: {w.errors} failed requests")
                     results[(path, c)].append(w)
@@ -71,10 +70,8 @@ def _report(results, args) -> None:
     print(f"{'path':8} {'p50 c=1 (us)':>14} {'throughput c=16 (req/s)':>24}")
     for p in ("direct", "router"):
         print(f"{p:8} {p50[p]:14.0f} {thr[p]:24.0f}")
-    print(f"router/direct p50 ratio (c=1):         {p50['router'] / p50['direct']:.2f}x  "
-          "(floor: <= 2.0x)")
-    print(f"router/direct throughput ratio (c=16): {thr['router'] / thr['direct']:.2f}x  "
-          "(floor: >= 0.6x)")
+    print(f"router/direct p50 ratio (c=1):         {p50['router'] / p50['direct']:.2f}x  (floor: <= 2.0x)")
+    print(f"router/direct throughput ratio (c=16): {thr['router'] / thr['direct']:.2f}x  (floor: >= 0.6x)")
 
 
 def main() -> None:

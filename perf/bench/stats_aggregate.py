@@ -26,10 +26,10 @@ from tritonab.splitter import stats
 CRITERIA = stats.SuccessCriteria(
     primary=stats.PrimaryMetric(name="conversion", direction="increase", minimum_effect=0.002),
     guardrails=(
-        stats.GuardrailMetric(name="revenue", bad_direction="decrease", max_degradation=0.02,
-                              relative=True),
-        stats.GuardrailMetric(name="revenue_per_session", bad_direction="decrease",
-                              max_degradation=0.02, relative=True),
+        stats.GuardrailMetric(name="revenue", bad_direction="decrease", max_degradation=0.02, relative=True),
+        stats.GuardrailMetric(
+            name="revenue_per_session", bad_direction="decrease", max_degradation=0.02, relative=True
+        ),
     ),
 )
 
@@ -40,16 +40,19 @@ def _data(units: int, seed: int) -> dict[str, np.ndarray]:
     conversion = rng.random(units) < 0.10 + 0.004 * variant
     sessions = rng.poisson(3.0, units) + 1.0
     revenue = conversion * rng.gamma(2.0, 20.0, units)
-    return {"variant": variant, "conversion": conversion, "revenue": revenue,
-            "sessions": sessions}
+    return {"variant": variant, "conversion": conversion, "revenue": revenue, "sessions": sessions}
 
 
 def _aggregate(d: dict[str, np.ndarray]) -> dict[str, Any]:
-    return stats.aggregate(d["variant"], {
-        "conversion": ("proportion", d["conversion"]),
-        "revenue": ("mean", d["revenue"]),
-        "revenue_per_session": ("ratio", d["revenue"], d["sessions"]),
-    }, n_groups=2)
+    return stats.aggregate(
+        d["variant"],
+        {
+            "conversion": ("proportion", d["conversion"]),
+            "revenue": ("mean", d["revenue"]),
+            "revenue_per_session": ("ratio", d["revenue"], d["sessions"]),
+        },
+        n_groups=2,
+    )
 
 
 def _tritonab(d: dict[str, np.ndarray]) -> stats.Decision:
@@ -60,10 +63,14 @@ def _tritonab(d: dict[str, np.ndarray]) -> stats.Decision:
 
 def _pandas(df: pd.DataFrame) -> pd.DataFrame:
     return df.groupby("variant").agg(
-        n=("conversion", "count"), conversions=("conversion", "sum"),
-        revenue_sum=("revenue", "sum"), revenue_var=("revenue", "var"),
-        sessions_sum=("sessions", "sum"), sessions_var=("sessions", "var"),
-        revenue_x_sessions_sum=("revenue_x_sessions", "sum"))
+        n=("conversion", "count"),
+        conversions=("conversion", "sum"),
+        revenue_sum=("revenue", "sum"),
+        revenue_var=("revenue", "var"),
+        sessions_sum=("sessions", "sum"),
+        sessions_var=("sessions", "var"),
+        revenue_x_sessions_sum=("revenue_x_sessions", "sum"),
+    )
 
 
 def _frame(d: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -74,11 +81,15 @@ def _same_sums(d: dict[str, np.ndarray], table: pd.DataFrame) -> None:
     """Untimed: both sides computed the same per-variant statistics."""
     g = _aggregate(d)
     conv, rev, rps = g["conversion"], g["revenue"], g["revenue_per_session"]
-    pairs = [(conv.n, table["n"]), (conv.successes, table["conversions"]),
-             (rev.sum, table["revenue_sum"]), (rev.variance, table["revenue_var"]),
-             (rps.den_sum, table["sessions_sum"]),
-             (_sample_var(rps.n, rps.den_sum, rps.den_sum_squares), table["sessions_var"]),
-             (rps.num_den_sum, table["revenue_x_sessions_sum"])]
+    pairs = [
+        (conv.n, table["n"]),
+        (conv.successes, table["conversions"]),
+        (rev.sum, table["revenue_sum"]),
+        (rev.variance, table["revenue_var"]),
+        (rps.den_sum, table["sessions_sum"]),
+        (_sample_var(rps.n, rps.den_sum, rps.den_sum_squares), table["sessions_var"]),
+        (rps.num_den_sum, table["revenue_x_sessions_sum"]),
+    ]
     for ours, theirs in pairs:
         np.testing.assert_allclose(ours, theirs.to_numpy(dtype=float), rtol=1e-9)
 
@@ -106,8 +117,7 @@ def main() -> None:
     args = parser.parse_args()
     data = _data(args.units, args.seed)
     df = _frame(data)
-    (ours_s, pandas_s), (decision, table) = _best([_tritonab, _pandas], [data, df],
-                                                  args.repeats)
+    (ours_s, pandas_s), (decision, table) = _best([_tritonab, _pandas], [data, df], args.repeats)
     _same_sums(data, table)
     print(f"{args.units:,} units, 2 variants, 3 metrics (best of {args.repeats})")
     print(f"tritonab arrays -> decision: {ours_s * 1e3:9.1f} ms  ({decision.outcome.value})")

@@ -40,8 +40,7 @@ def _arms(count: int, seed: int) -> tuple[stats.SampleMean, stats.SampleMean]:
 
 def _ours(a, b, sequential: bool) -> tuple[float, stats.ComparisonResult]:
     start = time.perf_counter()
-    res = stats.compare(a, b, relative=True,
-                        sequential_tuning=TUNING if sequential else None)
+    res = stats.compare(a, b, relative=True, sequential_tuning=TUNING if sequential else None)
     return time.perf_counter() - start, res
 
 
@@ -52,8 +51,9 @@ def _gbstats(a, b, subset: int, sequential: bool) -> tuple[float, np.ndarray]:
         sa = SampleMeanStatistic(n=int(a.n[i]), sum=a.sum[i], sum_squares=a.sum_squares[i])
         sb = SampleMeanStatistic(n=int(b.n[i]), sum=b.sum[i], sum_squares=b.sum_squares[i])
         if sequential:
-            test = SequentialTwoSidedTTest(sa, sb, SequentialConfig(
-                sequential_tuning_parameter=TUNING, difference_type="relative"))
+            test = SequentialTwoSidedTTest(
+                sa, sb, SequentialConfig(sequential_tuning_parameter=TUNING, difference_type="relative")
+            )
         else:
             test = TwoSidedTTest(sa, sb, FrequentistConfig(difference_type="relative"))
         r = test.compute_result()
@@ -76,9 +76,11 @@ def main() -> None:
         gb_s, ref = _gbstats(a, b, subset, sequential)
         mine = np.column_stack([res.effect, res.ci_low, res.ci_high, res.p_value])[:subset]
         ours_rate, gb_rate = args.comparisons / ours_s, subset / gb_s
-        print(f"{label:18s} tritonab {ours_rate:14,.0f}/s ({ours_s * 1e3:8.1f} ms)   "
-              f"gbstats {gb_rate:10,.0f}/s   ratio {ours_rate / gb_rate:8.0f}x   "
-              f"max |diff| {np.nanmax(np.abs(mine - ref)):.2e}")
+        print(
+            f"{label:18s} tritonab {ours_rate:14,.0f}/s ({ours_s * 1e3:8.1f} ms)   "
+            f"gbstats {gb_rate:10,.0f}/s   ratio {ours_rate / gb_rate:8.0f}x   "
+            f"max |diff| {np.nanmax(np.abs(mine - ref)):.2e}"
+        )
 
 
 if __name__ == "__main__":

@@ -140,8 +140,21 @@ def compare(
             low, high, p = _fixed_bounds(effect, se, df, alpha, alternative)
             method = "welch-t" if kind == "mean" else "z"
     method += "-delta" if relative else ""
-    return _result(effect, low, high, p, se, a, b, df, reason,
-                   method=method, relative=relative, alpha=alpha, alternative=alternative)
+    return _result(
+        effect,
+        low,
+        high,
+        p,
+        se,
+        a,
+        b,
+        df,
+        reason,
+        method=method,
+        relative=relative,
+        alpha=alpha,
+        alternative=alternative,
+    )
 
 
 def _check_pair(control: Any, treatment: Any) -> str:
@@ -149,13 +162,10 @@ def _check_pair(control: Any, treatment: Any) -> str:
     for name, stat in (("control", control), ("treatment", treatment)):
         if not all(hasattr(stat, attr) for attr in ("kind", "n", "mean", "variance")):
             raise StatsError(
-                f"`{name}` must be a SampleMean, Proportion, Ratio or AdjustedMean, "
-                f"got {type(stat).__name__}"
+                f"`{name}` must be a SampleMean, Proportion, Ratio or AdjustedMean, got {type(stat).__name__}"
             )
     if control.kind != treatment.kind:
-        raise StatsError(
-            f"`control` is a {control.kind} statistic but `treatment` is a {treatment.kind}"
-        )
+        raise StatsError(f"`control` is a {control.kind} statistic but `treatment` is a {treatment.kind}")
     return str(control.kind)
 
 

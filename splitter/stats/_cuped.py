@@ -71,8 +71,7 @@ class CovariateMean(_Sufficient):
         return cls(ya.size, *_pair_moments(ya, xa))
 
     @classmethod
-    def from_groups(cls, y: Any, x: Any, groups: Any, n_groups: int | None = None
-                    ) -> CovariateMean:
+    def from_groups(cls, y: Any, x: Any, groups: Any, n_groups: int | None = None) -> CovariateMean:
         """Per-group statistics of metric and covariate arrays, via np.bincount.
 
         Args:
@@ -177,8 +176,7 @@ def cuped_from_arrays(
     )
 
 
-def _adjust(stat: CovariateMean, theta: np.ndarray, x_bar: np.ndarray, kind: str
-            ) -> AdjustedMean:
+def _adjust(stat: CovariateMean, theta: np.ndarray, x_bar: np.ndarray, kind: str) -> AdjustedMean:
     """One arm's adjusted mean and variance."""
     y_mean = np.asarray(_mean(stat.y_sum, stat.n))
     x_mean = np.asarray(_mean(stat.x_sum, stat.n))

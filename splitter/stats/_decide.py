@@ -116,10 +116,11 @@ def decide(
     outcome, reasons = _outcome(crit, primary, guards, srm_result)
     needed = _still_needed(crit, metrics) if outcome is Outcome.CONTINUE else None
     if needed is not None:
-        reasons.append(f"about {needed} more units needed for power {crit.power:g} at "
-                       f"minimum effect {crit.primary.minimum_effect:g}"
-                       + (" (fixed-horizon figure, a lower bound)"
-                          if crit.method == "sequential" else ""))
+        reasons.append(
+            f"about {needed} more units needed for power {crit.power:g} at "
+            f"minimum effect {crit.primary.minimum_effect:g}"
+            + (" (fixed-horizon figure, a lower bound)" if crit.method == "sequential" else "")
+        )
     return Decision(outcome, tuple(reasons), primary, guards, srm_result, needed)
 
 
@@ -145,8 +146,7 @@ def _check_metrics(crit: SuccessCriteria, metrics: Mapping[str, Any]) -> None:
 
 def _compare(crit: SuccessCriteria, pair: tuple[Any, Any], relative: bool) -> ComparisonResult:
     tuning = crit.sequential_tuning if crit.method == "sequential" else None
-    return compare(pair[0], pair[1], relative=relative, alpha=crit.alpha,
-                   sequential_tuning=tuning)
+    return compare(pair[0], pair[1], relative=relative, alpha=crit.alpha, sequential_tuning=tuning)
 
 
 def _oriented(res: ComparisonResult, sign: float) -> tuple[float, float, float]:
@@ -189,17 +189,25 @@ def _describe(v: MetricVerdict) -> str:
     if r.reason:
         return f"{v.role} `{v.name}`: no test ({r.reason})"
     level = f"{1 - r.alpha:.0%}"
-    return (f"{v.role} `{v.name}`: effect {r.effect:+.4g} ({level} interval {r.ci_low:.4g} "
-            f"to {r.ci_high:.4g}, p={r.p_value:.3g}) -> {v.status}")
+    return (
+        f"{v.role} `{v.name}`: effect {r.effect:+.4g} ({level} interval {r.ci_low:.4g} "
+        f"to {r.ci_high:.4g}, p={r.p_value:.3g}) -> {v.status}"
+    )
 
 
-def _outcome(crit: SuccessCriteria, primary: MetricVerdict, guards: tuple[MetricVerdict, ...],
-             srm_result: SRMResult | None) -> tuple[Outcome, list[str]]:
+def _outcome(
+    crit: SuccessCriteria,
+    primary: MetricVerdict,
+    guards: tuple[MetricVerdict, ...],
+    srm_result: SRMResult | None,
+) -> tuple[Outcome, list[str]]:
     details = [_describe(primary)] + [_describe(g) for g in guards]
     if srm_result is not None and srm_result.srm_detected:
         return Outcome.INVALID, [
             f"sample ratio mismatch: chi-square p={srm_result.p_value:.3g} < "
-            f"{srm_result.threshold:g}; the results cannot be trusted", *details]
+            f"{srm_result.threshold:g}; the results cannot be trusted",
+            *details,
+        ]
     failed = [g.name for g in guards if g.status == "fail"]
     if primary.status == "worse" or failed:
         why = [f"guardrail `{n}` degraded beyond its tolerance" for n in failed]
@@ -208,12 +216,16 @@ def _outcome(crit: SuccessCriteria, primary: MetricVerdict, guards: tuple[Metric
         return Outcome.ROLLBACK, why + details
     unclear = [g.name for g in guards if g.status != "clear"]
     if primary.status == "better" and not unclear:
-        return Outcome.PROMOTE, [f"primary `{primary.name}` is significantly better and "
-                                 "every guardrail is clear", *details]
-    why = {"better": "primary is better but guardrails are not yet clear: " + ", ".join(unclear),
-           "below_minimum": "primary is significantly better but below the minimum effect",
-           "inconclusive": "primary is not yet significant",
-           "degenerate": "primary cannot be tested yet"}[primary.status]
+        return Outcome.PROMOTE, [
+            f"primary `{primary.name}` is significantly better and every guardrail is clear",
+            *details,
+        ]
+    why = {
+        "better": "primary is better but guardrails are not yet clear: " + ", ".join(unclear),
+        "below_minimum": "primary is significantly better but below the minimum effect",
+        "inconclusive": "primary is not yet significant",
+        "degenerate": "primary cannot be tested yet",
+    }[primary.status]
     return Outcome.CONTINUE, [why, *details]
 
 
@@ -228,9 +240,16 @@ def _still_needed(crit: SuccessCriteria, metrics: Mapping[str, Any]) -> int | No
     sign = 1.0 if spec.direction == "increase" else -1.0
     ratio = n_t / n_c if n_t > 0 else 1.0
     try:
-        n_req = sample_size(kind, baseline=mean, mde=sign * spec.minimum_effect,
-                            sd=math.sqrt(var), alpha=crit.alpha, power=crit.power,
-                            relative=spec.relative, ratio=ratio)
+        n_req = sample_size(
+            kind,
+            baseline=mean,
+            mde=sign * spec.minimum_effect,
+            sd=math.sqrt(var),
+            alpha=crit.alpha,
+            power=crit.power,
+            relative=spec.relative,
+            ratio=ratio,
+        )
     except StatsError:
         return None
     return int(max(0.0, n_req - n_c) + max(0.0, math.ceil(ratio * n_req) - n_t))

@@ -33,8 +33,9 @@ from tritonab.splitter.stats import _validate as v
 Kind = Literal["proportion", "mean"]
 
 
-def _check(kind: str, baseline: float, sd: float | None, alpha: float, power: float,
-           ratio: float, alternative: str) -> tuple[float, float]:
+def _check(
+    kind: str, baseline: float, sd: float | None, alpha: float, power: float, ratio: float, alternative: str
+) -> tuple[float, float]:
     """Validate the shared arguments; returns (z_alpha, z_beta)."""
     if kind not in ("proportion", "mean"):
         raise StatsError(f"`kind` must be 'proportion' or 'mean', got {kind!r}")
@@ -51,8 +52,9 @@ def _check(kind: str, baseline: float, sd: float | None, alpha: float, power: fl
     return float(norm.ppf(1.0 - tail)), float(norm.ppf(power))
 
 
-def _n_control(kind: str, p1: float, d: float, sd: float | None, z_a: float, z_b: float,
-               ratio: float) -> float:
+def _n_control(
+    kind: str, p1: float, d: float, sd: float | None, z_a: float, z_b: float, ratio: float
+) -> float:
     """The unrounded control-arm sample size."""
     if kind == "mean":
         assert sd is not None

@@ -91,8 +91,9 @@ def srm(counts: Any, weights: Any, *, threshold: float = SRM_THRESHOLD) -> SRMRe
     reason = np.where(empty, "no_units", "")
     if p.ndim == 0:
         code = str(reason) or None
-        return SRMResult(float(chi2), None if code else float(p),
-                         bool(p < threshold), expected, threshold, code)
+        return SRMResult(
+            float(chi2), None if code else float(p), bool(p < threshold), expected, threshold, code
+        )
     return SRMResult(chi2, p, p < threshold, expected, threshold, reason)
 
 

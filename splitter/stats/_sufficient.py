@@ -48,9 +48,7 @@ class _Sufficient:
         if isinstance(other, (int, float)) and other == 0:
             return self
         if type(other) is not type(self):
-            raise StatsError(
-                f"cannot add `{type(other).__name__}` to `{type(self).__name__}`"
-            )
+            raise StatsError(f"cannot add `{type(other).__name__}` to `{type(self).__name__}`")
         sums = [np.add(a, b) for a, b in zip(self._values(), other._values())]
         return type(self)(*sums)
 
@@ -93,8 +91,9 @@ def _sample_covariance(n: Any, sum_x: Any, sum_y: Any, sum_xy: Any) -> Any:
     return v.scalar_or_array(np.where(n > 1, cov, np.nan))
 
 
-def _group_sums(groups: Any, length: int, n_groups: int | None, *columns: np.ndarray
-                ) -> tuple[np.ndarray, list[np.ndarray]]:
+def _group_sums(
+    groups: Any, length: int, n_groups: int | None, *columns: np.ndarray
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """Per-group count and per-group sums of each column: one np.bincount pass each."""
     codes = v.check_groups(groups, length)
     n = v.bincount(codes, n_groups).astype(np.float64)
@@ -118,9 +117,14 @@ class _PerGroup:
     cross: np.ndarray
 
 
-def _per_group(groups: Any, length: int, n_groups: int | None,
-               flags: Sequence[np.ndarray] = (), columns: Sequence[np.ndarray] = (),
-               pairs: Sequence[tuple[int, int]] = ()) -> _PerGroup:
+def _per_group(
+    groups: Any,
+    length: int,
+    n_groups: int | None,
+    flags: Sequence[np.ndarray] = (),
+    columns: Sequence[np.ndarray] = (),
+    pairs: Sequence[tuple[int, int]] = (),
+) -> _PerGroup:
     """Per-group unit counts, number of True of each boolean flag array, sum and sum of
     squares of each float64 column, and sum of products of each (i, j) pair of columns.
 
@@ -134,9 +138,13 @@ def _per_group(groups: Any, length: int, n_groups: int | None,
     return fused if fused is not None else _bincounts(codes, n_groups, flags, columns, pairs)
 
 
-def _fused(codes: np.ndarray, n_groups: int | None, flags: Sequence[np.ndarray],
-           columns: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]]
-           ) -> _PerGroup | None:
+def _fused(
+    codes: np.ndarray,
+    n_groups: int | None,
+    flags: Sequence[np.ndarray],
+    columns: Sequence[np.ndarray],
+    pairs: Sequence[tuple[int, int]],
+) -> _PerGroup | None:
     """One pass over the units in cache-sized chunks: per chunk and group a mask, its
     count, the flags' counts under it, each column times the mask (exact: the value or 0)
     summed and dotted with itself and with its pair (BLAS). No sort, no full-length
@@ -184,8 +192,13 @@ def _fused(codes: np.ndarray, n_groups: int | None, flags: Sequence[np.ndarray],
     return _PerGroup(n, successes, sums, squares, cross)
 
 
-def _bincounts(codes: np.ndarray, n_groups: int | None, flags: Sequence[np.ndarray],
-               columns: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]]) -> _PerGroup:
+def _bincounts(
+    codes: np.ndarray,
+    n_groups: int | None,
+    flags: Sequence[np.ndarray],
+    columns: Sequence[np.ndarray],
+    pairs: Sequence[tuple[int, int]],
+) -> _PerGroup:
     n = v.bincount(codes, n_groups).astype(np.float64)
     k = n.size
     intp = codes.astype(np.intp, copy=False)
@@ -206,8 +219,7 @@ def _moments(x: np.ndarray) -> tuple[float, float]:
 
 
 def _pair_moments(m: np.ndarray, d: np.ndarray) -> tuple[float, ...]:
-    return (float(m.sum()), float(np.dot(m, m)), float(d.sum()), float(np.dot(d, d)),
-            float(np.dot(m, d)))
+    return (float(m.sum()), float(np.dot(m, m)), float(d.sum()), float(np.dot(d, d)), float(np.dot(m, d)))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -412,9 +424,7 @@ class Ratio(_Sufficient):
         return cls(m.size, *_pair_moments(m, d))
 
     @classmethod
-    def from_groups(
-        cls, numerator: Any, denominator: Any, groups: Any, n_groups: int | None = None
-    ) -> Ratio:
+    def from_groups(cls, numerator: Any, denominator: Any, groups: Any, n_groups: int | None = None) -> Ratio:
         """Per-group statistics of per-unit numerator and denominator arrays.
 
         Args:
@@ -436,23 +446,20 @@ class Ratio(_Sufficient):
         return cls(g.n, g.sums[0], g.squares[0], g.sums[1], g.squares[1], g.cross[0])
 
 
-def _pair(numerator: Any, denominator: Any, check_nan: bool = True
-          ) -> tuple[np.ndarray, np.ndarray]:
+def _pair(numerator: Any, denominator: Any, check_nan: bool = True) -> tuple[np.ndarray, np.ndarray]:
     m = v.values_1d(numerator, "numerator", check_nan)
     d = v.values_1d(denominator, "denominator", check_nan)
     if m.shape != d.shape:
-        raise StatsError(
-            f"mismatched lengths: `numerator` has {m.size}, `denominator` has {d.size}"
-        )
+        raise StatsError(f"mismatched lengths: `numerator` has {m.size}, `denominator` has {d.size}")
     return m, d
 
 
-_KINDS: dict[str, type[_Sufficient]] = {"mean": SampleMean, "proportion": Proportion,
-                                        "ratio": Ratio}
+_KINDS: dict[str, type[_Sufficient]] = {"mean": SampleMean, "proportion": Proportion, "ratio": Ratio}
 
 
-def aggregate(groups: Any, metrics: Mapping[str, tuple[Any, ...]],
-              n_groups: int | None = None) -> dict[str, Any]:
+def aggregate(
+    groups: Any, metrics: Mapping[str, tuple[Any, ...]], n_groups: int | None = None
+) -> dict[str, Any]:
     """Per-group statistics of several metrics of the same units, sharing the group pass.
 
     The per-group unit counts are computed once for all metrics, and a column used by
@@ -485,8 +492,9 @@ def aggregate(groups: Any, metrics: Mapping[str, tuple[Any, ...]],
     for name, _, arrays in specs:
         for x in arrays:
             if x.size != length:
-                raise StatsError(f"mismatched lengths: `metrics[{name!r}]` has {x.size} "
-                                 f"values, expected {length}")
+                raise StatsError(
+                    f"mismatched lengths: `metrics[{name!r}]` has {x.size} values, expected {length}"
+                )
     flags: list[np.ndarray] = []
     columns: list[np.ndarray] = []
     index: dict[int, int] = {}  # id(column) -> row; `specs` keeps every column alive
@@ -504,8 +512,7 @@ def aggregate(groups: Any, metrics: Mapping[str, tuple[Any, ...]],
             flags.append(arrays[0])
         else:
             rows[name] = [row(x) for x in arrays]
-    pairs = sorted({(r[0], r[1]) for (_, cls, _), r in zip(specs, rows.values())
-                    if cls is Ratio})
+    pairs = sorted({(r[0], r[1]) for (_, cls, _), r in zip(specs, rows.values()) if cls is Ratio})
     g = _per_group(groups, length, n_groups, flags, columns, pairs)
     out: dict[str, Any] = {}
     for name, cls, _ in specs:
@@ -519,8 +526,9 @@ def aggregate(groups: Any, metrics: Mapping[str, tuple[Any, ...]],
             out[name] = SampleMean(g.n, g.sums[r[0]], g.squares[r[0]])
         else:
             a, b = r
-            out[name] = Ratio(g.n, g.sums[a], g.squares[a], g.sums[b], g.squares[b],
-                              g.cross[pairs.index((a, b))])
+            out[name] = Ratio(
+                g.n, g.sums[a], g.squares[a], g.sums[b], g.squares[b], g.cross[pairs.index((a, b))]
+            )
     return out
 
 
@@ -528,15 +536,12 @@ def _metric_spec(name: str, spec: Any) -> tuple[type[_Sufficient], list[np.ndarr
     if not isinstance(spec, (tuple, list)) or not spec:
         raise StatsError(f"`metrics[{name!r}]` must be (kind, values...), got {spec!r}")
     kind, *arrays = spec
-    cls = _KINDS.get(kind) if isinstance(kind, str) else (
-        kind if kind in _KINDS.values() else None)
+    cls = _KINDS.get(kind) if isinstance(kind, str) else (kind if kind in _KINDS.values() else None)
     if cls is None:
-        raise StatsError(f"`metrics[{name!r}]` kind must be one of {tuple(_KINDS)}, "
-                         f"got {kind!r}")
+        raise StatsError(f"`metrics[{name!r}]` kind must be one of {tuple(_KINDS)}, got {kind!r}")
     wanted = 2 if cls is Ratio else 1
     if len(arrays) != wanted:
-        raise StatsError(f"`metrics[{name!r}]` ({cls.kind}) needs {wanted} array(s), "
-                         f"got {len(arrays)}")
+        raise StatsError(f"`metrics[{name!r}]` ({cls.kind}) needs {wanted} array(s), got {len(arrays)}")
     try:
         if cls is Proportion:
             return cls, [_binary(arrays[0])]

@@ -19,7 +19,7 @@ from tritonab.splitter import load_spec, load_spec_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 
-FAILING_MODEL = '''
+FAILING_MODEL = """
 import triton_python_backend_utils as pb_utils
 
 
@@ -27,7 +27,7 @@ class TritonPythonModel:
     def execute(self, requests):
         return [pb_utils.InferenceResponse(error=pb_utils.TritonError("model exploded"))
                 for _ in requests]
-'''
+"""
 
 
 def _add_failing_model(repo: Path) -> None:
@@ -54,11 +54,22 @@ def repository(tmp_path_factory) -> Path:
     shutil.copytree(ROOT / "model_repository", repo)
     _add_failing_model(repo)
     _router(repo, name="ab_rows", unit_input="unit")
-    _router(repo, name="ab_shadow", shadow=[{"model": "always_fails", "sample_rate": 1.0},
-                                             {"model": "demo_logreg_pipeline", "version": 1}])
-    _router(repo, name="ab_failing", variants=[
-        {"name": "control", "model": "demo_gbt", "version": 1, "weight": 0.5},
-        {"name": "treatment", "model": "always_fails", "version": 1, "weight": 0.5}])
+    _router(
+        repo,
+        name="ab_shadow",
+        shadow=[
+            {"model": "always_fails", "sample_rate": 1.0},
+            {"model": "demo_logreg_pipeline", "version": 1},
+        ],
+    )
+    _router(
+        repo,
+        name="ab_failing",
+        variants=[
+            {"name": "control", "model": "demo_gbt", "version": 1, "weight": 0.5},
+            {"name": "treatment", "model": "always_fails", "version": 1, "weight": 0.5},
+        ],
+    )
     return repo
 
 

@@ -29,15 +29,20 @@ def _models():
     iris_x, iris_y = load_iris(return_X_y=True)
     species = np.array(["setosa", "versicolor", "virginica"])[iris_y]
     return {
-        "cancer_lr": (make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-                      .fit(cancer_x, cancer_y), cancer_x),
-        "diabetes_gbr": (GradientBoostingRegressor(n_estimators=20, random_state=0)
-                         .fit(diab_x, diab_y), diab_x),
+        "cancer_lr": (
+            make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(cancer_x, cancer_y),
+            cancer_x,
+        ),
+        "diabetes_gbr": (
+            GradientBoostingRegressor(n_estimators=20, random_state=0).fit(diab_x, diab_y),
+            diab_x,
+        ),
         "diabetes_ridge": (make_pipeline(StandardScaler(), Ridge()).fit(diab_x, diab_y), diab_x),
-        "wine_forest": (RandomForestClassifier(n_estimators=15, max_depth=5, random_state=0)
-                        .fit(wine_x, wine_y), wine_x),
-        "iris_tree": (DecisionTreeClassifier(max_depth=3, random_state=0)
-                      .fit(iris_x, species), iris_x),
+        "wine_forest": (
+            RandomForestClassifier(n_estimators=15, max_depth=5, random_state=0).fit(wine_x, wine_y),
+            wine_x,
+        ),
+        "iris_tree": (DecisionTreeClassifier(max_depth=3, random_state=0).fit(iris_x, species), iris_x),
     }
 
 
@@ -50,8 +55,13 @@ def served(tmp_path_factory):
     for name, (estimator, x) in models.items():
         convert(estimator, name=name, repository=repo, sample_input=x, max_batch_size=32)
     # A second version of one model: the config stays valid and v2 is served.
-    convert(models["diabetes_gbr"][0], name="diabetes_gbr", repository=repo,
-            sample_input=models["diabetes_gbr"][1], max_batch_size=32)
+    convert(
+        models["diabetes_gbr"][0],
+        name="diabetes_gbr",
+        repository=repo,
+        sample_input=models["diabetes_gbr"][1],
+        max_batch_size=32,
+    )
     with TritonServer(repo, startup_timeout=180) as server:
         client = grpcclient.InferenceServerClient(server.urls.grpc)
         try:
@@ -63,8 +73,7 @@ def served(tmp_path_factory):
 def _infer(client, name: str, x: np.ndarray, outputs: list[str]) -> dict[str, np.ndarray]:
     tensor = grpcclient.InferInput("input", list(x.shape), "FP32")
     tensor.set_data_from_numpy(x)
-    result = client.infer(name, [tensor],
-                          outputs=[grpcclient.InferRequestedOutput(o) for o in outputs])
+    result = client.infer(name, [tensor], outputs=[grpcclient.InferRequestedOutput(o) for o in outputs])
     return {o: result.as_numpy(o) for o in outputs}
 
 
@@ -76,8 +85,7 @@ def test_classifiers_served(served, name):
     got = _infer(client, name, x, ["label", "probabilities"])
     assert got["label"].shape == (25, 1)
     np.testing.assert_array_equal(got["label"].ravel(), estimator.predict(x))
-    np.testing.assert_allclose(got["probabilities"], estimator.predict_proba(x),
-                               atol=1e-4, rtol=1e-3)
+    np.testing.assert_allclose(got["probabilities"], estimator.predict_proba(x), atol=1e-4, rtol=1e-3)
 
 
 @pytest.mark.parametrize("name", ["diabetes_gbr", "diabetes_ridge"])

@@ -76,12 +76,23 @@ def test_weights_change_under_load_with_no_failed_request(explicit_server):
 def test_cli_set_weights_persists_when_asked(explicit_server, capsys, tmp_path):
     repo = tmp_path / "repo"
     shutil.copytree(ROOT / "model_repository" / "demo_ab", repo / "demo_ab")
-    code = main(["experiment", "set-weights", "demo_ab", "control=0.8,treatment=0.2",
-                 "--url", explicit_server.urls.grpc, "--repository", str(repo)])
+    code = main(
+        [
+            "experiment",
+            "set-weights",
+            "demo_ab",
+            "control=0.8,treatment=0.2",
+            "--url",
+            explicit_server.urls.grpc,
+            "--repository",
+            str(repo),
+        ]
+    )
     assert code == 0
     assert "reloaded with weights control=0.8, treatment=0.2" in capsys.readouterr().out
-    stored = spec_from_json(read_config(repo / "demo_ab" / "config.pbtxt").parameters[
-        "experiment"].string_value)
+    stored = spec_from_json(
+        read_config(repo / "demo_ab" / "config.pbtxt").parameters["experiment"].string_value
+    )
     assert stored.weights == {"control": 0.8, "treatment": 0.2}
 
 
@@ -106,6 +117,8 @@ def test_parse_weights_errors():
 
 
 def test_reload_needs_explicit_mode(server):
-    with ModelControl(server.urls.grpc) as control, pytest.raises(
-            ClientError, match="loading model `demo_ab` failed: .*(explicit|not allowed)"):
+    with (
+        ModelControl(server.urls.grpc) as control,
+        pytest.raises(ClientError, match="loading model `demo_ab` failed: .*(explicit|not allowed)"),
+    ):
         control.set_weights("demo_ab", {"control": 0.5, "treatment": 0.5})

@@ -52,8 +52,7 @@ def _features(n: int = 1) -> np.ndarray:
 def _infer(client, i: int):
     tensor = grpcclient.InferInput("input", [1, 30], "FP32")
     tensor.set_data_from_numpy(_features())
-    return client.infer("demo_ab", [tensor], request_id=f"req-{i}",
-                        parameters={"unit_id": f"user-{i % 17}"})
+    return client.infer("demo_ab", [tensor], request_id=f"req-{i}", parameters={"unit_id": f"user-{i % 17}"})
 
 
 def _wait(predicate, timeout: float = 20.0):
@@ -88,8 +87,11 @@ def test_every_request_is_one_exposure_and_one_payload_matching_the_metrics(serv
     seen = []
 
     def settled():
-        rows = sum(m.rows for (_, v), m in router_metrics(server.urls.metrics, "demo_ab").items()
-                   if not v.startswith("_"))
+        rows = sum(
+            m.rows
+            for (_, v), m in router_metrics(server.urls.metrics, "demo_ab").items()
+            if not v.startswith("_")
+        )
         logged = log_metrics(server.urls.metrics, "demo_ab")
         counts = {s: m.records for (_, s), m in logged.items()}
         exposures, _ = read_records(folder / "exposures")
@@ -100,7 +102,8 @@ def test_every_request_is_one_exposure_and_one_payload_matching_the_metrics(serv
 
     assert _wait(settled, 60), (
         f"(routed rows, exposure/payload records in the metrics, on disk) never all equalled "
-        f"{N}: last seen {seen[-1]}")
+        f"{N}: last seen {seen[-1]}"
+    )
     exposures, report = read_records(folder / "exposures")
     assert len(report.sealed) >= 2  # rotated every 25 records
     assert sorted(r["request_id"] for r in exposures) == sorted(f"req-{i}" for i in range(N))
@@ -172,8 +175,9 @@ def test_sink_outside_allowed_regions_is_rejected_and_audited(tmp_path):
 
     data = load_spec(ROOT / "examples" / "experiment.yaml").model_dump(mode="json")
     data["logging"]["sink"] = {"region": "us-east-1", "path": None}
-    with pytest.raises(SpecError,
-                       match=r"logging\.sink\.region: region `us-east-1` is not in allowed_regions"):
+    with pytest.raises(
+        SpecError, match=r"logging\.sink\.region: region `us-east-1` is not in allowed_regions"
+    ):
         load_spec_dict(data)
     # A router config that bypassed `build`: the router itself refuses to load, and audits.
     repo = tmp_path / "repo"

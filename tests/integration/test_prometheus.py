@@ -76,6 +76,5 @@ def test_unreachable_prometheus_raises():
 
 def test_scrape_config_is_generated_not_templated():
     config = scrape_config(["http://127.0.0.1:8002/metrics", "127.0.0.1:9002"], interval_s=0.5)
-    assert config["scrape_configs"][0]["static_configs"][0]["targets"] == [
-        "127.0.0.1:8002", "127.0.0.1:9002"]
+    assert config["scrape_configs"][0]["static_configs"][0]["targets"] == ["127.0.0.1:8002", "127.0.0.1:9002"]
     assert config["global"]["scrape_interval"] == "500ms"

@@ -41,7 +41,7 @@ UNITS = [f"user-{i}" for i in range(1000)]
 
 # A demo-signature model: `error_rate` of its requests fail (deterministically spread),
 # each batch takes `delay_ms` longer.
-TEST_MODEL = '''
+TEST_MODEL = """
 import json
 import time
 
@@ -72,7 +72,7 @@ class TritonPythonModel:
             responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("label", label),
                                                          pb_utils.Tensor("probabilities", probs)]))
         return responses
-'''
+"""
 
 
 def _test_model(repo: Path, name: str, versions=(1,), specific=None, **params: float) -> None:
@@ -114,12 +114,19 @@ def server(tmp_path_factory):
     _router(repo, "ro_flaky", "flaky_model")
     _router(repo, "ro_slow", "slow_model")
     _router(repo, "ro_bg", None)
-    build_router(load_spec_dict({
-        "name": "ro_kpi",
-        "variants": [{"name": "control", "model": "demo_gbt", "version": 1, "weight": 1.0},
-                     {"name": "treatment", "model": "healthy_model", "version": 1, "weight": 0.0}],
-        "success": {"primary": {"name": "converted.any", "direction": "increase"},
-                    "method": "fixed"}}), repo)
+    build_router(
+        load_spec_dict(
+            {
+                "name": "ro_kpi",
+                "variants": [
+                    {"name": "control", "model": "demo_gbt", "version": 1, "weight": 1.0},
+                    {"name": "treatment", "model": "healthy_model", "version": 1, "weight": 0.0},
+                ],
+                "success": {"primary": {"name": "converted.any", "direction": "increase"}, "method": "fixed"},
+            }
+        ),
+        repo,
+    )
     logs = repo.parent / "logs"  # the routers' exposure logs (`tritonab serve --log-dir`)
     with TritonServer(repo, model_control_mode="explicit", env={LOG_DIR_ENV: str(logs)}) as running:
         running.experiment_logs = logs
@@ -167,11 +174,20 @@ class Load:
 
 
 def _spec(tmp_path: Path, experiment: str, **overrides) -> Path:
-    data = {"experiment": experiment, "candidate": "treatment", "steps": [10, 50, 100],
-            "interval_s": 1.5, "window": "5s", "failed_checks": 2, "progress_deadline": 15,
-            "checks": [{"metric": "rows", "min": 5},
-                       {"metric": "error_rate", "max": 0.01},
-                       {"metric": "latency", "quantile": 0.99, "max": 20, "relative": True}]}
+    data = {
+        "experiment": experiment,
+        "candidate": "treatment",
+        "steps": [10, 50, 100],
+        "interval_s": 1.5,
+        "window": "5s",
+        "failed_checks": 2,
+        "progress_deadline": 15,
+        "checks": [
+            {"metric": "rows", "min": 5},
+            {"metric": "error_rate", "max": 0.01},
+            {"metric": "latency", "quantile": 0.99, "max": 20, "relative": True},
+        ],
+    }
     data.update(overrides)
     path = tmp_path / "rollout.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -179,21 +195,45 @@ def _spec(tmp_path: Path, experiment: str, **overrides) -> Path:
 
 
 def _run(spec: Path, server, prometheus, tmp_path: Path, *extra: str) -> int:
-    return main(["rollout", "run", str(spec), "--triton", server.urls.grpc, "--prometheus",
-                 prometheus.url, "--state", str(tmp_path / "state.json"),
-                 "--audit", str(tmp_path / "audit.jsonl"), *extra])
+    return main(
+        [
+            "rollout",
+            "run",
+            str(spec),
+            "--triton",
+            server.urls.grpc,
+            "--prometheus",
+            prometheus.url,
+            "--state",
+            str(tmp_path / "state.json"),
+            "--audit",
+            str(tmp_path / "audit.jsonl"),
+            *extra,
+        ]
+    )
 
 
 def _weights(tmp_path: Path) -> list[float]:
-    return [r["after"]["treatment"] for r in audit.read(tmp_path / "audit.jsonl")
-            if r["event"] == "rollout.weights"]
+    return [
+        r["after"]["treatment"]
+        for r in audit.read(tmp_path / "audit.jsonl")
+        if r["event"] == "rollout.weights"
+    ]
 
 
 def test_healthy_candidate_is_promoted_and_a_restarted_controller_resumes(
-        server, prometheus, tmp_path, capsys):
-    spec = _spec(tmp_path, "ro_healthy",
-                 perf_gate={"thresholds": {"max_error_rate": 0.0, "max_p99_ratio": 20},
-                            "rounds": 2, "window_ms": 300, "warmup_s": 0.1})
+    server, prometheus, tmp_path, capsys
+):
+    spec = _spec(
+        tmp_path,
+        "ro_healthy",
+        perf_gate={
+            "thresholds": {"max_error_rate": 0.0, "max_p99_ratio": 20},
+            "rounds": 2,
+            "window_ms": 300,
+            "warmup_s": 0.1,
+        },
+    )
     with Load(server.urls.grpc, "ro_healthy") as load:
         # The first controller stops after two ticks (as if killed): gate + 10%, then 50%
         # or a hold; the second, a fresh process's worth of objects, picks up the state.
@@ -239,8 +279,11 @@ def test_failing_candidate_is_rolled_back_within_the_threshold(server, prometheu
 
 
 def test_slow_candidate_fails_the_perf_gate_before_any_traffic_moves(server, prometheus, tmp_path):
-    spec = _spec(tmp_path, "ro_slow", perf_gate={"thresholds": {"max_p99_ratio": 3.0}, "rounds": 2,
-                                                 "window_ms": 400, "warmup_s": 0.1})
+    spec = _spec(
+        tmp_path,
+        "ro_slow",
+        perf_gate={"thresholds": {"max_p99_ratio": 3.0}, "rounds": 2, "window_ms": 400, "warmup_s": 0.1},
+    )
     assert _run(spec, server, prometheus, tmp_path) == 1
     state = load_state(tmp_path / "state.json")
     assert (state.status, state.gate, state.step) == ("rolled_back", "failed", -1)
@@ -253,20 +296,35 @@ def test_slow_candidate_fails_the_perf_gate_before_any_traffic_moves(server, pro
 
 
 def test_blue_green_keeps_the_old_version_while_baking_then_unloads_it(server, prometheus, tmp_path):
-    spec = load_bluegreen_dict({
-        "experiment": "ro_bg", "variant": "main", "version": 2, "warmup": 3,
-        "smoke": {"requests": 10, "max_latency_ratio": 20}, "bake_s": 3, "interval_s": 0.5,
-        "window": "5s", "checks": [{"metric": "error_rate", "max": 0.0}]})
+    spec = load_bluegreen_dict(
+        {
+            "experiment": "ro_bg",
+            "variant": "main",
+            "version": 2,
+            "warmup": 3,
+            "smoke": {"requests": 10, "max_latency_ratio": 20},
+            "bake_s": 3,
+            "interval_s": 0.5,
+            "window": "5s",
+            "checks": [{"metric": "error_rate", "max": 0.0}],
+        }
+    )
     both_loaded: list[bool] = []
     with ModelControl(server.urls.grpc) as control, Load(server.urls.grpc, "ro_bg") as load:
+
         def watch(event) -> None:
             if event.phase == "bake":
                 both_loaded.append(control.is_ready("bg_model", 1) and control.is_ready("bg_model", 2))
 
         controller = BlueGreenController(
-            spec, control, grpc_infer(server.urls.grpc), state_path=tmp_path / "bg.json",
-            audit_path=tmp_path / "audit.jsonl", metrics=RouterQueries(prometheus.url),
-            on_event=watch)
+            spec,
+            control,
+            grpc_infer(server.urls.grpc),
+            state_path=tmp_path / "bg.json",
+            audit_path=tmp_path / "audit.jsonl",
+            metrics=RouterQueries(prometheus.url),
+            on_event=watch,
+        )
         state = controller.run(max_ticks=60)
         time.sleep(0.5)  # requests after the unload still succeed
     assert state.status == "promoted"
@@ -276,8 +334,9 @@ def test_blue_green_keeps_the_old_version_while_baking_then_unloads_it(server, p
         assert control.experiment("ro_bg")[0].variant("main").version == 2
         assert control.is_ready("bg_model", 2) and not control.is_ready("bg_model", 1)
     events = [r["event"] for r in audit.read(tmp_path / "audit.jsonl")]
-    assert events.index("bluegreen.load") < events.index("bluegreen.switch") < events.index(
-        "bluegreen.unload")
+    assert (
+        events.index("bluegreen.load") < events.index("bluegreen.switch") < events.index("bluegreen.unload")
+    )
     assert audit.verify(tmp_path / "audit.jsonl").ok
 
 
@@ -286,8 +345,21 @@ def test_abort_sends_traffic_back(server, prometheus, tmp_path, capsys):
     assert _run(spec, server, prometheus, tmp_path, "--max-ticks", "1") == 2
     assert main(["rollout", "status", "--state", str(tmp_path / "state.json")]) == 0
     assert "1/3 (10%)" in capsys.readouterr().out
-    assert main(["rollout", "abort", "--triton", server.urls.grpc, "--state",
-                 str(tmp_path / "state.json"), "--audit", str(tmp_path / "audit.jsonl")]) == 0
+    assert (
+        main(
+            [
+                "rollout",
+                "abort",
+                "--triton",
+                server.urls.grpc,
+                "--state",
+                str(tmp_path / "state.json"),
+                "--audit",
+                str(tmp_path / "audit.jsonl"),
+            ]
+        )
+        == 0
+    )
     assert load_state(tmp_path / "state.json").status == "aborted"
     with ModelControl(server.urls.grpc) as control:
         assert control.experiment("ro_healthy")[0].weights == {"control": 1.0, "treatment": 0.0}

@@ -65,9 +65,24 @@ def small_repo(tmp_path):
 def test_serve_prints_urls_and_stops_cleanly_on_sigint(small_repo):
     ports = [str(free_port()) for _ in range(3)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "tritonab", "serve", "--repository", str(small_repo),
-         "--http-port", ports[0], "--grpc-port", ports[1], "--metrics-port", ports[2]],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "tritonab",
+            "serve",
+            "--repository",
+            str(small_repo),
+            "--http-port",
+            ports[0],
+            "--grpc-port",
+            ports[1],
+            "--metrics-port",
+            ports[2],
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         line = process.stdout.readline()
         assert "Triton ready" in line and f"127.0.0.1:{ports[1]}" in line
@@ -113,7 +128,11 @@ def test_a_model_that_fails_to_load_is_named_with_tritons_reason(small_repo):
 
 
 def test_serve_exits_non_zero_on_a_bad_repository(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "tritonab", "serve", "--repository",
-                             str(tmp_path / "missing")], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "tritonab", "serve", "--repository", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert "is not a folder" in result.stderr

@@ -16,8 +16,17 @@ from tritonab._version import __version__
 from tritonab.errors import TritonABError
 
 COMMAND_MODULES = (
-    "serve", "repository", "experiment", "convert", "stats", "perf", "logs", "outcomes", "analyze",
-    "rollout", "audit",
+    "serve",
+    "repository",
+    "experiment",
+    "convert",
+    "stats",
+    "perf",
+    "logs",
+    "outcomes",
+    "analyze",
+    "rollout",
+    "audit",
 )
 
 

@@ -17,12 +17,17 @@ from tritonab._io import atomic_write_text
 
 def register(subparsers) -> None:
     """Add `analyze`."""
-    p = subparsers.add_parser("analyze", help="analyse an experiment from its logs",
-                              description=__doc__.splitlines()[0])
+    p = subparsers.add_parser(
+        "analyze", help="analyse an experiment from its logs", description=__doc__.splitlines()[0]
+    )
     p.add_argument("experiment")
     p.add_argument("--logs", required=True, help="the log folder")
-    p.add_argument("--outcomes", action="append", default=[],
-                   help="extra outcomes file (CSV, JSON Lines or Parquet); repeatable")
+    p.add_argument(
+        "--outcomes",
+        action="append",
+        default=[],
+        help="extra outcomes file (CSV, JSON Lines or Parquet); repeatable",
+    )
     p.add_argument("--spec", help="experiment spec (default: the one stored with the logs)")
     p.add_argument("--bins", type=int, default=20, help="time bins of the timeline")
     p.add_argument("--json", dest="json_out", help="write the analysis as JSON")
@@ -34,8 +39,7 @@ def _analyze(args: argparse.Namespace) -> int:
     from tritonab.monitoring.analysis import analyze
     from tritonab.monitoring.report import print_analysis, write_html
 
-    result = analyze(args.experiment, args.logs, outcomes=args.outcomes, spec=args.spec,
-                     bins=args.bins)
+    result = analyze(args.experiment, args.logs, outcomes=args.outcomes, spec=args.spec, bins=args.bins)
     print_analysis(result)
     if args.json_out:
         atomic_write_text(args.json_out, json.dumps(result.to_dict(), indent=2) + "\n")

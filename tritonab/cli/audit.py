@@ -29,8 +29,10 @@ def _verify(args: argparse.Namespace) -> int:
         return 0
     if report.broken_at:
         lines = ", ".join(str(n) for n in report.broken_at)
-        print(f"audit log `{args.file}`: chain broken at line {lines} "
-              f"(a record at or just before it was edited, deleted, inserted or reordered)")
+        print(
+            f"audit log `{args.file}`: chain broken at line {lines} "
+            f"(a record at or just before it was edited, deleted, inserted or reordered)"
+        )
     if report.tail:
         print(f"audit log `{args.file}`: {report.tail}")
     return 1
@@ -46,7 +48,7 @@ def _show(args: argparse.Namespace) -> int:
 
     records = read(args.file)
     if args.last > 0:
-        records = records[-args.last:]
+        records = records[-args.last :]
     table = Table(title=f"audit log {args.file}")
     for column in ("time", "event", "actor", "detail"):
         table.add_column(column)

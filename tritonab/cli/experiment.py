@@ -25,24 +25,31 @@ def register(subparsers) -> None:
     infer.add_argument("experiment", help="the router model's name")
     infer.add_argument("--url", required=True, help="host:port of Triton's gRPC (or HTTP) endpoint")
     infer.add_argument("--protocol", choices=["grpc", "http"], default="grpc")
-    infer.add_argument("--input", action="append", required=True, metavar="NAME=FILE|JSON",
-                       help="an input from a .npy file or a JSON list (rows first); repeatable")
+    infer.add_argument(
+        "--input",
+        action="append",
+        required=True,
+        metavar="NAME=FILE|JSON",
+        help="an input from a .npy file or a JSON list (rows first); repeatable",
+    )
     infer.add_argument("--unit-id", help="the unit all rows belong to")
     infer.add_argument("--variant", help="force a variant (the spec must allow_override)")
-    infer.add_argument("--fast-path", action="store_true",
-                       help="compute the assignment here and call the variant directly")
+    infer.add_argument(
+        "--fast-path", action="store_true", help="compute the assignment here and call the variant directly"
+    )
     infer.set_defaults(func=_infer)
 
     weights = sub.add_parser(
-        "set-weights", help="change a running router's weights live (model-control reload)",
+        "set-weights",
+        help="change a running router's weights live (model-control reload)",
         description="Reload the router with new weights through Triton's model-control API "
-                    "(the server must run with --model-control-mode explicit).")
+        "(the server must run with --model-control-mode explicit).",
+    )
     weights.add_argument("experiment", help="the router model's name")
     weights.add_argument("weights", help="e.g. control=0.9,treatment=0.1")
     weights.add_argument("--url", required=True, help="host:port of Triton's gRPC (or HTTP) endpoint")
     weights.add_argument("--protocol", choices=["grpc", "http"], default="grpc")
-    weights.add_argument("--repository", help="also persist the weights in this repository's "
-                                              "router config")
+    weights.add_argument("--repository", help="also persist the weights in this repository's router config")
     weights.set_defaults(func=_set_weights)
 
 
@@ -58,8 +65,7 @@ def _show(args: argparse.Namespace) -> int:
         table.add_column(column)
     for variant, (start, end) in zip(spec.variants, spec.allocation().ranges()):
         version = "latest" if variant.version == -1 else str(variant.version)
-        table.add_row(variant.name, variant.model, version, f"{variant.weight:g}",
-                      f"[{start}, {end})")
+        table.add_row(variant.name, variant.model, version, f"{variant.weight:g}", f"[{start}, {end})")
     Console().print(table)
     return 0
 
@@ -118,11 +124,16 @@ def _infer(args: argparse.Namespace) -> int:
 
     with ExperimentClient(args.url, args.protocol) as client:
         config = client.model_config(args.experiment)
-        dtypes = {i["name"]: to_numpy_dtype(mc.DataType.Value(i["data_type"]))
-                  for i in config.get("input", [])}
+        dtypes = {
+            i["name"]: to_numpy_dtype(mc.DataType.Value(i["data_type"])) for i in config.get("input", [])
+        }
         inputs = dict(_parse_input(text, dtypes) for text in args.input)
-        result = client.infer(args.experiment, inputs, unit_id=args.unit_id,
-                              variant=args.variant, fast_path=args.fast_path)
-    print(json.dumps({"variants": result.variants,
-                      "outputs": {k: v.tolist() for k, v in result.outputs.items()}}))
+        result = client.infer(
+            args.experiment, inputs, unit_id=args.unit_id, variant=args.variant, fast_path=args.fast_path
+        )
+    print(
+        json.dumps(
+            {"variants": result.variants, "outputs": {k: v.tolist() for k, v in result.outputs.items()}}
+        )
+    )
     return 0

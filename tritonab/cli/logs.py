@@ -46,8 +46,10 @@ def _show(args: argparse.Namespace) -> int:
             warnings.simplefilter("always")
             for _ in iter_records(folder / stream, report=report):
                 pass
-        print(f"{stream}: {len(report.sealed)} sealed + {len(report.unsealed)} unsealed segment(s), "
-              f"{report.records} record(s), {len(report.torn)} torn tail(s)")
+        print(
+            f"{stream}: {len(report.sealed)} sealed + {len(report.unsealed)} unsealed segment(s), "
+            f"{report.records} record(s), {len(report.torn)} torn tail(s)"
+        )
         for w in caught:
             print(f"  warning: {w.message}")
     print(f"dropped (queue full): {dropped_total(folder)}")
@@ -75,6 +77,8 @@ def _prune(args: argparse.Namespace) -> int:
     verb = "would remove" if result.dry_run else "removed"
     for path in result.removed:
         print(f"{verb} {path}")
-    print(f"{verb} {len(result.removed)} file(s), {result.bytes} bytes"
-          + ("" if result.dry_run else "; recorded in the audit log"))
+    print(
+        f"{verb} {len(result.removed)} file(s), {result.bytes} bytes"
+        + ("" if result.dry_run else "; recorded in the audit log")
+    )
     return 0

@@ -17,24 +17,54 @@ def _add_load_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default="127.0.0.1:8001", help="server host:port (default %(default)s)")
     parser.add_argument("-i", "--protocol", choices=("grpc", "http"), default="grpc")
     load = parser.add_mutually_exclusive_group()
-    load.add_argument("--concurrency", "--concurrency-range", dest="concurrency", metavar="START:END:STEP",
-                      help="closed-loop concurrency sweep (default 1)")
-    load.add_argument("--request-rate", "--request-rate-range", dest="request_rate",
-                      metavar="START:END:STEP", help="open-loop request-rate sweep (requests/s)")
+    load.add_argument(
+        "--concurrency",
+        "--concurrency-range",
+        dest="concurrency",
+        metavar="START:END:STEP",
+        help="closed-loop concurrency sweep (default 1)",
+    )
+    load.add_argument(
+        "--request-rate",
+        "--request-rate-range",
+        dest="request_rate",
+        metavar="START:END:STEP",
+        help="open-loop request-rate sweep (requests/s)",
+    )
     parser.add_argument("--request-distribution", choices=("poisson", "constant"), default="poisson")
     parser.add_argument("--input-data", default="random", help="zero, random or a perf_analyzer JSON file")
-    parser.add_argument("--shape", action="append", default=[], metavar="NAME:DIMS",
-                        help="dims of a variable-shaped input, e.g. input:1,30 (repeatable)")
+    parser.add_argument(
+        "--shape",
+        action="append",
+        default=[],
+        metavar="NAME:DIMS",
+        help="dims of a variable-shaped input, e.g. input:1,30 (repeatable)",
+    )
     parser.add_argument("-b", "--batch-size", type=int, default=1)
     parser.add_argument("-p", "--measurement-interval", type=float, default=5000.0, metavar="MS")
     parser.add_argument("-s", "--stability-percentage", type=float, default=10.0, metavar="P")
     parser.add_argument("-r", "--max-trials", type=int, default=10, metavar="N")
-    parser.add_argument("--percentile", type=float, default=None, metavar="P",
-                        help="judge stability on this latency percentile instead of the mean")
-    parser.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE",
-                        help="request parameter sent with every request (repeatable)")
-    parser.add_argument("--unit-ids", type=int, default=0, metavar="N",
-                        help="send request parameter unit_id drawn from N synthetic users (routers)")
+    parser.add_argument(
+        "--percentile",
+        type=float,
+        default=None,
+        metavar="P",
+        help="judge stability on this latency percentile instead of the mean",
+    )
+    parser.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="request parameter sent with every request (repeatable)",
+    )
+    parser.add_argument(
+        "--unit-ids",
+        type=int,
+        default=0,
+        metavar="N",
+        help="send request parameter unit_id drawn from N synthetic users (routers)",
+    )
 
 
 def _load_options(args: argparse.Namespace):
@@ -50,12 +80,25 @@ def _load_options(args: argparse.Namespace):
         if not sep or not key:
             raise PerfError(f"--parameter `{item}`: expected KEY=VALUE")
         parameters[key] = value
-    settings = MeasureSettings(args.measurement_interval, args.stability_percentage, args.max_trials,
-                               args.percentile, args.request_distribution)
-    return LoadOptions(url=args.url, protocol=args.protocol, mode=mode, levels=tuple(levels),
-                       input_data=args.input_data, shapes=parse_shape_overrides(args.shape),
-                       batch_size=args.batch_size, parameters=parameters, unit_ids=args.unit_ids,
-                       settings=settings)
+    settings = MeasureSettings(
+        args.measurement_interval,
+        args.stability_percentage,
+        args.max_trials,
+        args.percentile,
+        args.request_distribution,
+    )
+    return LoadOptions(
+        url=args.url,
+        protocol=args.protocol,
+        mode=mode,
+        levels=tuple(levels),
+        input_data=args.input_data,
+        shapes=parse_shape_overrides(args.shape),
+        batch_size=args.batch_size,
+        parameters=parameters,
+        unit_ids=args.unit_ids,
+        settings=settings,
+    )
 
 
 def _records_table(title: str, records):
@@ -67,12 +110,17 @@ def _records_table(title: str, records):
         table.add_column(column, justify="right")
     for r in records:
         level = f"c={r.concurrency}" if r.mode == "concurrency" else f"{r.load:g}/s"
-        server = [f"{v:.0f}" if v is not None else "-" for v in (r.queue_us, r.compute_infer_us,
-                                                                 r.network_us)]
-        table.add_row(level, f"{r.throughput:.0f}", *(f"{v / 1e3:.2f}" for v in
-                                                      (r.p50_us, r.p90_us, r.p99_us)),
-                      *server, "-" if r.errors is None else str(r.errors),
-                      {True: "yes", False: "NO", None: "-"}[r.stable])
+        server = [
+            f"{v:.0f}" if v is not None else "-" for v in (r.queue_us, r.compute_infer_us, r.network_us)
+        ]
+        table.add_row(
+            level,
+            f"{r.throughput:.0f}",
+            *(f"{v / 1e3:.2f}" for v in (r.p50_us, r.p90_us, r.p99_us)),
+            *server,
+            "-" if r.errors is None else str(r.errors),
+            {True: "yes", False: "NO", None: "-"}[r.stable],
+        )
     table.caption = "server columns: us per request (Triton statistics)"
     return table
 
@@ -97,8 +145,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _run_compare(args: argparse.Namespace):
     from tritonab.perf import compare
 
-    return compare(args.baseline, args.candidate, _load_options(args), rounds=args.rounds,
-                   warmup_s=args.warmup, confidence=args.confidence, candidate_url=args.candidate_url)
+    return compare(
+        args.baseline,
+        args.candidate,
+        _load_options(args),
+        rounds=args.rounds,
+        warmup_s=args.warmup,
+        confidence=args.confidence,
+        candidate_url=args.candidate_url,
+    )
 
 
 def _ratios_table(result):
@@ -141,12 +196,16 @@ def _gate_source(args: argparse.Namespace):
     if args.baseline_csv or args.candidate_csv:
         if not (args.baseline_csv and args.candidate_csv):
             raise PerfError("give both --baseline-csv and --candidate-csv")
-        return compare_records(read_perf_analyzer_csv(args.baseline_csv),
-                               read_perf_analyzer_csv(args.candidate_csv),
-                               baseline_name=args.baseline_csv, candidate_name=args.candidate_csv)
+        return compare_records(
+            read_perf_analyzer_csv(args.baseline_csv),
+            read_perf_analyzer_csv(args.candidate_csv),
+            baseline_name=args.baseline_csv,
+            candidate_name=args.candidate_csv,
+        )
     if not (args.baseline and args.candidate):
-        raise PerfError("give --result FILE.json, --baseline-csv/--candidate-csv, or "
-                        "--baseline/--candidate to measure")
+        raise PerfError(
+            "give --result FILE.json, --baseline-csv/--candidate-csv, or --baseline/--candidate to measure"
+        )
     return _run_compare(args)
 
 
@@ -162,9 +221,13 @@ def _cmd_gate(args: argparse.Namespace) -> int:
         write_report,
     )
 
-    thresholds = load_thresholds(args.thresholds, min_throughput_ratio=args.min_throughput_ratio,
-                                 max_p99_ratio=args.max_p99_ratio, p99_sla_ms=args.p99_sla_ms,
-                                 max_error_rate=args.max_error_rate)
+    thresholds = load_thresholds(
+        args.thresholds,
+        min_throughput_ratio=args.min_throughput_ratio,
+        max_p99_ratio=args.max_p99_ratio,
+        p99_sla_ms=args.p99_sla_ms,
+        max_error_rate=args.max_error_rate,
+    )
     result = _gate_source(args)
     gate = evaluate_gate(result, thresholds)
     console = Console()
@@ -198,8 +261,12 @@ def register(subparsers) -> None:
     run = commands.add_parser("run", help="measure a model at a sweep of load levels")
     run.add_argument("model", metavar="MODEL[:VERSION]")
     _add_load_args(run)
-    run.add_argument("--backend", choices=("auto", "builtin", "perf_analyzer"), default="auto",
-                     help="perf_analyzer when on PATH (auto), or the built-in generator")
+    run.add_argument(
+        "--backend",
+        choices=("auto", "builtin", "perf_analyzer"),
+        default="auto",
+        help="perf_analyzer when on PATH (auto), or the built-in generator",
+    )
     run.add_argument("--out", default=None, metavar="DIR", help="write perf.csv and perf.json here")
     run.set_defaults(func=_cmd_run)
 

@@ -14,9 +14,11 @@ def register(subparsers) -> None:
     p.set_defaults(func=_build)
 
     p = subparsers.add_parser(
-        "transform", help="write a feature-transform model from a transform spec (JSON)",
+        "transform",
+        help="write a feature-transform model from a transform spec (JSON)",
         description="Write a Python-backend model that applies a fitted transform spec "
-                    "(impute, clip, standardize, min_max, log1p, one_hot, select).")
+        "(impute, clip, standardize, min_max, log1p, one_hot, select).",
+    )
     p.add_argument("name", help="the model's name in the repository")
     p.add_argument("--spec", required=True, help="transform spec (JSON)")
     p.add_argument("--repository", required=True, help="model repository folder")
@@ -26,7 +28,8 @@ def register(subparsers) -> None:
     p.set_defaults(func=_transform)
 
     p = subparsers.add_parser(
-        "chain", help="write an ensemble feeding each model's outputs to the next one's inputs")
+        "chain", help="write an ensemble feeding each model's outputs to the next one's inputs"
+    )
     p.add_argument("name", help="the ensemble's name")
     p.add_argument("steps", nargs="+", help="models in order, e.g. demo_scaler demo_logreg")
     p.add_argument("--repository", required=True, help="model repository folder")
@@ -52,10 +55,15 @@ def _transform(args: argparse.Namespace) -> int:
     from tritonab.ensembles import build_transform
 
     spec = load_transform(args.spec)
-    path = build_transform(args.name, spec, args.repository, input_name=args.input_name,
-                           output_name=args.output_name, max_batch_size=args.max_batch_size)
-    print(f"wrote transform `{args.name}` ({spec.input_width} -> {spec.output_width} columns) "
-          f"to {path}")
+    path = build_transform(
+        args.name,
+        spec,
+        args.repository,
+        input_name=args.input_name,
+        output_name=args.output_name,
+        max_batch_size=args.max_batch_size,
+    )
+    print(f"wrote transform `{args.name}` ({spec.input_width} -> {spec.output_width} columns) to {path}")
     return 0
 
 

@@ -11,8 +11,16 @@ from typing import Any
 
 DEFAULT_STATE = "rollout.state.json"
 DEFAULT_AUDIT = "rollout.audit.jsonl"
-_COLOURS = {"advance": "green", "promote": "bold green", "hold": "yellow", "failed_check": "red",
-            "rollback": "bold red", "halt": "bold magenta", "abort": "bold red", "done": "dim"}
+_COLOURS = {
+    "advance": "green",
+    "promote": "bold green",
+    "hold": "yellow",
+    "failed_check": "red",
+    "rollback": "bold red",
+    "halt": "bold magenta",
+    "abort": "bold red",
+    "done": "dim",
+}
 
 
 def register(subparsers) -> None:
@@ -20,8 +28,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("rollout", help="canary and blue-green rollouts, gated, with rollback")
     sub = p.add_subparsers(dest="rollout_command", metavar="COMMAND", required=True)
 
-    run = sub.add_parser("run", help="run a rollout to completion (0 promoted, 1 rolled back, "
-                                     "2 could not run)")
+    run = sub.add_parser(
+        "run", help="run a rollout to completion (0 promoted, 1 rolled back, 2 could not run)"
+    )
     run.add_argument("spec", help="rollout spec (YAML; `strategy: canary` or `bluegreen`)")
     run.add_argument("--triton", required=True, help="host:port of Triton's gRPC endpoint")
     run.add_argument("--prometheus", help="Prometheus base URL, e.g. http://127.0.0.1:9090")
@@ -101,14 +110,26 @@ def _run(args: argparse.Namespace) -> int:
 
                     metrics = RouterQueries(args.prometheus, window=spec.window)
                 state = BlueGreenController(
-                    spec, control, grpc_infer(args.triton), state_path=args.state,
-                    audit_path=args.audit, metrics=metrics, actor=args.actor,
-                    on_event=_printer()).run(max_ticks=args.max_ticks)
+                    spec,
+                    control,
+                    grpc_infer(args.triton),
+                    state_path=args.state,
+                    audit_path=args.audit,
+                    metrics=metrics,
+                    actor=args.actor,
+                    on_event=_printer(),
+                ).run(max_ticks=args.max_ticks)
             else:
                 controller = canary_controller(
-                    spec, control, prometheus=args.prometheus, state_path=args.state,
-                    audit_path=args.audit, triton_url=args.triton, actor=args.actor,
-                    on_event=_printer())
+                    spec,
+                    control,
+                    prometheus=args.prometheus,
+                    state_path=args.state,
+                    audit_path=args.audit,
+                    triton_url=args.triton,
+                    actor=args.actor,
+                    on_event=_printer(),
+                )
                 state = controller.run(max_ticks=args.max_ticks)
     except RolloutError:
         raise
@@ -136,15 +157,33 @@ def _status(args: argparse.Namespace) -> int:
     table = Table(title=f"rollout of `{data.get('experiment')}` ({data.get('kind', 'canary')})")
     table.add_column("field")
     table.add_column("value")
-    for key in ("status", "baseline", "candidate", "step", "weights", "gate", "failed_checks", "holds",
-                "variant", "model", "old_version", "new_version", "phase", "ticks", "last_outcome",
-                "last_reason"):
+    for key in (
+        "status",
+        "baseline",
+        "candidate",
+        "step",
+        "weights",
+        "gate",
+        "failed_checks",
+        "holds",
+        "variant",
+        "model",
+        "old_version",
+        "new_version",
+        "phase",
+        "ticks",
+        "last_outcome",
+        "last_reason",
+    ):
         if key in data:
             value = data[key]
             if key == "step" and "spec" in data:
                 steps = data["spec"].get("steps", [])
-                value = (f"{value + 1}/{len(steps)} ({steps[value]:g}%)" if value >= 0
-                         else f"0/{len(steps)} (not started)")
+                value = (
+                    f"{value + 1}/{len(steps)} ({steps[value]:g}%)"
+                    if value >= 0
+                    else f"0/{len(steps)} (not started)"
+                )
             table.add_row(key, str(value))
     Console().print(table)
     return 0
@@ -163,11 +202,18 @@ def _abort(args: argparse.Namespace) -> int:
     with ModelControl(args.triton) as control:
         if data.get("kind") == "bluegreen":
             bg = load_bluegreen_dict(data["spec"], source=f"`{args.state}`")
-            event = BlueGreenController(bg, control, grpc_infer(args.triton), state_path=args.state,
-                                        audit_path=args.audit, actor=args.actor).abort(args.reason)
+            event = BlueGreenController(
+                bg,
+                control,
+                grpc_infer(args.triton),
+                state_path=args.state,
+                audit_path=args.audit,
+                actor=args.actor,
+            ).abort(args.reason)
         else:
             spec = load_rollout_dict(data["spec"], source=f"`{args.state}`")
-            event = CanaryController(spec, control, state_path=args.state, audit_path=args.audit,
-                                     actor=args.actor).abort(args.reason)
+            event = CanaryController(
+                spec, control, state_path=args.state, audit_path=args.audit, actor=args.actor
+            ).abort(args.reason)
     _printer()(event)
     return 0 if event.outcome.value == "abort" else 1

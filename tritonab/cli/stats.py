@@ -68,8 +68,9 @@ class StatRow(pydantic.BaseModel):
         values = [getattr(self, f) for f in _FIELDS[self.kind]]
         missing = [f for f, val in zip(_FIELDS[self.kind], values) if val is None]
         if missing:
-            raise StatsError(f"row for `{self.variant}`/`{self.metric}` ({self.kind}) lacks "
-                             f"{', '.join(missing)}")
+            raise StatsError(
+                f"row for `{self.variant}`/`{self.metric}` ({self.kind}) lacks {', '.join(missing)}"
+            )
         return _TYPES[self.kind](self.n, *values)
 
 
@@ -89,8 +90,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--relative", action="store_true", help="relative lift (delta method)")
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--alternative", default="two-sided", choices=("two-sided", "greater", "less"))
-    p.add_argument("--sequential-tuning", type=float, default=None,
-                   help="N*: use the always-valid confidence sequence")
+    p.add_argument(
+        "--sequential-tuning", type=float, default=None, help="N*: use the always-valid confidence sequence"
+    )
     p.add_argument("--adjust", choices=("holm", "bh"), help="adjust p-values across rows")
     p.add_argument("--weights", type=_floats, help="configured weights per variant, for SRM")
     p.add_argument("--counts", type=_floats, help="units per variant for SRM (default: n)")
@@ -99,8 +101,10 @@ def register(subparsers: Any) -> None:
 
 
 def _register_power(sub: Any) -> None:
-    for name, target, helptext in (("sample-size", "--mde", "units per arm for an MDE"),
-                                   ("mde", "--n", "minimum detectable effect for n per arm")):
+    for name, target, helptext in (
+        ("sample-size", "--mde", "units per arm for an MDE"),
+        ("mde", "--n", "minimum detectable effect for n per arm"),
+    ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--kind", choices=("proportion", "mean"), required=True)
         p.add_argument("--baseline", type=float, required=True)
@@ -110,8 +114,7 @@ def _register_power(sub: Any) -> None:
         p.add_argument("--power", type=float, default=0.8)
         p.add_argument("--relative", action="store_true")
         p.add_argument("--ratio", type=float, default=1.0, help="n_treatment / n_control")
-        p.add_argument("--alternative", default="two-sided",
-                       choices=("two-sided", "greater", "less"))
+        p.add_argument("--alternative", default="two-sided", choices=("two-sided", "greater", "less"))
         p.add_argument("--json", action="store_true", help="machine-readable output")
         p.set_defaults(func=_cmd_power, power_command=name)
 
@@ -120,18 +123,27 @@ def _floats(text: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",")]
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") \
-            from exc
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
 
 
 def _cmd_power(args: argparse.Namespace) -> int:
-    common = dict(baseline=args.baseline, sd=args.sd, alpha=args.alpha, power=args.power,
-                  relative=args.relative, ratio=args.ratio, alternative=args.alternative)
+    common = dict(
+        baseline=args.baseline,
+        sd=args.sd,
+        alpha=args.alpha,
+        power=args.power,
+        relative=args.relative,
+        ratio=args.ratio,
+        alternative=args.alternative,
+    )
     if args.power_command == "sample-size":
         n = stats.sample_size(args.kind, mde=args.mde, **common)
         out = {"control": n, "treatment": _ceil(args.ratio * n)}
-        text = f"{n} units per arm" if args.ratio == 1 else \
-            f"{out['control']} control + {out['treatment']} treatment units"
+        text = (
+            f"{n} units per arm"
+            if args.ratio == 1
+            else f"{out['control']} control + {out['treatment']} treatment units"
+        )
     else:
         effect = stats.mde(args.kind, n=args.n, **common)
         out = {"mde": effect, "relative": args.relative}
@@ -165,9 +177,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         if control not in by_variant:
             raise StatsError(f"metric `{metric}` has no row for control `{control}`")
         for variant in (x for x in variants if x != control and x in by_variant):
-            res = stats.compare(by_variant[control], by_variant[variant], relative=args.relative,
-                                alpha=args.alpha, alternative=args.alternative,
-                                sequential_tuning=args.sequential_tuning)
+            res = stats.compare(
+                by_variant[control],
+                by_variant[variant],
+                relative=args.relative,
+                alpha=args.alpha,
+                alternative=args.alternative,
+                sequential_tuning=args.sequential_tuning,
+            )
             records.append({"metric": metric, "variant": variant, **res.to_dict()})
     if args.adjust:
         adjusted = stats.adjust([r["p_value"] for r in records], args.adjust)
@@ -175,8 +192,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             rec["p_adjusted"] = None if p != p else p
     srm_result = _srm_for(args, table, variants)
     if args.json:
-        print(json.dumps({"control": control, "comparisons": records,
-                          "srm": srm_result.to_dict() if srm_result else None}))
+        print(
+            json.dumps(
+                {
+                    "control": control,
+                    "comparisons": records,
+                    "srm": srm_result.to_dict() if srm_result else None,
+                }
+            )
+        )
     else:
         _print_table(records, control, srm_result)
     return 0
@@ -192,8 +216,10 @@ def _read_rows(path: Path) -> list[StatRow]:
             data = json.loads(text)
             raw = data.get("rows") if isinstance(data, dict) else data
         else:
-            raw = [{k: (v if v != "" else None) for k, v in row.items()}
-                   for row in csv.DictReader(text.splitlines())]
+            raw = [
+                {k: (v if v != "" else None) for k, v in row.items()}
+                for row in csv.DictReader(text.splitlines())
+            ]
         if not isinstance(raw, list) or not raw:
             raise StatsError(f"`{path}` holds no rows of statistics")
         return [StatRow.model_validate(row) for row in raw]
@@ -213,8 +239,7 @@ def _aggregate(rows: list[StatRow]) -> tuple[dict[str, dict[str, Any]], list[str
         cell = table.setdefault(row.metric, {})
         stat = row.statistic()
         if row.variant in cell and cell[row.variant].kind != stat.kind:
-            raise StatsError(f"metric `{row.metric}` mixes kinds {cell[row.variant].kind} "
-                             f"and {stat.kind}")
+            raise StatsError(f"metric `{row.metric}` mixes kinds {cell[row.variant].kind} and {stat.kind}")
         cell[row.variant] = cell.get(row.variant, 0) + stat
     if len(variants) < 2:
         raise StatsError(f"need at least two variants, found {variants}")
@@ -241,13 +266,29 @@ def _print_table(records: list[dict], control: str, srm_result: Any) -> None:
     console = Console(width=140)
     table = Table(title=f"treatment vs control `{control}`")
     adjusted = any("p_adjusted" in r for r in records)
-    for col in ("metric", "variant", "control", "treatment", "effect", "interval", "p",
-                *(("p adj.",) if adjusted else ()), "method"):
+    for col in (
+        "metric",
+        "variant",
+        "control",
+        "treatment",
+        "effect",
+        "interval",
+        "p",
+        *(("p adj.",) if adjusted else ()),
+        "method",
+    ):
         table.add_column(col)
     for r in records:
         interval = f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
-        cells = [r["metric"], r["variant"], _fmt(r["control_mean"]), _fmt(r["treatment_mean"]),
-                 _fmt(r["effect"], "+.4g"), interval, _fmt(r["p_value"])]
+        cells = [
+            r["metric"],
+            r["variant"],
+            _fmt(r["control_mean"]),
+            _fmt(r["treatment_mean"]),
+            _fmt(r["effect"], "+.4g"),
+            interval,
+            _fmt(r["p_value"]),
+        ]
         if adjusted:
             cells.append(_fmt(r.get("p_adjusted")))
         cells.append(r["method"] + (f" ({r['reason']})" if r["reason"] else ""))

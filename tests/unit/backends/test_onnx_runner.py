@@ -20,9 +20,15 @@ def double_model(tmp_path_factory):
     two = helper.make_tensor("two", TensorProto.FLOAT, [], [2.0])
     axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
     graph = helper.make_graph(
-        [helper.make_node("Mul", ["X", "two"], ["Y"]),
-         helper.make_node("ReduceSum", ["X", "axes"], ["S"], keepdims=0)],
-        "double", [x], [y, s], initializer=[two, axes])
+        [
+            helper.make_node("Mul", ["X", "two"], ["Y"]),
+            helper.make_node("ReduceSum", ["X", "axes"], ["S"], keepdims=0),
+        ],
+        "double",
+        [x],
+        [y, s],
+        initializer=[two, axes],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 10
     path = tmp_path_factory.mktemp("onnx") / "model.onnx"
@@ -47,8 +53,11 @@ def test_many_requests_run_as_one_batch_and_split_back(double_model):
 
 def test_a_bad_request_fails_alone(double_model):
     model = OnnxModel(double_model)
-    requests = [{"X": np.ones((1, 3), np.float32)}, {"X": np.ones((1, 5), np.float32)},
-                {"X": np.ones((2, 3), np.float32)}]
+    requests = [
+        {"X": np.ones((1, 3), np.float32)},
+        {"X": np.ones((1, 5), np.float32)},
+        {"X": np.ones((2, 3), np.float32)},
+    ]
     results = model.run_requests(requests)
     assert isinstance(results[1], Exception)
     np.testing.assert_array_equal(results[2]["Y"], np.full((2, 3), 2))

@@ -53,8 +53,7 @@ def test_per_row_units_route_each_row_like_a_single_row_request():
     units = np.array([f"user-{i}".encode() for i in range(40)], dtype=object).reshape(-1, 1)
     x = rows(40)
     _, batched = run(router, [{"x": x, "unit": units}], [{}])
-    singles = [run(router, [{"x": x[i:i + 1], "unit": units[i:i + 1]}], [{}])[1][0]
-               for i in range(40)]
+    singles = [run(router, [{"x": x[i : i + 1], "unit": units[i : i + 1]}], [{}])[1][0] for i in range(40)]
     for name in ("y", VARIANT_OUTPUT):
         np.testing.assert_array_equal(batched[0][name], np.concatenate([s[name] for s in singles]))
     assert {v for v in batched[0][VARIANT_OUTPUT].ravel()} == {b"control", b"treatment"}
@@ -119,8 +118,9 @@ def test_without_require_unit_rows_are_spread_at_random():
 
 
 def test_shadow_sampling_follows_the_rate():
-    router = make_router(shadow=[{"model": "s1", "sample_rate": 1.0},
-                                 {"model": "s2", "sample_rate": 0.000001}])
+    router = make_router(
+        shadow=[{"model": "s1", "sample_rate": 1.0}, {"model": "s2", "sample_rate": 0.000001}]
+    )
     picks = [router.shadow_sample() for _ in range(200)]
     assert all(0 in p for p in picks)
     assert sum(1 in p for p in picks) <= 2

@@ -13,13 +13,18 @@ from tritonab.errors import SpecError
 
 
 def test_steps_apply_in_order():
-    spec = TransformSpec.model_validate({"input_width": 3, "steps": [
-        {"op": "impute", "values": [0, 0, 1]},
-        {"op": "clip", "low": [0, -5, 0], "high": [10, 5, 1]},
-        {"op": "standardize", "mean": [1, 0, 0.5], "scale": [2, 1, 0.5]},
-        {"op": "log1p", "columns": [0]},
-        {"op": "one_hot", "column": 2, "categories": [-1, 1]},
-    ]})
+    spec = TransformSpec.model_validate(
+        {
+            "input_width": 3,
+            "steps": [
+                {"op": "impute", "values": [0, 0, 1]},
+                {"op": "clip", "low": [0, -5, 0], "high": [10, 5, 1]},
+                {"op": "standardize", "mean": [1, 0, 0.5], "scale": [2, 1, 0.5]},
+                {"op": "log1p", "columns": [0]},
+                {"op": "one_hot", "column": 2, "categories": [-1, 1]},
+            ],
+        }
+    )
     x = np.array([[np.nan, 7, np.nan], [20, -1, 0]], dtype=np.float32)
     # impute -> [[0,7,1],[20,-1,0]]; clip -> [[0,5,1],[10,-1,0]]
     # standardize -> [[-0.5,5,1],[4.5,-1,-1]]; log1p(max(.,0)) col 0 -> [[0,..],[log(5.5),..]]
@@ -41,9 +46,15 @@ def test_matches_a_fitted_sklearn_scaler():
 
 
 def test_select_and_min_max():
-    spec = TransformSpec.model_validate({"input_width": 3, "steps": [
-        {"op": "min_max", "min": [0, 0, 0], "max": [10, 0, 2]},
-        {"op": "select", "columns": [2, 0]}]})
+    spec = TransformSpec.model_validate(
+        {
+            "input_width": 3,
+            "steps": [
+                {"op": "min_max", "min": [0, 0, 0], "max": [10, 0, 2]},
+                {"op": "select", "columns": [2, 0]},
+            ],
+        }
+    )
     out = spec.apply(np.array([[5, 3, 1]], dtype=np.float32))
     np.testing.assert_allclose(out, [[0.5, 0.5]])
 
@@ -51,12 +62,18 @@ def test_select_and_min_max():
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"input_width": 2, "steps": [{"op": "standardize", "mean": [0], "scale": [1, 1]}]},
-         r"steps\[0\]\.mean: has 1 entries for 2 columns"),
-        ({"input_width": 2, "steps": [{"op": "log1p", "columns": [5]}]},
-         r"steps\[0\]\.columns: columns \[5\] are outside 0..1"),
-        ({"input_width": 2, "steps": [{"op": "explode"}]},
-         r"steps\[0\]: Input tag 'explode' found using 'op' does not match"),
+        (
+            {"input_width": 2, "steps": [{"op": "standardize", "mean": [0], "scale": [1, 1]}]},
+            r"steps\[0\]\.mean: has 1 entries for 2 columns",
+        ),
+        (
+            {"input_width": 2, "steps": [{"op": "log1p", "columns": [5]}]},
+            r"steps\[0\]\.columns: columns \[5\] are outside 0..1",
+        ),
+        (
+            {"input_width": 2, "steps": [{"op": "explode"}]},
+            r"steps\[0\]: Input tag 'explode' found using 'op' does not match",
+        ),
         ({"input_width": 2, "steps": [], "extra": 1}, r"extra: Extra inputs are not permitted"),
     ],
 )

@@ -51,8 +51,11 @@ def test_truncated_plain_pickle(tmp_path, repo, regressor):
 def test_pickle_of_something_else(tmp_path, repo):
     path = tmp_path / "model.pkl"
     path.write_bytes(pickle.dumps({"not": "a model"}))
-    with pytest.raises(ConversionError, match=r"model\.pkl`: unsupported source type `builtins"
-                                              r"\.dict`: expected a scikit-learn estimator"):
+    with pytest.raises(
+        ConversionError,
+        match=r"model\.pkl`: unsupported source type `builtins"
+        r"\.dict`: expected a scikit-learn estimator",
+    ):
         convert(path, name="m", repository=repo)
 
 
@@ -60,14 +63,20 @@ def test_estimator_skl2onnx_cannot_convert(tmp_path, repo, diabetes):
     X, y = diabetes
     path = tmp_path / "kr.joblib"
     joblib.dump(KernelRidge().fit(X[:50], y[:50]), path)
-    with pytest.raises(ConversionError, match=r"kr\.joblib`: skl2onnx cannot convert "
-                                              r"`sklearn\.kernel_ridge\.KernelRidge`"):
+    with pytest.raises(
+        ConversionError,
+        match=r"kr\.joblib`: skl2onnx cannot convert "
+        r"`sklearn\.kernel_ridge\.KernelRidge`",
+    ):
         convert(path, name="m", repository=repo)
 
 
 def test_unfitted_estimator(repo):
-    with pytest.raises(ConversionError, match=r"`<LinearRegression object>`: the estimator is not "
-                                              r"fitted"):
+    with pytest.raises(
+        ConversionError,
+        match=r"`<LinearRegression object>`: the estimator is not "
+        r"fitted",
+    ):
         convert(LinearRegression(), name="m", repository=repo)
 
 
@@ -76,8 +85,11 @@ def test_onnx_with_unsupported_opset(tmp_path, repo):
     model = _identity_onnx(7)
     model.opset_import[0].version = 99
     path.write_bytes(model.SerializeToString())
-    with pytest.raises(ConversionError, match=r"future\.onnx`: unsupported opset 99: expected an "
-                                              r"ai\.onnx opset between 7 and \d+"):
+    with pytest.raises(
+        ConversionError,
+        match=r"future\.onnx`: unsupported opset 99: expected an "
+        r"ai\.onnx opset between 7 and \d+",
+    ):
         convert(path, name="m", repository=repo)
 
 
@@ -111,11 +123,12 @@ def test_unknown_suffix(tmp_path, repo):
 
 def test_parity_failure_prints_table(repo, regressor, diabetes):
     with pytest.raises(ConversionError) as info:
-        convert(regressor, name="m", repository=repo, sample_input=diabetes[0],
-                atol=0.0, rtol=0.0)
+        convert(regressor, name="m", repository=repo, sample_input=diabetes[0], atol=0.0, rtol=0.0)
     message = str(info.value)
-    assert "model `m`: parity check against `<GradientBoostingRegressor object>` failed; " \
-           "nothing written" in message
+    assert (
+        "model `m`: parity check against `<GradientBoostingRegressor object>` failed; "
+        "nothing written" in message
+    )
     assert "variable" in message and "FAIL" in message and "atol=0 rtol=0" in message
 
 
@@ -142,8 +155,11 @@ def test_bad_name(repo, regressor):
 
 
 def test_sample_with_wrong_width(repo, regressor):
-    with pytest.raises(ConversionError, match=r"sample for input `input` has shape \[5, 3\]: "
-                                              r"expected \[\?, 10\]"):
+    with pytest.raises(
+        ConversionError,
+        match=r"sample for input `input` has shape \[5, 3\]: "
+        r"expected \[\?, 10\]",
+    ):
         convert(regressor, name="m", repository=repo, sample_input=np.zeros((5, 3)))
 
 
@@ -158,8 +174,9 @@ def test_fixed_batch_graph_hint(tmp_path, repo):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 2])
     shape = helper.make_tensor("shape", TensorProto.INT64, [3], [1, 2, 2])
-    graph = helper.make_graph([helper.make_node("Reshape", ["x", "shape"], ["y"])], "g", [x], [y],
-                              initializer=[shape])
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])], "g", [x], [y], initializer=[shape]
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     with pytest.raises(ConversionError, match=r"fails on the sample: .*--max-batch-size 0"):
         convert(model, name="m", repository=repo)
@@ -169,8 +186,9 @@ def test_fixed_batch_graph_with_max_batch_size_zero(tmp_path):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 2])
     shape = helper.make_tensor("shape", TensorProto.INT64, [3], [1, 2, 2])
-    graph = helper.make_graph([helper.make_node("Reshape", ["x", "shape"], ["y"])], "g", [x], [y],
-                              initializer=[shape])
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])], "g", [x], [y], initializer=[shape]
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     result = convert(model, name="m", repository=tmp_path, max_batch_size=0)
     assert result.parity.ok and result.manifest["conversion"]["max_batch_size"] == 0

@@ -39,8 +39,18 @@ def model_file(tmp_path, regressor, diabetes):
 
 def test_convert_ok_then_version_two(tmp_path, model_file, capsys):
     repo = tmp_path / "repo"
-    argv = ["convert", str(model_file), "--name", "gbr", "--repository", str(repo),
-            "--sample-input", str(tmp_path / "sample.npz"), "--max-batch-size", "8"]
+    argv = [
+        "convert",
+        str(model_file),
+        "--name",
+        "gbr",
+        "--repository",
+        str(repo),
+        "--sample-input",
+        str(tmp_path / "sample.npz"),
+        "--max-batch-size",
+        "8",
+    ]
     assert _main(argv) == 0
     out = capsys.readouterr().out
     assert "variable" in out and "(version 1)" in out
@@ -69,8 +79,9 @@ def test_corrupt_source_exit_1(tmp_path, capsys):
 
 def test_parity_failure_exit_1(tmp_path, model_file, capsys):
     repo = tmp_path / "repo"
-    code = _main(["convert", str(model_file), "--name", "m", "--repository", str(repo),
-                  "--atol", "0", "--rtol", "0"])
+    code = _main(
+        ["convert", str(model_file), "--name", "m", "--repository", str(repo), "--atol", "0", "--rtol", "0"]
+    )
     assert code == 1
     assert "parity check" in capsys.readouterr().err
     assert not repo.exists()
@@ -78,6 +89,5 @@ def test_parity_failure_exit_1(tmp_path, model_file, capsys):
 
 def test_fp16_and_int8_exclusive(tmp_path, model_file):
     with pytest.raises(SystemExit) as info:
-        _main(["convert", str(model_file), "--name", "m", "--repository", str(tmp_path),
-               "--fp16", "--int8"])
+        _main(["convert", str(model_file), "--name", "m", "--repository", str(tmp_path), "--fp16", "--int8"])
     assert info.value.code == 2

@@ -29,8 +29,7 @@ def test_classifier_pipeline_from_joblib_file(tmp_path, classifier, cancer):
     result = convert(source, name="cancer", repository=repo, sample_input=tmp_path / "sample.npz")
 
     assert result.version == 1 and result.parity.ok
-    assert sorted(p.name for p in result.version_dir.iterdir()) == [
-        "manifest.json", "model.onnx", "model.py"]
+    assert sorted(p.name for p in result.version_dir.iterdir()) == ["manifest.json", "model.onnx", "model.py"]
     assert (result.version_dir / "model.py").read_text() == SHIM
     label, proba = _session(result.artifact).run(None, {"input": X[:50].astype(np.float32)})
     assert label.shape == (50,)
@@ -52,8 +51,7 @@ def test_classifier_config(tmp_path, classifier, cancer):
     config = read_config(result.config_path)
     assert config.backend == "python" and config.max_batch_size == 64
     assert [(i.name, list(i.dims)) for i in config.input] == [("input", [30])]
-    assert [(o.name, list(o.dims)) for o in config.output] == [
-        ("label", [1]), ("probabilities", [2])]
+    assert [(o.name, list(o.dims)) for o in config.output] == [("label", [1]), ("probabilities", [2])]
     assert config.HasField("dynamic_batching")
     assert config.version_policy.latest.num_versions == 1
     assert config.model_warmup[0].inputs["input"].random_data
@@ -64,8 +62,7 @@ def test_tree_regressor(tmp_path, regressor, diabetes):
     X, _ = diabetes
     result = convert(regressor, name="gbr", repository=tmp_path, sample_input=X)
     (out,) = _session(result.artifact).run(None, {"input": X[:20].astype(np.float32)})
-    np.testing.assert_allclose(out.ravel(), regressor.predict(X[:20].astype(np.float32)),
-                               rtol=1e-4)
+    np.testing.assert_allclose(out.ravel(), regressor.predict(X[:20].astype(np.float32)), rtol=1e-4)
 
 
 def test_multiclass_forest_fp16(tmp_path, wine):
@@ -93,8 +90,7 @@ def test_versions_are_appended_and_never_overwritten(tmp_path, regressor, diabet
     with pytest.raises(ConversionError, match=r"already exists: use --force"):
         convert(regressor, name="m", repository=tmp_path, sample_input=X, version=1)
     assert listing(tmp_path) == before
-    again = convert(regressor, name="m", repository=tmp_path, sample_input=X, version=1,
-                    force=True)
+    again = convert(regressor, name="m", repository=tmp_path, sample_input=X, version=1, force=True)
     assert again.version == 1 and verify_manifest(again.version_dir) == []
 
 
@@ -112,8 +108,7 @@ def test_new_version_keeps_user_settings(tmp_path, regressor, diabetes):
     assert merged.version_policy.HasField("all")
 
 
-def test_inconsistent_new_version_is_refused(tmp_path, regressor, classifier, diabetes, cancer,
-                                            listing):
+def test_inconsistent_new_version_is_refused(tmp_path, regressor, classifier, diabetes, cancer, listing):
     convert(regressor, name="m", repository=tmp_path, sample_input=diabetes[0])
     before = listing(tmp_path)
     config_text = (tmp_path / "m" / "config.pbtxt").read_text()
@@ -121,15 +116,21 @@ def test_inconsistent_new_version_is_refused(tmp_path, regressor, classifier, di
         convert(classifier, name="m", repository=tmp_path, sample_input=cancer[0])
     assert listing(tmp_path) == before
     assert (tmp_path / "m" / "config.pbtxt").read_text() == config_text
-    forced = convert(classifier, name="m", repository=tmp_path, sample_input=cancer[0],
-                     force=True)
+    forced = convert(classifier, name="m", repository=tmp_path, sample_input=cancer[0], force=True)
     assert [o.name for o in read_config(forced.config_path).output] == ["label", "probabilities"]
 
 
 def test_native_runtime_with_tensorrt_accelerator(tmp_path, classifier, cancer):
     pytest.importorskip("onnxconverter_common")
-    result = convert(classifier, name="n", repository=tmp_path, sample_input=cancer[0],
-                     runtime="native", accelerator="tensorrt", precision="fp16")
+    result = convert(
+        classifier,
+        name="n",
+        repository=tmp_path,
+        sample_input=cancer[0],
+        runtime="native",
+        accelerator="tensorrt",
+        precision="fp16",
+    )
     config = read_config(result.config_path)
     assert config.backend == "onnxruntime"
     assert not (result.version_dir / "model.py").exists()
@@ -141,8 +142,7 @@ def test_native_runtime_with_tensorrt_accelerator(tmp_path, classifier, cancer):
 
 
 def test_int8_quantised_graph(tmp_path, classifier, cancer):
-    result = convert(classifier, name="q", repository=tmp_path, sample_input=cancer[0],
-                     precision="int8")
+    result = convert(classifier, name="q", repository=tmp_path, sample_input=cancer[0], precision="int8")
     assert result.parity.ok and result.manifest["conversion"]["precision"] == "int8"
 
 

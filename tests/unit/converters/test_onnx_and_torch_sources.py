@@ -16,13 +16,19 @@ def _mlp_onnx(opset: int = 17) -> onnx.ModelProto:
     rng = np.random.default_rng(0)
     w = helper.make_tensor("w", TensorProto.FLOAT, [4, 3], rng.standard_normal(12).tolist())
     b = helper.make_tensor("b", TensorProto.FLOAT, [3], rng.standard_normal(3).tolist())
-    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]),
-             helper.make_node("Add", ["h", "b"], ["a"]),
-             helper.make_node("Relu", ["a"], ["r"]),
-             helper.make_node("Identity", ["r"], ["y"])]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h"]),
+        helper.make_node("Add", ["h", "b"], ["a"]),
+        helper.make_node("Relu", ["a"], ["r"]),
+        helper.make_node("Identity", ["r"], ["y"]),
+    ]
     graph = helper.make_graph(
-        nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])], initializer=[w, b])
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])],
+        initializer=[w, b],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
@@ -48,8 +54,7 @@ def test_onnx_opset_conversion(tmp_path):
 
 def test_onnx_with_named_sample(tmp_path):
     x = np.random.default_rng(1).standard_normal((40, 4)).astype(np.float32)
-    result = convert(_mlp_onnx(), name="mlp", repository=tmp_path, sample_input={"x": x},
-                     parity_rows=10)
+    result = convert(_mlp_onnx(), name="mlp", repository=tmp_path, sample_input={"x": x}, parity_rows=10)
     assert result.parity.rows == 10 and result.parity.data == "sample"
 
 
@@ -58,8 +63,7 @@ def test_torch_module(tmp_path):
     net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
     x = np.random.default_rng(0).standard_normal((12, 6)).astype(np.float32)
     np.savez(tmp_path / "x.npz", x)
-    result = convert(net, name="net", repository=tmp_path / "repo",
-                     sample_input=tmp_path / "x.npz")
+    result = convert(net, name="net", repository=tmp_path / "repo", sample_input=tmp_path / "x.npz")
     assert result.parity.ok and result.manifest["source"]["kind"] == "torch"
     config = read_config(result.config_path)
     assert [(t.name, list(t.dims)) for t in config.input] == [("input", [6])]

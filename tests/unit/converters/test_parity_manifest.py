@@ -53,8 +53,7 @@ def test_nan_in_both_is_equal():
 
 
 def test_missing_output_and_table():
-    report = compare({"a": np.zeros(3), "b": np.zeros(3)}, {"a": np.zeros(3)}, TOL,
-                     rows=3, data="sample")
+    report = compare({"a": np.zeros(3), "b": np.zeros(3)}, {"a": np.zeros(3)}, TOL, rows=3, data="sample")
     assert not report.ok
     table = report.table()
     assert "b" in table and "not produced" in table and "3 rows of sample data" in table
@@ -62,8 +61,7 @@ def test_missing_output_and_table():
 
 
 def test_default_tolerances_per_precision():
-    assert DEFAULT_TOLERANCES["fp32"].atol < DEFAULT_TOLERANCES["fp16"].atol \
-        < DEFAULT_TOLERANCES["int8"].atol
+    assert DEFAULT_TOLERANCES["fp32"].atol < DEFAULT_TOLERANCES["fp16"].atol < DEFAULT_TOLERANCES["int8"].atol
     assert tolerance_for("fp16", rtol=0.5) == Tolerance(1e-2, 0.5, 0.01)
 
 
@@ -73,8 +71,15 @@ def version_dir(tmp_path):
     folder.mkdir(parents=True)
     data = b"onnx bytes"
     (folder / "model.onnx").write_bytes(data)
-    manifest = build_manifest(name="m", version=1, artifact="model.onnx", artifact_bytes=data,
-                              source={"kind": "onnx"}, conversion={}, parity={"ok": True})
+    manifest = build_manifest(
+        name="m",
+        version=1,
+        artifact="model.onnx",
+        artifact_bytes=data,
+        source={"kind": "onnx"},
+        conversion={},
+        parity={"ok": True},
+    )
     (folder / "manifest.json").write_bytes(dump_manifest(manifest))
     return folder
 
@@ -92,7 +97,8 @@ def test_manifest_tampering(version_dir):
 def test_manifest_missing_artifact(version_dir):
     (version_dir / "model.onnx").unlink()
     assert verify_manifest(version_dir) == [
-        f"`{version_dir / 'model.onnx'}`: artifact named by the manifest is missing"]
+        f"`{version_dir / 'model.onnx'}`: artifact named by the manifest is missing"
+    ]
 
 
 def test_manifest_unreadable(version_dir):
@@ -105,8 +111,7 @@ def test_manifest_missing_and_incomplete(version_dir):
     (version_dir / "manifest.json").write_text(json.dumps({"format": 1}))
     assert "lacks `artifact`, `source`, `created`" in verify_manifest(version_dir)[0]
     (version_dir / "manifest.json").unlink()
-    assert verify_manifest(version_dir) == [
-        f"`{version_dir / 'manifest.json'}`: missing manifest"]
+    assert verify_manifest(version_dir) == [f"`{version_dir / 'manifest.json'}`: missing manifest"]
 
 
 def test_manifest_artifact_outside_folder(version_dir):

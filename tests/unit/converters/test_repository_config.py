@@ -10,13 +10,14 @@ from tritonab.converters._repository import EntrySpec, build_config, pick_versio
 from tritonab.converters._tensorrt import accelerator_parameters
 
 INPUTS = (GraphTensor("input", np.dtype(np.float32), (None, 8)),)
-OUTPUTS = (GraphTensor("label", np.dtype(np.int64), (None,)),
-           GraphTensor("probabilities", np.dtype(np.float32), (None, 3)))
+OUTPUTS = (
+    GraphTensor("label", np.dtype(np.int64), (None,)),
+    GraphTensor("probabilities", np.dtype(np.float32), (None, 3)),
+)
 
 
 def _spec(**kw) -> EntrySpec:
-    base = dict(name="m", target="onnx", runtime="python", max_batch_size=32,
-                inputs=INPUTS, outputs=OUTPUTS)
+    base = dict(name="m", target="onnx", runtime="python", max_batch_size=32, inputs=INPUTS, outputs=OUTPUTS)
     return EntrySpec(**{**base, **kw})
 
 

@@ -28,16 +28,27 @@ def _mlp_onnx():
     w = helper.make_tensor("w", TensorProto.FLOAT, [8, 3], rng.standard_normal(24).tolist())
     nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Relu", ["h"], ["y"])]
     graph = helper.make_graph(
-        nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])], initializer=[w])
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])],
+        initializer=[w],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_plan_for_onnx_graph(trt, tmp_path, precision):
     cache = tmp_path / "timing.cache"
-    result = convert(_mlp_onnx(), name="c", repository=tmp_path / "repo", to="tensorrt",
-                     precision=precision, max_batch_size=16, timing_cache=cache)
+    result = convert(
+        _mlp_onnx(),
+        name="c",
+        repository=tmp_path / "repo",
+        to="tensorrt",
+        precision=precision,
+        max_batch_size=16,
+        timing_cache=cache,
+    )
     assert result.artifact.name == "model.plan" and cache.is_file()
     config = read_config(result.config_path)
     assert config.platform == "tensorrt_plan"
@@ -50,6 +61,5 @@ def test_plan_int8_torch(trt, tmp_path):
 
     net = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
     x = np.random.default_rng(0).standard_normal((64, 16)).astype(np.float32)
-    result = convert(net, name="n", repository=tmp_path, to="tensorrt", precision="int8",
-                     sample_input=x)
+    result = convert(net, name="n", repository=tmp_path, to="tensorrt", precision="int8", sample_input=x)
     assert result.parity.ok

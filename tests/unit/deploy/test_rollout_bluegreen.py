@@ -23,8 +23,9 @@ class FakeControl:
 
     def __init__(self):
         self.router = mc.ModelConfig(name="r")
-        spec = load_spec_dict({"name": "r", "variants": [
-            {"name": "main", "model": "m", "version": 1, "weight": 1.0}]})
+        spec = load_spec_dict(
+            {"name": "r", "variants": [{"name": "main", "model": "m", "version": 1, "weight": 1.0}]}
+        )
         set_parameter(self.router, "experiment", spec.to_json())
         self.model = mc.ModelConfig(name="m", max_batch_size=8)
         self.model.input.add(name="input", data_type=mc.TYPE_FP32, dims=[4])
@@ -60,17 +61,29 @@ class FakeControl:
 
 
 def make(tmp_path, control, infer=None, **overrides):
-    data = {"experiment": "r", "variant": "main", "version": 2, "warmup": 2,
-            "smoke": {"requests": 4, "max_latency_ratio": None}, "bake_s": 0, "interval_s": 0.01}
+    data = {
+        "experiment": "r",
+        "variant": "main",
+        "version": 2,
+        "warmup": 2,
+        "smoke": {"requests": 4, "max_latency_ratio": None},
+        "bake_s": 0,
+        "interval_s": 0.01,
+    }
     data.update(overrides)
     calls = []
 
     def default_infer(model, version, inputs):
         calls.append((model, version, inputs["input"].shape))
 
-    ctl = BlueGreenController(load_bluegreen_dict(data), control, infer or default_infer,
-                              state_path=tmp_path / "bg.json", audit_path=tmp_path / "audit.jsonl",
-                              sleep=lambda s: None)
+    ctl = BlueGreenController(
+        load_bluegreen_dict(data),
+        control,
+        infer or default_infer,
+        state_path=tmp_path / "bg.json",
+        audit_path=tmp_path / "audit.jsonl",
+        sleep=lambda s: None,
+    )
     return ctl, calls
 
 
@@ -142,8 +155,14 @@ def test_a_failed_reload_holds(tmp_path):
 
 def test_spec_and_start_errors(tmp_path):
     with pytest.raises(RolloutError, match="must be absolute"):
-        load_bluegreen_dict({"experiment": "r", "variant": "main", "version": 2,
-                             "checks": [{"metric": "latency", "max": 2, "relative": True}]})
+        load_bluegreen_dict(
+            {
+                "experiment": "r",
+                "variant": "main",
+                "version": 2,
+                "checks": [{"metric": "latency", "max": 2, "relative": True}],
+            }
+        )
     with pytest.raises(RolloutError, match="already serves version 1"):
         make(tmp_path, FakeControl(), version=1)[0].tick()
 

@@ -26,8 +26,14 @@ class FakeRouter:
 
     def __init__(self, weights=None, fail_sets=0):
         weights = weights or {"control": 1.0, "treatment": 0.0}
-        self.spec = load_spec_dict({"name": "exp", "variants": [
-            {"name": n, "model": f"m_{n}", "version": 1, "weight": w} for n, w in weights.items()]})
+        self.spec = load_spec_dict(
+            {
+                "name": "exp",
+                "variants": [
+                    {"name": n, "model": f"m_{n}", "version": 1, "weight": w} for n, w in weights.items()
+                ],
+            }
+        )
         self.history: list[dict[str, float]] = []
         self.fail_sets = fail_sets
 
@@ -52,10 +58,12 @@ class FakeMetrics:
     """Per (metric, variant) values; a callable value is called; `down` raises."""
 
     def __init__(self, **values):
-        self.values = {"rows": {"control": 500.0, "treatment": 100.0},
-                       "error_rate": {"control": 0.0, "treatment": 0.0},
-                       "latency": {"control": 1000.0, "treatment": 1100.0},
-                       "request_rate": {"control": 50.0, "treatment": 10.0}}
+        self.values = {
+            "rows": {"control": 500.0, "treatment": 100.0},
+            "error_rate": {"control": 0.0, "treatment": 0.0},
+            "latency": {"control": 1000.0, "treatment": 1100.0},
+            "request_rate": {"control": 50.0, "treatment": 10.0},
+        }
         for key, per in values.items():
             self.values[key] = {**self.values[key], **per}
         self.down = False
@@ -80,19 +88,34 @@ class FakeMetrics:
 
 
 def make_spec(**overrides):
-    data = {"experiment": "exp", "candidate": "treatment", "steps": [10, 50, 100], "interval_s": 1,
-            "window": "10s", "failed_checks": 2, "progress_deadline": 3,
-            "checks": [{"metric": "rows", "min": 20},
-                       {"metric": "error_rate", "max": 0.01},
-                       {"metric": "latency", "quantile": 0.99, "max": 1.5, "relative": True}]}
+    data = {
+        "experiment": "exp",
+        "candidate": "treatment",
+        "steps": [10, 50, 100],
+        "interval_s": 1,
+        "window": "10s",
+        "failed_checks": 2,
+        "progress_deadline": 3,
+        "checks": [
+            {"metric": "rows", "min": 20},
+            {"metric": "error_rate", "max": 0.01},
+            {"metric": "latency", "quantile": 0.99, "max": 1.5, "relative": True},
+        ],
+    }
     data.update(overrides)
     return load_rollout_dict(data)
 
 
 def controller(tmp_path, router, metrics=None, **kwargs):
     spec = kwargs.pop("spec", None) or make_spec()
-    return CanaryController(spec, router, state_path=tmp_path / "state.json",
-                            audit_path=tmp_path / "audit.jsonl", metrics=metrics, **kwargs)
+    return CanaryController(
+        spec,
+        router,
+        state_path=tmp_path / "state.json",
+        audit_path=tmp_path / "audit.jsonl",
+        metrics=metrics,
+        **kwargs,
+    )
 
 
 def outcomes(ctl, n):
@@ -242,8 +265,14 @@ def test_audit_log_records_every_decision_and_verifies(tmp_path):
     ctl.run(max_ticks=10)
     records = audit.read(tmp_path / "audit.jsonl")
     events = [r["event"] for r in records]
-    assert events == ["rollout.start", "rollout.weights", "rollout.advance", "rollout.failed_check",
-                      "rollout.weights", "rollout.rollback"]
+    assert events == [
+        "rollout.start",
+        "rollout.weights",
+        "rollout.advance",
+        "rollout.failed_check",
+        "rollout.weights",
+        "rollout.rollback",
+    ]
     failed = records[3]
     check = {c["name"]: c for c in failed["checks"]}["error rate"]
     assert (check["value"], check["high"], check["status"]) == (0.5, 0.01, "fail")
@@ -293,11 +322,18 @@ def test_analysis_stats_turns_decisions_into_verdicts(monkeypatch):
 
     criteria = {"primary": {"name": "conv", "direction": "increase"}}
     worse = stats.decide(criteria, {"conv": (stats.Proportion(2000, 1000), stats.Proportion(2000, 700))})
-    skewed = stats.decide(criteria, {"conv": (stats.Proportion(2000, 1000), stats.Proportion(500, 250))},
-                          counts=[2000, 500], weights=[0.5, 0.5])
+    skewed = stats.decide(
+        criteria,
+        {"conv": (stats.Proportion(2000, 1000), stats.Proportion(500, 250))},
+        counts=[2000, 500],
+        weights=[0.5, 0.5],
+    )
     found = {}
-    monkeypatch.setattr(analysis, "analyze", lambda experiment, log_dir, outcomes=(): SimpleNamespace(
-        control="control", decisions=found))
+    monkeypatch.setattr(
+        analysis,
+        "analyze",
+        lambda experiment, log_dir, outcomes=(): SimpleNamespace(control="control", decisions=found),
+    )
     provide = analysis_stats(StatsSpec(log_dir="logs"))
     assert provide("exp", "control", "treatment") is None  # no decision yet
     found["treatment"] = worse

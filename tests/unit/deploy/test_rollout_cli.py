@@ -50,10 +50,20 @@ def test_show(log, capsys):
 
 
 def test_status_reads_the_state_file(tmp_path, capsys):
-    state = {"kind": "canary", "experiment": "exp", "baseline": "control", "candidate": "treatment",
-             "spec": {"steps": [10, 50, 100]}, "status": "progressing", "step": 1,
-             "weights": {"control": 0.5, "treatment": 0.5}, "gate": "passed", "ticks": 3,
-             "last_outcome": "advance", "last_reason": "all checks passed"}
+    state = {
+        "kind": "canary",
+        "experiment": "exp",
+        "baseline": "control",
+        "candidate": "treatment",
+        "spec": {"steps": [10, 50, 100]},
+        "status": "progressing",
+        "step": 1,
+        "weights": {"control": 0.5, "treatment": 0.5},
+        "gate": "passed",
+        "ticks": 3,
+        "last_outcome": "advance",
+        "last_reason": "all checks passed",
+    }
     path = tmp_path / "state.json"
     path.write_text(json.dumps(state))
     assert main(["rollout", "status", "--state", str(path)]) == 0
@@ -81,8 +91,19 @@ def test_run_with_a_bad_spec_exits_2(tmp_path, capsys):
 def test_run_with_an_unreachable_server_exits_2(tmp_path, capsys):
     spec = tmp_path / "rollout.yaml"
     spec.write_text("experiment: e\ncandidate: t\nsteps: [100]\n")
-    code = main(["rollout", "run", str(spec), "--triton", "127.0.0.1:9", "--state",
-                 str(tmp_path / "s.json"), "--audit", str(tmp_path / "a.jsonl")])
+    code = main(
+        [
+            "rollout",
+            "run",
+            str(spec),
+            "--triton",
+            "127.0.0.1:9",
+            "--state",
+            str(tmp_path / "s.json"),
+            "--audit",
+            str(tmp_path / "a.jsonl"),
+        ]
+    )
     assert code == 2
     assert "cannot read the router" in capsys.readouterr().err
 
@@ -90,8 +111,19 @@ def test_run_with_an_unreachable_server_exits_2(tmp_path, capsys):
 def test_run_dispatches_blue_green_specs(tmp_path, capsys):
     spec = tmp_path / "bg.yaml"
     spec.write_text("strategy: bluegreen\nexperiment: r\nvariant: main\nversion: 2\n")
-    code = main(["rollout", "run", str(spec), "--triton", "127.0.0.1:9", "--state",
-                 str(tmp_path / "s.json"), "--audit", str(tmp_path / "a.jsonl")])
+    code = main(
+        [
+            "rollout",
+            "run",
+            str(spec),
+            "--triton",
+            "127.0.0.1:9",
+            "--state",
+            str(tmp_path / "s.json"),
+            "--audit",
+            str(tmp_path / "a.jsonl"),
+        ]
+    )
     assert code == 2
     assert "blue-green on `r`" in capsys.readouterr().err
     spec.write_text("strategy: bluegreen\nexperiment: r\nvariant: main\n")

@@ -25,18 +25,21 @@ def test_defaults():
     assert (spec.failed_checks, spec.window, spec.checks, spec.perf_gate) == (2, "1m", [], None)
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ({"steps": [10, 50]}, r"steps: the last step must be 100"),
-    ({"steps": [50, 10, 100]}, r"steps: steps must increase"),
-    ({"steps": [0, 100]}, r"steps: every step must be a percentage"),
-    ({"window": "ten"}, r"window: window `ten` must look like"),
-    ({"failed_checks": 0}, r"failed_checks: Input should be greater than or equal to 1"),
-    ({"checks": [{"metric": "error_rate"}]}, r"checks\[0\]: a check needs `min`, `max` or both"),
-    ({"checks": [{"metric": "rows", "min": 5, "max": 1}]}, r"checks\[0\]: min 5 is above max 1"),
-    ({"checks": [{"metric": "cpu", "max": 1}]}, r"checks\[0\]\.metric: Input should be"),
-    ({"perf_gate": {"thresholds": {}}}, r"perf_gate: thresholds: set at least one"),
-    ({"colour": "red"}, r"colour: Extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"steps": [10, 50]}, r"steps: the last step must be 100"),
+        ({"steps": [50, 10, 100]}, r"steps: steps must increase"),
+        ({"steps": [0, 100]}, r"steps: every step must be a percentage"),
+        ({"window": "ten"}, r"window: window `ten` must look like"),
+        ({"failed_checks": 0}, r"failed_checks: Input should be greater than or equal to 1"),
+        ({"checks": [{"metric": "error_rate"}]}, r"checks\[0\]: a check needs `min`, `max` or both"),
+        ({"checks": [{"metric": "rows", "min": 5, "max": 1}]}, r"checks\[0\]: min 5 is above max 1"),
+        ({"checks": [{"metric": "cpu", "max": 1}]}, r"checks\[0\]\.metric: Input should be"),
+        ({"perf_gate": {"thresholds": {}}}, r"perf_gate: thresholds: set at least one"),
+        ({"colour": "red"}, r"colour: Extra inputs are not permitted"),
+    ],
+)
 def test_errors_name_the_field(data, message):
     with pytest.raises(RolloutError, match=message):
         load_rollout_dict({"experiment": "e", "candidate": "t", **data}, source="rollout.yaml")

@@ -16,8 +16,17 @@ LABEL = TensorSpec("label", mc.TYPE_INT64, (1,))
 PROBS = TensorSpec("probabilities", mc.TYPE_FP32, (2,))
 
 
-def add_model(repo: Path, name: str, inputs=(FEATURES,), outputs=(LABEL, PROBS), *,
-              versions=(1,), max_batch_size=16, module="onnx_runner", files=("model.onnx",)):
+def add_model(
+    repo: Path,
+    name: str,
+    inputs=(FEATURES,),
+    outputs=(LABEL, PROBS),
+    *,
+    versions=(1,),
+    max_batch_size=16,
+    module="onnx_runner",
+    files=("model.onnx",),
+):
     config = ModelConfig(name=name, backend="python", max_batch_size=max_batch_size)
     for t in inputs:
         add_tensor(config.input, t)

@@ -18,9 +18,13 @@ PROBS = TensorSpec("probabilities", mc.TYPE_FP32, (2,))
 
 
 def experiment(**overrides):
-    data = {"name": "ab", "variants": [
-        {"name": "control", "model": "m1", "version": 1, "weight": 0.5},
-        {"name": "treatment", "model": "m2", "version": 2, "weight": 0.5}]}
+    data = {
+        "name": "ab",
+        "variants": [
+            {"name": "control", "model": "m1", "version": 1, "weight": 0.5},
+            {"name": "treatment", "model": "m2", "version": 2, "weight": 0.5},
+        ],
+    }
     data.update(overrides)
     return load_spec_dict(data)
 
@@ -37,8 +41,11 @@ def test_router_config_follows_the_variants(repo):
     assert router.config.HasField("dynamic_batching")
     stored = json.loads(get_parameter(router.config, "experiment"))
     assert stored["variants"][1]["model"] == "m2"
-    assert (path / "1" / "model.py").read_text().startswith(
-        "from tritonab.backends.router import TritonPythonModel")
+    assert (
+        (path / "1" / "model.py")
+        .read_text()
+        .startswith("from tritonab.backends.router import TritonPythonModel")
+    )
     assert validate_repository(repo) == []
 
 
@@ -52,11 +59,19 @@ def test_rebuilding_gives_the_same_bytes(repo):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"variants": [{"name": "a", "model": "m1", "weight": 0.5},
-                       {"name": "b", "model": "nope", "weight": 0.5}]},
-         r"variants\[1\]\.model: unknown model `nope`"),
-        ({"variants": [{"name": "a", "model": "m1", "version": 3, "weight": 1}]},
-         r"variants\[0\]\.version: model `m1` has no version 3 \(has \[1\]\)"),
+        (
+            {
+                "variants": [
+                    {"name": "a", "model": "m1", "weight": 0.5},
+                    {"name": "b", "model": "nope", "weight": 0.5},
+                ]
+            },
+            r"variants\[1\]\.model: unknown model `nope`",
+        ),
+        (
+            {"variants": [{"name": "a", "model": "m1", "version": 3, "weight": 1}]},
+            r"variants\[0\]\.version: model `m1` has no version 3 \(has \[1\]\)",
+        ),
         ({"max_batch_size": 64}, "exceeds the variants' smallest max_batch_size 16"),
         ({"shadow": {"model": "ghost"}}, r"shadow\[0\]\.model: unknown model `ghost`"),
         ({"unit_input": "input"}, "unit_input: `input` clashes with a variant input"),
@@ -71,8 +86,11 @@ def test_spec_errors_name_the_field(repo, overrides, message):
 @pytest.mark.parametrize(
     ("inputs", "outputs", "message"),
     [
-        ((TensorSpec("input", mc.TYPE_FP64, (4,)),), (LABEL, PROBS),
-         r"input differs: expected input: TYPE_FP32\[4\], got input: TYPE_FP64\[4\]"),
+        (
+            (TensorSpec("input", mc.TYPE_FP64, (4,)),),
+            (LABEL, PROBS),
+            r"input differs: expected input: TYPE_FP32\[4\], got input: TYPE_FP64\[4\]",
+        ),
         ((TensorSpec("input", mc.TYPE_FP32, (5,)),), (LABEL, PROBS), r"TYPE_FP32\[5\]"),
         ((TensorSpec("other", mc.TYPE_FP32, (4,)),), (LABEL, PROBS), "input `input` is missing"),
         ((FEATURES,), (LABEL,), "output `probabilities` is missing"),
@@ -80,8 +98,9 @@ def test_spec_errors_name_the_field(repo, overrides, message):
 )
 def test_variants_with_different_signatures_are_refused(models, repo, inputs, outputs, message):
     models.add(repo, "odd", inputs, outputs)
-    spec = experiment(variants=[{"name": "a", "model": "m1", "weight": 0.5},
-                                {"name": "b", "model": "odd", "weight": 0.5}])
+    spec = experiment(
+        variants=[{"name": "a", "model": "m1", "weight": 0.5}, {"name": "b", "model": "odd", "weight": 0.5}]
+    )
     with pytest.raises(SpecError, match=message):
         build_router(spec, repo)
 
@@ -94,8 +113,14 @@ def test_variants_must_batch(models, repo):
 
 
 def test_chain_feeds_outputs_to_inputs_by_position(models, repo):
-    models.add(repo, "scaler", (FEATURES,), (TensorSpec("scaled", mc.TYPE_FP32, (4,)),),
-              module="transform", files=("transform.json",))
+    models.add(
+        repo,
+        "scaler",
+        (FEATURES,),
+        (TensorSpec("scaled", mc.TYPE_FP32, (4,)),),
+        module="transform",
+        files=("transform.json",),
+    )
     path = build_chain("pipeline", ["scaler", "m1"], repo)
     steps = load_model(path).config.ensemble_scheduling.step
     assert dict(steps[0].output_map) == {"scaled": "scaler__scaled"}
@@ -111,8 +136,10 @@ def test_cli_transform_and_chain(models, repo, tmp_path, capsys):
 
     spec = tmp_path / "transform.json"
     spec.write_text('{"input_width": 4, "steps": [{"op": "clip", "low": -3, "high": 3}]}')
-    assert main(["transform", "clip4", "--spec", str(spec), "--repository", str(repo),
-                 "--output-name", "input"]) == 0
+    assert (
+        main(["transform", "clip4", "--spec", str(spec), "--repository", str(repo), "--output-name", "input"])
+        == 0
+    )
     assert "wrote transform `clip4` (4 -> 4 columns)" in capsys.readouterr().out
     assert main(["chain", "clipped_m1", "clip4", "m1", "--repository", str(repo)]) == 0
     assert "clip4 -> m1" in capsys.readouterr().out

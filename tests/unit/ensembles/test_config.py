@@ -18,8 +18,9 @@ from tritonab.errors import RepositoryError
 
 
 def test_round_trip(tmp_path):
-    config = parse_config('name: "m" backend: "python" max_batch_size: 8 '
-                          'input { name: "x" data_type: TYPE_FP32 dims: [ 3 ] }')
+    config = parse_config(
+        'name: "m" backend: "python" max_batch_size: 8 input { name: "x" data_type: TYPE_FP32 dims: [ 3 ] }'
+    )
     write_config(tmp_path / "config.pbtxt", config)
     assert read_config(tmp_path / "config.pbtxt") == config
     assert not list(tmp_path.glob(".*tmp"))
@@ -35,9 +36,17 @@ def test_missing_file():
         read_config("/nonexistent/config.pbtxt")
 
 
-@pytest.mark.parametrize(("dtype", "triton"), [
-    (np.float32, mc.TYPE_FP32), (np.int64, mc.TYPE_INT64), (np.bool_, mc.TYPE_BOOL),
-    (np.object_, mc.TYPE_STRING), (np.bytes_, mc.TYPE_STRING), (np.float16, mc.TYPE_FP16)])
+@pytest.mark.parametrize(
+    ("dtype", "triton"),
+    [
+        (np.float32, mc.TYPE_FP32),
+        (np.int64, mc.TYPE_INT64),
+        (np.bool_, mc.TYPE_BOOL),
+        (np.object_, mc.TYPE_STRING),
+        (np.bytes_, mc.TYPE_STRING),
+        (np.float16, mc.TYPE_FP16),
+    ],
+)
 def test_dtype_mapping(dtype, triton):
     assert from_numpy_dtype(dtype) == triton
     if triton != mc.TYPE_STRING:

@@ -49,8 +49,13 @@ def test_every_problem_is_reported_with_its_path(models, repo, capsys):
 
 
 def test_ensemble_steps_are_checked(models, repo):
-    models.add(repo, "scaler", outputs=(TensorSpec("scaled", mc.TYPE_FP64, (4,)),),
-              module="transform", files=("transform.json",))
+    models.add(
+        repo,
+        "scaler",
+        outputs=(TensorSpec("scaled", mc.TYPE_FP64, (4,)),),
+        module="transform",
+        files=("transform.json",),
+    )
     build_chain("pipeline", ["scaler", "m1"], repo)
     config = read_config(repo / "pipeline" / "config.pbtxt")
     config.ensemble_scheduling.step[1].model_name = "m2"
@@ -62,8 +67,15 @@ def test_ensemble_steps_are_checked(models, repo):
 
 
 def test_routers_are_checked_against_their_variants(repo):
-    spec = load_spec_dict({"name": "ab", "variants": [
-        {"name": "a", "model": "m1", "weight": 0.5}, {"name": "b", "model": "m2", "weight": 0.5}]})
+    spec = load_spec_dict(
+        {
+            "name": "ab",
+            "variants": [
+                {"name": "a", "model": "m1", "weight": 0.5},
+                {"name": "b", "model": "m2", "weight": 0.5},
+            ],
+        }
+    )
     build_router(spec, repo)
     config = read_config(repo / "ab" / "config.pbtxt")
     config.output[0].dims[0] = 7

@@ -10,9 +10,14 @@ from tritonab.splitter import load_spec_dict
 
 
 def _make_spec(**overrides):
-    data = {"name": "exp", "salt": "s",
-            "variants": [{"name": "control", "model": "m1", "version": 1, "weight": 0.5},
-                         {"name": "treatment", "model": "m2", "weight": 0.5}]}
+    data = {
+        "name": "exp",
+        "salt": "s",
+        "variants": [
+            {"name": "control", "model": "m1", "version": 1, "weight": 0.5},
+            {"name": "treatment", "model": "m2", "weight": 0.5},
+        ],
+    }
     data.update(overrides)
     return load_spec_dict(data)
 

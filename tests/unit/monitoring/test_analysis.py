@@ -15,8 +15,10 @@ from tritonab.monitoring.outcomes import OUTCOMES_DIR
 from tritonab.monitoring.segments import SegmentWriter
 from tritonab.splitter import stats
 
-SUCCESS = {"primary": {"name": "buy.per_exposure"},
-           "guardrails": [{"name": "latency_us", "max_degradation": 0.5, "relative": True}]}
+SUCCESS = {
+    "primary": {"name": "buy.per_exposure"},
+    "guardrails": [{"name": "latency_us", "max_degradation": 0.5, "relative": True}],
+}
 
 
 @pytest.fixture
@@ -30,13 +32,21 @@ def logs(tmp_path, make_spec):
         variant = ["control", "treatment"][int(unit[1:]) % 2]
         if unit == "u7" and i % 2:
             variant = "control" if variant == "treatment" else "treatment"  # a mixed unit
-        exposures.append({"time": 1000.0 + i, "experiment": "exp", "variant": variant,
-                          "unit_id": None if i % 97 == 0 else unit, "request_id": f"r{i}",
-                          "latency_us": float(rng.gamma(2.0, 150.0)), "region": "local"})
+        exposures.append(
+            {
+                "time": 1000.0 + i,
+                "experiment": "exp",
+                "variant": variant,
+                "unit_id": None if i % 97 == 0 else unit,
+                "request_id": f"r{i}",
+                "latency_us": float(rng.gamma(2.0, 150.0)),
+                "region": "local",
+            }
+        )
     exposures.append({**exposures[0], "experiment": "other", "unit_id": "u1"})  # another experiment
     writer = SegmentWriter(tmp_path / "exp" / "exposures", "exposures", max_records=700)
     for start in range(0, len(exposures), 100):
-        writer.submit(exposures[start:start + 100])
+        writer.submit(exposures[start : start + 100])
     writer.close()
     outcomes = []
     for i in range(1500):
@@ -45,8 +55,9 @@ def logs(tmp_path, make_spec):
             continue
         value = float(rng.random() < (0.3 if e["variant"] == "treatment" else 0.2))
         keyed = {"request_id": e["request_id"]} if i % 5 == 0 else {"unit_id": e["unit_id"]}
-        outcomes.append({**keyed, "metric": "buy", "value": value,
-                         "time": e["time"] + (-5000 if i % 50 == 0 else 1)})  # some before exposure
+        outcomes.append(
+            {**keyed, "metric": "buy", "value": value, "time": e["time"] + (-5000 if i % 50 == 0 else 1)}
+        )  # some before exposure
     (tmp_path / OUTCOMES_DIR).mkdir()
     (tmp_path / OUTCOMES_DIR / "o.jsonl").write_text("".join(json.dumps(o) + "\n" for o in outcomes))
     return tmp_path, spec, exposures[:-1], outcomes
@@ -103,15 +114,19 @@ def test_figures_equal_a_direct_numpy_computation(logs):
         }
         for name, want in expected.items():
             got = a.metrics[name][v]
-            np.testing.assert_allclose([got.mean, got.variance, got.n],
-                                       [want.mean, want.variance, want.n], rtol=1e-9, err_msg=name)
+            np.testing.assert_allclose(
+                [got.mean, got.variance, got.n], [want.mean, want.variance, want.n], rtol=1e-9, err_msg=name
+            )
         for q in (50, 95, 99):
             assert a.latency[v][f"p{q}"] == pytest.approx(np.percentile(r["rows_lat"], q), rel=1e-9)
-    want = stats.compare(stats.Ratio.from_values(ref["control"]["buy"], ref["control"]["n"]),
-                         stats.Ratio.from_values(ref["treatment"]["buy"], ref["treatment"]["n"]))
+    want = stats.compare(
+        stats.Ratio.from_values(ref["control"]["buy"], ref["control"]["n"]),
+        stats.Ratio.from_values(ref["treatment"]["buy"], ref["treatment"]["n"]),
+    )
     got = a.comparisons["buy.per_exposure"]["treatment"]
-    np.testing.assert_allclose([got.effect, got.ci_low, got.p_value],
-                               [want.effect, want.ci_low, want.p_value], rtol=1e-9)
+    np.testing.assert_allclose(
+        [got.effect, got.ci_low, got.p_value], [want.effect, want.ci_low, want.p_value], rtol=1e-9
+    )
     counts = [len(ref[v]["n"]) for v in a.variants]
     assert a.srm.p_value == pytest.approx(stats.srm(counts, [0.5, 0.5]).p_value)
     decision = a.decisions["treatment"]
@@ -128,7 +143,8 @@ def test_spec_stored_with_the_logs_is_used_and_drops_are_flagged(logs):
     (folder / "exp" / "spec.json").write_text(spec.to_json())
     (folder / "exp" / "_drops").mkdir()
     (folder / "exp" / "_drops" / "exposures-x-1.jsonl").write_text(
-        '{"stream": "exposures", "dropped_total": 3}\n{"stream": "exposures", "dropped_total": 12}\n')
+        '{"stream": "exposures", "dropped_total": 3}\n{"stream": "exposures", "dropped_total": 12}\n'
+    )
     a = analyze("exp", folder)
     assert a.weights == {"control": 0.5, "treatment": 0.5} and a.decisions
     assert a.dropped == 12 and "12 log record(s) were dropped" in a.warnings[0]
@@ -139,8 +155,23 @@ def test_cli_prints_the_decision_and_writes_json_and_html(logs, capsys, tmp_path
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(spec.to_json())
     out_json, out_html = tmp_path / "a.json", tmp_path / "a.html"
-    assert main(["analyze", "exp", "--logs", str(folder), "--spec", str(spec_file),
-                 "--json", str(out_json), "--html", str(out_html)]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                "exp",
+                "--logs",
+                str(folder),
+                "--spec",
+                str(spec_file),
+                "--json",
+                str(out_json),
+                "--html",
+                str(out_html),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "decision for treatment vs control:" in text and "buy.per_exposure" in text
     data = json.loads(out_json.read_text())
@@ -157,8 +188,9 @@ def test_no_exposures_is_an_error(tmp_path, capsys):
 def test_extra_outcome_files_are_validated_and_joined(logs, tmp_path):
     folder, spec, exposures, outcomes = logs
     base = analyze("exp", folder, spec=spec)
-    unit = next(e["unit_id"] for e in exposures if e["unit_id"] and e["variant"] == "control"
-                and e["unit_id"] != "u7")
+    unit = next(
+        e["unit_id"] for e in exposures if e["unit_id"] and e["variant"] == "control" and e["unit_id"] != "u7"
+    )
     extra = tmp_path / "extra.csv"
     extra.write_text(f"unit_id,metric,value,time\n{unit},revenue,12.5,2100-01-01T00:00:00Z\n")
     a = analyze("exp", folder, spec=spec, outcomes=[extra])

@@ -36,8 +36,11 @@ def test_deleting_the_last_record_is_detected(tmp_path, capsys):
 def test_editing_the_last_record_is_detected(tmp_path):
     path = write_log(tmp_path)
     text = path.read_text()
-    path.write_text(text[: text.rstrip("\n").rfind("\n") + 1]
-                    + text.rstrip("\n").rsplit("\n", 1)[1].replace('"step": 3', '"step": 9') + "\n")
+    path.write_text(
+        text[: text.rstrip("\n").rfind("\n") + 1]
+        + text.rstrip("\n").rsplit("\n", 1)[1].replace('"step": 3', '"step": 9')
+        + "\n"
+    )
     assert audit.verify(path).tail == "the last record (line 4) differs from the anchored one"
 
 

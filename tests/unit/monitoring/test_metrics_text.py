@@ -41,9 +41,9 @@ def test_parses_counters_and_histograms_per_variant():
 
 def test_quantiles_interpolate_within_buckets_like_prometheus():
     buckets = ((100.0, 10.0), (1000.0, 90.0), (math.inf, 100.0))
-    assert histogram_quantile(0.05, buckets) == pytest.approx(50.0)     # 5 of 10 in [0, 100)
-    assert histogram_quantile(0.5, buckets) == pytest.approx(550.0)     # 40 of 80 in [100, 1000)
-    assert histogram_quantile(0.99, buckets) == pytest.approx(1000.0)   # +Inf: highest finite bound
+    assert histogram_quantile(0.05, buckets) == pytest.approx(50.0)  # 5 of 10 in [0, 100)
+    assert histogram_quantile(0.5, buckets) == pytest.approx(550.0)  # 40 of 80 in [100, 1000)
+    assert histogram_quantile(0.99, buckets) == pytest.approx(1000.0)  # +Inf: highest finite bound
     assert math.isnan(histogram_quantile(0.5, ()))
     assert math.isnan(histogram_quantile(0.5, ((100.0, 0.0), (math.inf, 0.0))))
 

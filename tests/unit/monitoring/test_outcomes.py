@@ -24,17 +24,27 @@ def test_csv_and_jsonl_parse(tmp_path):
     assert (records[0].request_id, records[0].time, records[1].unit_id) == ("r1", 5.0, "7")
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('{"metric": "buy"}\n', r"line 1: needs `unit_id` or `request_id`"),
-    ('{"unit_id": "u", "metric": "buy", "value": "lots"}\n',
-     r"line 1: value: Input should be a valid number"),
-    ('{"unit_id": "u", "metric": "buy", "colour": 1}\n', r"line 1: colour: Extra inputs are not permitted"),
-    ('{"unit_id": "u", "metric": "buy", "time": "yesterday"}\n',
-     r"line 1: time: time `yesterday` is neither epoch seconds nor ISO 8601"),
-    ('{"unit_id": "u", "metric": "a"}\n{"unit_id": "u", \n', r"line 2: not JSON"),
-    ('[1, 2]\n', r"line 1: expected an object, got list"),
-    ('{"unit_id": "u", "metric": ""}\n', r"line 1: metric: String should have at least 1 character"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"metric": "buy"}\n', r"line 1: needs `unit_id` or `request_id`"),
+        (
+            '{"unit_id": "u", "metric": "buy", "value": "lots"}\n',
+            r"line 1: value: Input should be a valid number",
+        ),
+        (
+            '{"unit_id": "u", "metric": "buy", "colour": 1}\n',
+            r"line 1: colour: Extra inputs are not permitted",
+        ),
+        (
+            '{"unit_id": "u", "metric": "buy", "time": "yesterday"}\n',
+            r"line 1: time: time `yesterday` is neither epoch seconds nor ISO 8601",
+        ),
+        ('{"unit_id": "u", "metric": "a"}\n{"unit_id": "u", \n', r"line 2: not JSON"),
+        ("[1, 2]\n", r"line 1: expected an object, got list"),
+        ('{"unit_id": "u", "metric": ""}\n', r"line 1: metric: String should have at least 1 character"),
+    ],
+)
 def test_jsonl_errors_name_line_and_field(tmp_path, text, message):
     path = tmp_path / "bad.jsonl"
     path.write_text(text)
@@ -48,9 +58,12 @@ def test_csv_errors(tmp_path):
     with pytest.raises(MonitoringError, match=r"CSV header must name `metric`"):
         parse_outcomes(path)
     path.write_text("unit_id,metric,value\nu1,buy,1\nu2,buy,nan\n,buy,1\n")
-    with pytest.raises(MonitoringError, match=r"2 invalid outcome record\(s\):\n.*line 3: value: "
-                                              r"value must be "
-                                              r"a finite number\n.*line 4: needs `unit_id`"):
+    with pytest.raises(
+        MonitoringError,
+        match=r"2 invalid outcome record\(s\):\n.*line 3: value: "
+        r"value must be "
+        r"a finite number\n.*line 4: needs `unit_id`",
+    ):
         parse_outcomes(path)
     with pytest.raises(MonitoringError, match=r"cannot be read"):
         parse_outcomes(tmp_path / "missing.csv")
@@ -76,8 +89,10 @@ def test_report_outcome_appends_client_side(tmp_path, monkeypatch):
     monkeypatch.setenv("TRITONAB_LOG_DIR", str(tmp_path))
     client.report_outcome("correct", 0, request_id="r-9", experiment="demo_ab", time=12.0)
     lines = [json.loads(x) for f in (tmp_path / OUTCOMES_DIR).iterdir() for x in f.read_text().splitlines()]
-    assert [(r["unit_id"], r["request_id"], r["value"]) for r in lines] == [("user-1", None, 1.0),
-                                                                            (None, "r-9", 0.0)]
+    assert [(r["unit_id"], r["request_id"], r["value"]) for r in lines] == [
+        ("user-1", None, 1.0),
+        (None, "r-9", 0.0),
+    ]
     assert lines[1]["time"] == 12.0 and lines[1]["experiment"] == "demo_ab"
     with pytest.raises(ClientError, match="needs `unit_id` or `request_id`"):
         client.report_outcome("correct", 1)

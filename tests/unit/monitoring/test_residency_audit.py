@@ -20,8 +20,11 @@ REPO = Path(__file__).resolve().parents[3] / "model_repository"
 
 
 def test_sink_outside_allowed_regions_is_a_spec_error_with_its_path(make_spec):
-    with pytest.raises(SpecError, match=r"logging\.sink\.region: region `us-east` is not in "
-                                        r"allowed_regions \['eu-west', 'eu-central'\]"):
+    with pytest.raises(
+        SpecError,
+        match=r"logging\.sink\.region: region `us-east` is not in "
+        r"allowed_regions \['eu-west', 'eu-central'\]",
+    ):
         make_spec(allowed_regions=["eu-west", "eu-central"], logging={"sink": {"region": "us-east"}})
     assert make_spec(allowed_regions=["local"]).logging.sink.region == "local"
 

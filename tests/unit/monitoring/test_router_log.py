@@ -52,9 +52,16 @@ def test_invalid_requests_get_no_exposure(tmp_path, spec, rows, run_batch):
 
 
 def test_redacted_and_hashed_values_never_reach_disk(tmp_path, make_spec, rows, run_batch):
-    spec = make_spec(logging={"sample_rate": 1.0, "redact": ["secret"], "hash": ["card", "unit_id"],
-                              "hash_salt": "pepper", "sink": {"region": "eu-west"}},
-                     allowed_regions=["eu-west"])
+    spec = make_spec(
+        logging={
+            "sample_rate": 1.0,
+            "redact": ["secret"],
+            "hash": ["card", "unit_id"],
+            "hash_salt": "pepper",
+            "sink": {"region": "eu-west"},
+        },
+        allowed_regions=["eu-west"],
+    )
     router, log = _log(spec, tmp_path)
     secret = np.array([[b"TOPSECRET-1"], [b"TOPSECRET-2"]], dtype=object)
     card = np.array([[b"4111-1111"], [b"4222-2222"]], dtype=object)

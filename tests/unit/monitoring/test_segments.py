@@ -52,8 +52,11 @@ def test_fsync_happens_before_rename(tmp_path, monkeypatch):
     events = []
     real_fsync, real_replace = os.fsync, os.replace
     monkeypatch.setattr(segments.os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
-    monkeypatch.setattr(segments.os, "replace",
-                        lambda a, b: (events.append(("rename", str(a), str(b))), real_replace(a, b))[1])
+    monkeypatch.setattr(
+        segments.os,
+        "replace",
+        lambda a, b: (events.append(("rename", str(a), str(b))), real_replace(a, b))[1],
+    )
     writer = SegmentWriter(tmp_path / "s", "payloads", max_records=2)
     writer.submit(_records(2))
     writer.close()
@@ -100,8 +103,7 @@ def test_full_queue_drops_are_counted_and_recorded(tmp_path):
         return item
 
     folder = tmp_path / "exp" / "exposures"
-    writer = SegmentWriter(folder, "exposures", queue_size=2, expand=slow,
-                           labels={"experiment": "exp"})
+    writer = SegmentWriter(folder, "exposures", queue_size=2, expand=slow, labels={"experiment": "exp"})
     accepted = sum(writer.submit(_records(4, 4 * i), count=4) for i in range(20))
     gate.set()
     writer.close()
@@ -109,8 +111,7 @@ def test_full_queue_drops_are_counted_and_recorded(tmp_path):
     assert writer.dropped + writer.written == 80
     assert writer.submitted == writer.written == accepted * 4
     assert dropped_total(tmp_path / "exp") == writer.dropped
-    marker = json.loads((tmp_path / "exp" / "_drops").glob("*.jsonl").__next__().read_text()
-                        .splitlines()[-1])
+    marker = json.loads((tmp_path / "exp" / "_drops").glob("*.jsonl").__next__().read_text().splitlines()[-1])
     assert marker["experiment"] == "exp" and marker["stream"] == "exposures"
 
 

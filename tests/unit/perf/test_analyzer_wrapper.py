@@ -12,11 +12,13 @@ from tritonab.cli import main
 from tritonab.errors import PerfError
 from tritonab.perf import LoadOptions, MeasureSettings, find_perf_analyzer, read_perf_analyzer_csv, run_perf
 
-CSV = ("Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,"
-       "Server Compute Input,Server Compute Infer,Server Compute Output,Client Recv,"
-       "p50 latency,p90 latency,p95 latency,p99 latency\n"
-       "1,900.5,30,400,50,10,250,20,4,800,1000,1100,1500\n"
-       "3,1800.25,31,700,300,11,260,21,4,1500,1900,2100,2900\n")
+CSV = (
+    "Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,"
+    "Server Compute Input,Server Compute Infer,Server Compute Output,Client Recv,"
+    "p50 latency,p90 latency,p95 latency,p99 latency\n"
+    "1,900.5,30,400,50,10,250,20,4,800,1000,1100,1500\n"
+    "3,1800.25,31,700,300,11,260,21,4,1500,1900,2100,2900\n"
+)
 
 FAKE = """#!{python}
 import json, sys
@@ -38,11 +40,14 @@ def fake_pa(tmp_path, monkeypatch):
         bin_dir.mkdir(exist_ok=True)
         script = bin_dir / "perf_analyzer"
         log = tmp_path / "argv.json"
-        script.write_text(FAKE.format(python=sys.executable, log=str(log), csv=CSV,
-                                      fail="--fail" if fail else ""), encoding="utf-8")
+        script.write_text(
+            FAKE.format(python=sys.executable, log=str(log), csv=CSV, fail="--fail" if fail else ""),
+            encoding="utf-8",
+        )
         script.chmod(0o755)
         monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
         return log
+
     return install
 
 
@@ -62,28 +67,47 @@ def test_placeholder_and_non_executables_are_ignored(tmp_path):
 
 def test_run_uses_perf_analyzer_and_parses_its_csv(fake_pa, tmp_path):
     log = fake_pa()
-    options = LoadOptions(url="127.0.0.1:9", levels=(1, 2, 3), input_data="zero", shapes={"in": (1, 30)},
-                          batch_size=2, parameters={"unit_id": "u1"},
-                          settings=MeasureSettings(500, 15, 4, percentile=99))
+    options = LoadOptions(
+        url="127.0.0.1:9",
+        levels=(1, 2, 3),
+        input_data="zero",
+        shapes={"in": (1, 30)},
+        batch_size=2,
+        parameters={"unit_id": "u1"},
+        settings=MeasureSettings(500, 15, 4, percentile=99),
+    )
     run = run_perf("model:2", options, work_dir=tmp_path / "work")
     assert run.backend == "perf_analyzer"
     assert [r.concurrency for r in run.records] == [1, 3]
     assert run.records[1].queue_us == 300 and run.records[1].p99_us == 2900
     argv = json.loads(log.read_text())
     assert argv[:6] == ["-m", "model", "-u", "127.0.0.1:9", "-i", "grpc"]
-    for flag, value in (("-x", "2"), ("-b", "2"), ("--input-data", "zero"),
-                        ("--concurrency-range", "1:3:1"), ("--measurement-interval", "500"),
-                        ("--stability-percentage", "15"), ("--max-trials", "4"), ("--percentile", "99"),
-                        ("--shape", "in:1,30"), ("--request-parameter", "unit_id:u1:string"),
-                        ("-f", str(tmp_path / "work" / "perf_analyzer.csv"))):
+    for flag, value in (
+        ("-x", "2"),
+        ("-b", "2"),
+        ("--input-data", "zero"),
+        ("--concurrency-range", "1:3:1"),
+        ("--measurement-interval", "500"),
+        ("--stability-percentage", "15"),
+        ("--max-trials", "4"),
+        ("--percentile", "99"),
+        ("--shape", "in:1,30"),
+        ("--request-parameter", "unit_id:u1:string"),
+        ("-f", str(tmp_path / "work" / "perf_analyzer.csv")),
+    ):
         assert argv[argv.index(flag) + 1] == value
     assert "--profile-export-file" in argv
 
 
 def test_request_rate_flags(fake_pa):
     log = fake_pa()
-    options = LoadOptions(url="h:1", protocol="http", mode="request_rate", levels=(50.0, 100.0),
-                          settings=MeasureSettings(schedule="constant"))
+    options = LoadOptions(
+        url="h:1",
+        protocol="http",
+        mode="request_rate",
+        levels=(50.0, 100.0),
+        settings=MeasureSettings(schedule="constant"),
+    )
     run_perf("m", options)
     argv = json.loads(log.read_text())
     assert argv[argv.index("--request-rate-range") + 1] == "50:100:50"

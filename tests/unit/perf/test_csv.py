@@ -7,24 +7,32 @@ import pytest
 from tritonab.errors import PerfError
 from tritonab.perf import PerfRecord, format_perf_csv, read_perf_analyzer_csv
 
-SERVER = ("Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,"
-          "Server Compute Input,Server Compute Infer,Server Compute Output,Client Recv,"
-          "p50 latency,p90 latency,p95 latency,p99 latency\n"
-          "1,1094.23,38,422,55,17,268,26,4,813,1001,1098,1539\n"
-          "2,1703.5,41,560,120,19,301,27,5,1105,1400,1550,2203\n")
-CACHE = ("Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,"
-         "Server Compute Input,Server Compute Infer,Server Compute Output,Server Cache Hit,"
-         "Server Cache Miss,Client Recv,p50 latency,p90 latency,p95 latency,p99 latency\n"
-         "4,2500.0,30,400,80,10,200,20,12,35,3,700,900,950,1300\n")
-CLIENT_ONLY = ("Request Rate,Inferences/Second,Client Send,Client Recv,p50 latency,p90 latency,"
-               "p95 latency,p99 latency\n"
-               "100,99.8,25,3,640,800,850,990\n"
-               "200,199.1,26,3,660,830,880,1200\n")
-VERBOSE = ("Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,"
-           "Server Compute Input,Server Compute Infer,Server Compute Output,Client Recv,"
-           "p50 latency,p90 latency,p95 latency,p99 latency,Avg latency,request/response,"
-           "response wait\n"
-           "1,1000,38,422,55,17,268,26,4,813,1001,1098,1539,830,1,790\n")
+SERVER = (
+    "Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,"
+    "Server Compute Input,Server Compute Infer,Server Compute Output,Client Recv,"
+    "p50 latency,p90 latency,p95 latency,p99 latency\n"
+    "1,1094.23,38,422,55,17,268,26,4,813,1001,1098,1539\n"
+    "2,1703.5,41,560,120,19,301,27,5,1105,1400,1550,2203\n"
+)
+CACHE = (
+    "Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,"
+    "Server Compute Input,Server Compute Infer,Server Compute Output,Server Cache Hit,"
+    "Server Cache Miss,Client Recv,p50 latency,p90 latency,p95 latency,p99 latency\n"
+    "4,2500.0,30,400,80,10,200,20,12,35,3,700,900,950,1300\n"
+)
+CLIENT_ONLY = (
+    "Request Rate,Inferences/Second,Client Send,Client Recv,p50 latency,p90 latency,"
+    "p95 latency,p99 latency\n"
+    "100,99.8,25,3,640,800,850,990\n"
+    "200,199.1,26,3,660,830,880,1200\n"
+)
+VERBOSE = (
+    "Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,"
+    "Server Compute Input,Server Compute Infer,Server Compute Output,Client Recv,"
+    "p50 latency,p90 latency,p95 latency,p99 latency,Avg latency,request/response,"
+    "response wait\n"
+    "1,1000,38,422,55,17,268,26,4,813,1001,1098,1539,830,1,790\n"
+)
 
 
 def _write(tmp_path, text, name="pa.csv"):
@@ -38,11 +46,22 @@ def test_server_columns(tmp_path):
     assert [r.concurrency for r in records] == [1, 2]
     first = records[0]
     assert first.request_rate is None
-    assert (first.throughput, first.p50_us, first.p90_us, first.p95_us, first.p99_us) == \
-        (1094.23, 813, 1001, 1098, 1539)
-    assert (first.client_send_us, first.network_us, first.queue_us, first.compute_input_us,
-            first.compute_infer_us, first.compute_output_us, first.client_recv_us) == \
-        (38, 422, 55, 17, 268, 26, 4)
+    assert (first.throughput, first.p50_us, first.p90_us, first.p95_us, first.p99_us) == (
+        1094.23,
+        813,
+        1001,
+        1098,
+        1539,
+    )
+    assert (
+        first.client_send_us,
+        first.network_us,
+        first.queue_us,
+        first.compute_input_us,
+        first.compute_infer_us,
+        first.compute_output_us,
+        first.client_recv_us,
+    ) == (38, 422, 55, 17, 268, 26, 4)
     assert first.cache_hit_us is None and first.has_server_stats
     assert first.error_rate is None
 
@@ -63,7 +82,8 @@ def test_client_only_request_rate(tmp_path):
 
 def test_verbose_columns_and_unknown_extras(tmp_path):
     text = VERBOSE.replace("response wait\n", "response wait,Avg GPU Utilization\n").replace(
-        "790\n", "790,0.5\n")
+        "790\n", "790,0.5\n"
+    )
     (record,) = read_perf_analyzer_csv(_write(tmp_path, text))
     assert (record.avg_latency_us, record.request_response, record.response_wait_us) == (830, 1, 790)
     assert record.extra == {"Avg GPU Utilization": 0.5}
@@ -86,14 +106,21 @@ def test_header_without_server_stats():
     assert format_perf_csv(records).splitlines()[0] == CLIENT_ONLY.splitlines()[0]
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("", "is empty"),
-    ("Inferences/Second,Client Send,Client Recv,p50 latency,p90 latency,p95 latency,p99 latency\n",
-     r"missing column `Concurrency` or `Request Rate`"),
-    ("Concurrency,Inferences/Second,Client Send,Client Recv,p50 latency,p90 latency,p95 latency\n",
-     r"missing column `p99 latency`"),
-    (CLIENT_ONLY.replace("99.8", "fast"), r"line 2: `Inferences/Second` is `fast`, not a number"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "is empty"),
+        (
+            "Inferences/Second,Client Send,Client Recv,p50 latency,p90 latency,p95 latency,p99 latency\n",
+            r"missing column `Concurrency` or `Request Rate`",
+        ),
+        (
+            "Concurrency,Inferences/Second,Client Send,Client Recv,p50 latency,p90 latency,p95 latency\n",
+            r"missing column `p99 latency`",
+        ),
+        (CLIENT_ONLY.replace("99.8", "fast"), r"line 2: `Inferences/Second` is `fast`, not a number"),
+    ],
+)
 def test_bad_csv(tmp_path, text, message):
     with pytest.raises(PerfError, match=message):
         read_perf_analyzer_csv(_write(tmp_path, text))

@@ -27,17 +27,29 @@ from tritonab.perf import (
 
 
 def _record(throughput, p99_us, errors=0, count=1000, load=1):
-    return PerfRecord("concurrency", load, throughput, p99_us / 2, p99_us * 0.8, p99_us * 0.9, p99_us,
-                      count=count, errors=errors)
+    return PerfRecord(
+        "concurrency",
+        load,
+        throughput,
+        p99_us / 2,
+        p99_us * 0.8,
+        p99_us * 0.9,
+        p99_us,
+        count=count,
+        errors=errors,
+    )
 
 
 def _result(base, cand, windows=True) -> CompareResult:
-    ratios = {"throughput": ratio_estimate("throughput", [base.throughput] * 3, [cand.throughput] * 3),
-              "p50": ratio_estimate("p50", [base.p50_us] * 3, [cand.p50_us] * 3),
-              "p99": ratio_estimate("p99", [base.p99_us] * 3, [cand.p99_us] * 3)}
+    ratios = {
+        "throughput": ratio_estimate("throughput", [base.throughput] * 3, [cand.throughput] * 3),
+        "p50": ratio_estimate("p50", [base.p50_us] * 3, [cand.p50_us] * 3),
+        "p99": ratio_estimate("p99", [base.p99_us] * 3, [cand.p99_us] * 3),
+    }
     figures = [{"throughput": 1.0, "p50": 1.0, "p99": 1.0, "count": 1, "errors": 0}] * 3
-    level = LevelComparison("concurrency", 1, base, cand, ratios,
-                            figures if windows else [], figures if windows else [])
+    level = LevelComparison(
+        "concurrency", 1, base, cand, ratios, figures if windows else [], figures if windows else []
+    )
     return CompareResult("base", "cand", [level])
 
 
@@ -121,12 +133,21 @@ def test_cli_gate_from_csvs(tmp_path, capsys):
     write_perf_csv([_record(1000, 2000, load=1)], tmp_path / "b.csv")
     write_perf_csv([_record(990, 2100, load=1)], tmp_path / "c.csv")
     write_perf_csv([_record(400, 9000, load=1)], tmp_path / "slow.csv")
-    args = ["perf", "gate", "--baseline-csv", str(tmp_path / "b.csv"), "--min-throughput-ratio", "0.9",
-            "--max-p99-ratio", "1.5", "--json", str(tmp_path / "g.json")]
+    args = [
+        "perf",
+        "gate",
+        "--baseline-csv",
+        str(tmp_path / "b.csv"),
+        "--min-throughput-ratio",
+        "0.9",
+        "--max-p99-ratio",
+        "1.5",
+        "--json",
+        str(tmp_path / "g.json"),
+    ]
     assert main([*args, "--candidate-csv", str(tmp_path / "c.csv")]) == 0
     assert json.loads((tmp_path / "g.json").read_text())["verdict"] == "PASS"
-    assert main([*args, "--candidate-csv", str(tmp_path / "slow.csv"), "--report",
-                 str(tmp_path / "r")]) == 1
+    assert main([*args, "--candidate-csv", str(tmp_path / "slow.csv"), "--report", str(tmp_path / "r")]) == 1
     assert json.loads((tmp_path / "g.json").read_text())["verdict"] == "FAIL"
     assert "FAIL" in capsys.readouterr().out
     assert main(["perf", "gate", "--max-p99-ratio", "1"]) == 2

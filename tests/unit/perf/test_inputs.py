@@ -16,8 +16,12 @@ VARIABLE = ModelInfo("v", "", 0, (TensorInfo("X", "INT32", (-1, 2)),), ())
 
 
 def test_flat_and_content_forms():
-    doc = {"data": [{"INPUT0": [1, 2, 3, 4], "TEXT": ["a"]},
-                    {"INPUT0": {"content": [5, 6, 7, 8], "shape": [4]}, "TEXT": {"content": ["b"]}}]}
+    doc = {
+        "data": [
+            {"INPUT0": [1, 2, 3, 4], "TEXT": ["a"]},
+            {"INPUT0": {"content": [5, 6, 7, 8], "shape": [4]}, "TEXT": {"content": ["b"]}},
+        ]
+    }
     samples = parse_input_data(doc, MODEL, {})
     assert samples[1]["INPUT0"].dtype == np.float32
     np.testing.assert_array_equal(samples[1]["INPUT0"], [5, 6, 7, 8])
@@ -30,17 +34,22 @@ def test_variable_dims_from_shape_field_or_override():
     assert samples[0]["X"].shape == (3, 2) and samples[1]["X"].shape == (1, 2)
 
 
-@pytest.mark.parametrize(("doc", "message"), [
-    ([1, 2], "expected an object with a `data` list"),
-    ({"data": []}, "`data` is empty"),
-    ({"data": [{"INPUT0": [1, 2, 3, 4]}]}, r"data\[0\]: input `TEXT` is missing"),
-    ({"data": [{"INPUT0": [1, 2, 3], "TEXT": ["a"]}]}, r"has 3 values, but shape \[4\] needs 4"),
-    ({"data": [{"INPUT0": [1, 2, 3, 4], "TEXT": ["a"], "EXTRA": [1]}]}, "has no input `EXTRA`"),
-    ({"data": [{"INPUT0": {"content": [1] * 8, "shape": [8]}, "TEXT": ["a"]}]},
-     r"input `INPUT0` has shape \[8\], but the model expects \[4\]"),
-    ({"data": [{"INPUT0": ["x", 2, 3, 4], "TEXT": ["a"]}]}, "values that are not FP32"),
-    ({"data": [[{"INPUT0": [1, 2, 3, 4]}]]}, "sequences are not supported"),
-])
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ([1, 2], "expected an object with a `data` list"),
+        ({"data": []}, "`data` is empty"),
+        ({"data": [{"INPUT0": [1, 2, 3, 4]}]}, r"data\[0\]: input `TEXT` is missing"),
+        ({"data": [{"INPUT0": [1, 2, 3], "TEXT": ["a"]}]}, r"has 3 values, but shape \[4\] needs 4"),
+        ({"data": [{"INPUT0": [1, 2, 3, 4], "TEXT": ["a"], "EXTRA": [1]}]}, "has no input `EXTRA`"),
+        (
+            {"data": [{"INPUT0": {"content": [1] * 8, "shape": [8]}, "TEXT": ["a"]}]},
+            r"input `INPUT0` has shape \[8\], but the model expects \[4\]",
+        ),
+        ({"data": [{"INPUT0": ["x", 2, 3, 4], "TEXT": ["a"]}]}, "values that are not FP32"),
+        ({"data": [[{"INPUT0": [1, 2, 3, 4]}]]}, "sequences are not supported"),
+    ],
+)
 def test_mismatches_are_perf_errors(doc, message):
     with pytest.raises(PerfError, match=message):
         parse_input_data(doc, MODEL, {})

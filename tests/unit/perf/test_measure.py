@@ -20,8 +20,9 @@ def _window(throughput, latency_us):
 def test_stability_needs_three_within_percentage():
     settings = MeasureSettings(stability_percentage=10)
     assert not is_stable([_window(100, 1000), _window(100, 1000)], settings)
-    assert is_stable([_window(50, 5000), _window(100, 1000), _window(105, 1050), _window(109, 1000)],
-                     settings)
+    assert is_stable(
+        [_window(50, 5000), _window(100, 1000), _window(105, 1050), _window(109, 1000)], settings
+    )
     assert not is_stable([_window(100, 1000), _window(105, 1000), _window(115, 1000)], settings)
     assert not is_stable([_window(100, 1000), _window(100, 1000), _window(100, 1200)], settings)
 
@@ -37,10 +38,22 @@ def test_parse_range():
 
 
 def test_stats_delta_and_split():
-    doc = {"model_stats": [{"name": "m", "version": "1", "inference_stats": {
-        "success": {"count": "10", "ns": "20000000"}, "queue": {"count": "10", "ns": "1000000"},
-        "compute_input": {"count": "10", "ns": "500000"}, "compute_infer": {"count": "10", "ns": "15000000"},
-        "compute_output": {"count": "10", "ns": "500000"}}}, {"name": "other", "inference_stats": {}}]}
+    doc = {
+        "model_stats": [
+            {
+                "name": "m",
+                "version": "1",
+                "inference_stats": {
+                    "success": {"count": "10", "ns": "20000000"},
+                    "queue": {"count": "10", "ns": "1000000"},
+                    "compute_input": {"count": "10", "ns": "500000"},
+                    "compute_infer": {"count": "10", "ns": "15000000"},
+                    "compute_output": {"count": "10", "ns": "500000"},
+                },
+            },
+            {"name": "other", "inference_stats": {}},
+        ]
+    }
     delta = stats_from_json(doc, "m") - ServerStats()
     parts = delta.per_request_us()
     assert parts["queue_us"] == 100 and parts["compute_infer_us"] == 1500 and "cache_hit_us" not in parts

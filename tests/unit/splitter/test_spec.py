@@ -39,18 +39,36 @@ def test_round_trip_through_the_router_parameter():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"variants": [{"name": "a", "model": "m", "weight": 0.5},
-                       {"name": "b", "model": "m", "weight": 0.4}]},
-         r"^experiment spec: variants: weights must sum to 1, got 0.9$"),
-        ({"variants": [{"name": "a", "model": "m", "weight": 0.5},
-                       {"name": "a", "model": "m", "weight": 0.5}]},
-         r"duplicate variant names \['a'\]"),
-        ({"variants": [{"name": "a", "model": "m", "weight": 1.5}]},
-         r"variants\[0\]\.weight: Input should be less than or equal to 1"),
-        ({"variants": [{"name": "a", "model": "m", "weight": 1, "colour": "red"}]},
-         r"variants\[0\]\.colour: Extra inputs are not permitted"),
-        ({"variants": [{"name": "a", "model": "m", "weight": 1, "version": 0}]},
-         r"variants\[0\]\.version: version must be a positive number"),
+        (
+            {
+                "variants": [
+                    {"name": "a", "model": "m", "weight": 0.5},
+                    {"name": "b", "model": "m", "weight": 0.4},
+                ]
+            },
+            r"^experiment spec: variants: weights must sum to 1, got 0.9$",
+        ),
+        (
+            {
+                "variants": [
+                    {"name": "a", "model": "m", "weight": 0.5},
+                    {"name": "a", "model": "m", "weight": 0.5},
+                ]
+            },
+            r"duplicate variant names \['a'\]",
+        ),
+        (
+            {"variants": [{"name": "a", "model": "m", "weight": 1.5}]},
+            r"variants\[0\]\.weight: Input should be less than or equal to 1",
+        ),
+        (
+            {"variants": [{"name": "a", "model": "m", "weight": 1, "colour": "red"}]},
+            r"variants\[0\]\.colour: Extra inputs are not permitted",
+        ),
+        (
+            {"variants": [{"name": "a", "model": "m", "weight": 1, "version": 0}]},
+            r"variants\[0\]\.version: version must be a positive number",
+        ),
         ({"variants": []}, r"variants: List should have at least 1 item"),
         ({"name": "bad name!"}, r"name: experiment name `bad name!` must be"),
         ({"shadow": {"model": "m", "sample_rate": 0}}, r"shadow\[0\]\.sample_rate"),

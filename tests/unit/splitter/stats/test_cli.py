@@ -22,17 +22,37 @@ def _only_stats(monkeypatch):
 
 
 def test_sample_size(capsys):
-    assert cli.main(["stats", "sample-size", "--kind", "proportion", "--baseline", "0.1",
-                     "--mde", "0.02"]) == 0
+    assert (
+        cli.main(["stats", "sample-size", "--kind", "proportion", "--baseline", "0.1", "--mde", "0.02"]) == 0
+    )
     assert capsys.readouterr().out.strip() == "3841 units per arm"
-    assert cli.main(["stats", "sample-size", "--kind", "mean", "--baseline", "10", "--sd", "4",
-                     "--mde", "0.5", "--ratio", "2", "--json"]) == 0
+    assert (
+        cli.main(
+            [
+                "stats",
+                "sample-size",
+                "--kind",
+                "mean",
+                "--baseline",
+                "10",
+                "--sd",
+                "4",
+                "--mde",
+                "0.5",
+                "--ratio",
+                "2",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out) == {"control": 754, "treatment": 1508}
 
 
 def test_mde(capsys):
-    assert cli.main(["stats", "mde", "--kind", "proportion", "--baseline", "0.1",
-                     "--n", "3841", "--json"]) == 0
+    assert (
+        cli.main(["stats", "mde", "--kind", "proportion", "--baseline", "0.1", "--n", "3841", "--json"]) == 0
+    )
     assert round(json.loads(capsys.readouterr().out)["mde"], 4) == 0.02
 
 
@@ -44,8 +64,7 @@ def test_srm(capsys):
 def test_compare_csv_table_and_json(tmp_path, capsys):
     path = tmp_path / "stats.csv"
     path.write_text(CSV)
-    assert cli.main(["stats", "compare", str(path), "--weights", "0.5,0.5", "--adjust",
-                     "holm"]) == 0
+    assert cli.main(["stats", "compare", str(path), "--weights", "0.5,0.5", "--adjust", "holm"]) == 0
     out = capsys.readouterr().out
     assert "conversion" in out and "welch-t" in out and "no SRM" in out
     assert cli.main(["stats", "compare", str(path), "--json", "--relative"]) == 0
@@ -56,24 +75,28 @@ def test_compare_csv_table_and_json(tmp_path, capsys):
 
 
 def test_compare_json_file_with_sequential(tmp_path, capsys):
-    rows = [{"variant": "a", "metric": "m", "kind": "proportion", "n": 1000, "successes": 100},
-            {"variant": "b", "metric": "m", "kind": "proportion", "n": 1100, "successes": 140}]
+    rows = [
+        {"variant": "a", "metric": "m", "kind": "proportion", "n": 1000, "successes": 100},
+        {"variant": "b", "metric": "m", "kind": "proportion", "n": 1100, "successes": 140},
+    ]
     path = tmp_path / "stats.json"
     path.write_text(json.dumps({"rows": rows}))
-    assert cli.main(["stats", "compare", str(path), "--json", "--sequential-tuning",
-                     "5000"]) == 0
+    assert cli.main(["stats", "compare", str(path), "--json", "--sequential-tuning", "5000"]) == 0
     res = json.loads(capsys.readouterr().out)["comparisons"][0]
     assert res["method"] == "sequential-cs" and round(res["p_value"], 6) == 0.465425
 
 
-@pytest.mark.parametrize(("content", "suffix", "args", "match"), [
-    (CSV, ".csv", ["--control", "nope"], "`--control` 'nope' is not a variant"),
-    ("variant,metric,kind,n,sum\na,m,mean,5,1\nb,m,mean,5,1\n", ".csv", [], "lacks sum_squares"),
-    ("variant,metric,kind,n\na,m,count,5\n", ".csv", [], "has an invalid row"),
-    ("{", ".json", [], "is not valid JSON"),
-    ("[]", ".json", [], "holds no rows"),
-    (CSV, ".csv", ["--weights", "0.5,0.6"], "`weights` must sum to 1"),
-])
+@pytest.mark.parametrize(
+    ("content", "suffix", "args", "match"),
+    [
+        (CSV, ".csv", ["--control", "nope"], "`--control` 'nope' is not a variant"),
+        ("variant,metric,kind,n,sum\na,m,mean,5,1\nb,m,mean,5,1\n", ".csv", [], "lacks sum_squares"),
+        ("variant,metric,kind,n\na,m,count,5\n", ".csv", [], "has an invalid row"),
+        ("{", ".json", [], "is not valid JSON"),
+        ("[]", ".json", [], "holds no rows"),
+        (CSV, ".csv", ["--weights", "0.5,0.6"], "`weights` must sum to 1"),
+    ],
+)
 def test_compare_errors_exit_1(tmp_path, capsys, content, suffix, args, match):
     path = tmp_path / f"bad{suffix}"
     path.write_text(content)
@@ -84,6 +107,5 @@ def test_compare_errors_exit_1(tmp_path, capsys, content, suffix, args, match):
 def test_missing_file_and_bad_power_args(tmp_path, capsys):
     assert cli.main(["stats", "compare", str(tmp_path / "none.csv")]) == 1
     assert "cannot read" in capsys.readouterr().err
-    assert cli.main(["stats", "sample-size", "--kind", "mean", "--baseline", "1",
-                     "--mde", "0.1"]) == 1
+    assert cli.main(["stats", "sample-size", "--kind", "mean", "--baseline", "1", "--mde", "0.1"]) == 1
     assert "`sd` must be > 0" in capsys.readouterr().err

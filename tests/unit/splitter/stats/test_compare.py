@@ -36,9 +36,30 @@ def test_welch_matches_scipy(alternative):
 def test_welch_golden_value():
     """Pinned from scipy.stats.ttest_ind(b, a, equal_var=False) on this data."""
     a = stats.SampleMean.from_values([19.8, 20.4, 19.6, 17.8, 18.5, 18.9, 18.3, 18.9, 19.5, 22.0])
-    b = stats.SampleMean.from_values([28.2, 26.6, 20.1, 23.3, 25.2, 22.1, 17.7, 27.6, 20.6,
-                                      13.7, 23.2, 17.5, 20.6, 18.0, 23.9, 21.6, 24.3, 20.4,
-                                      23.9, 13.3])
+    b = stats.SampleMean.from_values(
+        [
+            28.2,
+            26.6,
+            20.1,
+            23.3,
+            25.2,
+            22.1,
+            17.7,
+            27.6,
+            20.6,
+            13.7,
+            23.2,
+            17.5,
+            20.6,
+            18.0,
+            23.9,
+            21.6,
+            24.3,
+            20.4,
+            23.9,
+            13.3,
+        ]
+    )
     res = stats.compare(a, b)
     assert round(res.effect, 6) == 2.22
     assert round(res.p_value, 6) == 0.035485
@@ -62,8 +83,7 @@ def _gb(stat):
 def test_relative_lift_matches_gbstats_delta_method():
     a, b = _means()
     res = stats.compare(a, b, relative=True)
-    ref = TwoSidedTTest(_gb(a), _gb(b), FrequentistConfig(difference_type="relative")
-                        ).compute_result()
+    ref = TwoSidedTTest(_gb(a), _gb(b), FrequentistConfig(difference_type="relative")).compute_result()
     assert res.method == "welch-t-delta"
     assert res.effect == pytest.approx(ref.expected, abs=1e-12)
     assert res.se == pytest.approx(ref.uplift.stddev, abs=1e-12)
@@ -78,26 +98,30 @@ def test_ratio_delta_method_matches_gbstats():
 
     def gb(r):
         return RatioStatistic(
-            n=int(r.n), m_statistic=SampleMeanStatistic(n=int(r.n), sum=r.num_sum,
-                                                        sum_squares=r.num_sum_squares),
-            d_statistic=SampleMeanStatistic(n=int(r.n), sum=r.den_sum,
-                                            sum_squares=r.den_sum_squares),
-            m_d_sum_of_products=r.num_den_sum)
+            n=int(r.n),
+            m_statistic=SampleMeanStatistic(n=int(r.n), sum=r.num_sum, sum_squares=r.num_sum_squares),
+            d_statistic=SampleMeanStatistic(n=int(r.n), sum=r.den_sum, sum_squares=r.den_sum_squares),
+            m_d_sum_of_products=r.num_den_sum,
+        )
 
     for relative in (False, True):
         res = stats.compare(a, b, relative=relative)
-        ref = TwoSidedTTest(gb(a), gb(b), FrequentistConfig(
-            difference_type="relative" if relative else "absolute")).compute_result()
+        ref = TwoSidedTTest(
+            gb(a), gb(b), FrequentistConfig(difference_type="relative" if relative else "absolute")
+        ).compute_result()
         assert res.effect == pytest.approx(ref.expected, abs=1e-12)
         assert res.se == pytest.approx(ref.uplift.stddev, rel=1e-10)
 
 
-@pytest.mark.parametrize(("control", "treatment", "relative", "reason"), [
-    (stats.SampleMean(1, 5, 25), stats.SampleMean(10, 50, 300), False, "too_few_units"),
-    (stats.SampleMean(10, 50, 250), stats.SampleMean(10, 60, 360), False, "zero_variance"),
-    (stats.Proportion(100, 0), stats.Proportion(100, 5), True, "zero_baseline"),
-    (stats.Proportion(100, 0), stats.Proportion(100, 0), False, "zero_variance"),
-])
+@pytest.mark.parametrize(
+    ("control", "treatment", "relative", "reason"),
+    [
+        (stats.SampleMean(1, 5, 25), stats.SampleMean(10, 50, 300), False, "too_few_units"),
+        (stats.SampleMean(10, 50, 250), stats.SampleMean(10, 60, 360), False, "zero_variance"),
+        (stats.Proportion(100, 0), stats.Proportion(100, 5), True, "zero_baseline"),
+        (stats.Proportion(100, 0), stats.Proportion(100, 0), False, "zero_variance"),
+    ],
+)
 def test_degenerate_data_carries_reason_and_no_p_value(control, treatment, relative, reason):
     res = stats.compare(control, treatment, relative=relative)
     assert res.reason == reason and res.p_value is None and res.significant is False
@@ -129,11 +153,11 @@ def test_null_p_values_are_uniform():
     sums = rng.normal(0.0, 2.0 * np.sqrt(n), (2, m)) + 3.0 * n
     var = rng.chisquare(n - 1, (2, m)) / (n - 1) * 4.0
     sq = var * (n - 1) + sums**2 / n
-    res = stats.compare(stats.SampleMean(n[0], sums[0], sq[0]),
-                        stats.SampleMean(n[1], sums[1], sq[1]))
+    res = stats.compare(stats.SampleMean(n[0], sums[0], sq[0]), stats.SampleMean(n[1], sums[1], sq[1]))
     assert sps.kstest(res.p_value, "uniform").pvalue > 0.001
-    props = stats.compare(stats.Proportion(4000, rng.binomial(4000, 0.2, m)),
-                          stats.Proportion(5000, rng.binomial(5000, 0.2, m)))
+    props = stats.compare(
+        stats.Proportion(4000, rng.binomial(4000, 0.2, m)), stats.Proportion(5000, rng.binomial(5000, 0.2, m))
+    )
     assert sps.kstest(props.p_value, "uniform").pvalue > 0.001
 
 
@@ -141,19 +165,22 @@ def test_null_p_values_are_uniform():
 @given(st.integers(0, 3), st.integers(5, 200))
 def test_split_data_gives_same_comparison(cut, size):
     x = np.random.default_rng(size).normal(0, 1, size + 10)
-    parts = stats.SampleMean.from_values(x[: cut + 3]) + stats.SampleMean.from_values(x[cut + 3:])
+    parts = stats.SampleMean.from_values(x[: cut + 3]) + stats.SampleMean.from_values(x[cut + 3 :])
     whole = stats.SampleMean.from_values(x)
     ref = stats.SampleMean.from_values(x[::2])
     assert stats.compare(ref, parts).p_value == pytest.approx(stats.compare(ref, whole).p_value)
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"alpha": 1.5}, r"`alpha` must be in \(0, 1\)"),
-    ({"alternative": "bigger"}, r"`alternative` must be one of"),
-    ({"sequential_tuning": -5}, r"`sequential_tuning` must be > 0"),
-    ({"sequential_tuning": "x"}, r"`sequential_tuning` must be a number"),
-    ({"sequential_tuning": 100, "alternative": "greater"}, r"'two-sided' with `sequential"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"alpha": 1.5}, r"`alpha` must be in \(0, 1\)"),
+        ({"alternative": "bigger"}, r"`alternative` must be one of"),
+        ({"sequential_tuning": -5}, r"`sequential_tuning` must be > 0"),
+        ({"sequential_tuning": "x"}, r"`sequential_tuning` must be a number"),
+        ({"sequential_tuning": 100, "alternative": "greater"}, r"'two-sided' with `sequential"),
+    ],
+)
 def test_compare_misuse(kwargs, match):
     with pytest.raises(StatsError, match=match):
         stats.compare(*_means(), **kwargs)

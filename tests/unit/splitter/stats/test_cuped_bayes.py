@@ -21,10 +21,12 @@ YT = 0.8 * XT + RNG.normal(0.3, 1.5, 900)
 
 def _gb(y, x):
     return RegressionAdjustedStatistic(
-        n=y.size, post_statistic=SampleMeanStatistic(n=y.size, sum=y.sum(),
-                                                     sum_squares=(y * y).sum()),
+        n=y.size,
+        post_statistic=SampleMeanStatistic(n=y.size, sum=y.sum(), sum_squares=(y * y).sum()),
         pre_statistic=SampleMeanStatistic(n=x.size, sum=x.sum(), sum_squares=(x * x).sum()),
-        post_pre_sum_of_products=(x * y).sum(), theta=0)
+        post_pre_sum_of_products=(x * y).sum(),
+        theta=0,
+    )
 
 
 def test_cuped_matches_gbstats_regression_adjustment():
@@ -58,8 +60,7 @@ def test_cuped_grouped_and_proportion_kind():
     grouped = stats.CovariateMean.from_groups(y, x, g)
     c, t = stats.cuped(grouped[0], grouped[1], kind="proportion")
     assert stats.compare(c, t).method == "z"
-    plain = stats.compare(stats.Proportion.from_values(y[:800]),
-                          stats.Proportion.from_values(y[800:]))
+    plain = stats.compare(stats.Proportion.from_values(y[:800]), stats.Proportion.from_values(y[800:]))
     assert stats.compare(c, t).se < plain.se
 
 
@@ -80,8 +81,7 @@ def test_bayes_summary_matches_numerical_integration():
     assert res.method == "gaussian-approximation"
     assert res.chance_to_beat_control == pytest.approx(post.sf(0), rel=1e-10)
     assert res.expected_loss == pytest.approx(post.expect(lambda d: max(-d, 0.0)), rel=1e-6)
-    assert res.expected_loss_control == pytest.approx(post.expect(lambda d: max(d, 0.0)),
-                                                       rel=1e-6)
+    assert res.expected_loss_control == pytest.approx(post.expect(lambda d: max(d, 0.0)), rel=1e-6)
     assert round(res.chance_to_beat_control, 6) == 0.975781
     lower = stats.bayes_summary(c, t, higher_is_better=False)
     assert lower.chance_to_beat_control == pytest.approx(1 - res.chance_to_beat_control)
@@ -91,7 +91,8 @@ def test_bayes_summary_matches_numerical_integration():
 def test_bayes_summary_degenerate_and_vectorised():
     res = stats.bayes_summary(stats.SampleMean(1, 1, 1), stats.SampleMean(5, 5, 9))
     assert res.reason == "too_few_units" and np.isnan(res.chance_to_beat_control)
-    vec = stats.bayes_summary(stats.Proportion([100, 200], [10, 30]),
-                              stats.Proportion([100, 200], [12, 20]), relative=True)
+    vec = stats.bayes_summary(
+        stats.Proportion([100, 200], [10, 30]), stats.Proportion([100, 200], [12, 20]), relative=True
+    )
     assert vec.chance_to_beat_control.shape == (2,)
     assert vec.chance_to_beat_control[0] > 0.5 > vec.chance_to_beat_control[1]

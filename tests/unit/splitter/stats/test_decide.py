@@ -8,20 +8,24 @@ from tritonab.splitter import stats
 
 CRITERIA = stats.SuccessCriteria(
     primary=stats.PrimaryMetric(name="conversion", direction="increase", minimum_effect=0.01),
-    guardrails=(stats.GuardrailMetric(name="latency", bad_direction="increase",
-                                      max_degradation=0.05, relative=True),),
+    guardrails=(
+        stats.GuardrailMetric(name="latency", bad_direction="increase", max_degradation=0.05, relative=True),
+    ),
 )
 
 
 def _latency(mean_t: float, n: int = 20_000):
     def stat(mean):
         return stats.SampleMean(n, mean * n, n * (mean**2 + 4.0))
+
     return stat(10.0), stat(mean_t)
 
 
 def _metrics(conv_t: int, latency_t: float = 10.0, n: int = 20_000):
-    return {"conversion": (stats.Proportion(n, n // 10), stats.Proportion(n, conv_t)),
-            "latency": _latency(latency_t, n)}
+    return {
+        "conversion": (stats.Proportion(n, n // 10), stats.Proportion(n, conv_t)),
+        "latency": _latency(latency_t, n),
+    }
 
 
 def test_promote_when_primary_better_and_guardrails_clear():
@@ -55,24 +59,30 @@ def test_continue_reports_units_still_needed():
 
 
 def test_significant_but_below_minimum_effect_continues():
-    crit = CRITERIA.model_copy(update={"primary": stats.PrimaryMetric(
-        name="conversion", minimum_effect=0.05)})
+    crit = CRITERIA.model_copy(
+        update={"primary": stats.PrimaryMetric(name="conversion", minimum_effect=0.05)}
+    )
     d = stats.decide(crit, _metrics(2_400))
     assert d.outcome is stats.Outcome.CONTINUE and d.primary.status == "below_minimum"
 
 
 def test_sequential_method_and_decrease_direction():
-    crit = stats.SuccessCriteria.model_validate({
-        "primary": {"name": "latency", "direction": "decrease", "minimum_effect": 0.1},
-        "method": "sequential", "sequential_tuning": 40_000})
+    crit = stats.SuccessCriteria.model_validate(
+        {
+            "primary": {"name": "latency", "direction": "decrease", "minimum_effect": 0.1},
+            "method": "sequential",
+            "sequential_tuning": 40_000,
+        }
+    )
     d = stats.decide(crit, {"latency": _latency(9.7)})
     assert d.primary.result.method == "sequential-cs" and d.outcome == "promote"
     assert stats.decide(crit, {"latency": _latency(10.3)}).outcome == "rollback"
 
 
 def test_degenerate_primary_continues():
-    d = stats.decide(CRITERIA, {"conversion": (stats.Proportion(1, 0), stats.Proportion(1, 1)),
-                                "latency": _latency(10.0)})
+    d = stats.decide(
+        CRITERIA, {"conversion": (stats.Proportion(1, 0), stats.Proportion(1, 1)), "latency": _latency(10.0)}
+    )
     assert d.outcome == "continue" and d.primary.status == "degenerate"
 
 
@@ -87,16 +97,24 @@ def test_criteria_validation():
         stats.decide({"primary": {"name": "x", "direction": "up"}}, {})
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"metrics": {"conversion": (1, 2)}}, r"`metrics` has no entry for `latency`"),
-    ({"metrics": {**_metrics(2_400), "latency": (1,)}}, r"must be a \(control, treatment\)"),
-    ({"metrics": {**_metrics(2_400), "conversion": (stats.Proportion([5, 5], [1, 1]),
-                                                    stats.Proportion([5, 5], [1, 1]))}},
-     r"must hold scalar statistics"),
-    ({"metrics": _metrics(2_400), "counts": [1, 2]}, r"`counts` and `weights` must be given"),
-    ({"metrics": _metrics(2_400), "counts": [1, 2], "weights": [0.3, 0.3]},
-     r"`weights` must sum to 1"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"metrics": {"conversion": (1, 2)}}, r"`metrics` has no entry for `latency`"),
+        ({"metrics": {**_metrics(2_400), "latency": (1,)}}, r"must be a \(control, treatment\)"),
+        (
+            {
+                "metrics": {
+                    **_metrics(2_400),
+                    "conversion": (stats.Proportion([5, 5], [1, 1]), stats.Proportion([5, 5], [1, 1])),
+                }
+            },
+            r"must hold scalar statistics",
+        ),
+        ({"metrics": _metrics(2_400), "counts": [1, 2]}, r"`counts` and `weights` must be given"),
+        ({"metrics": _metrics(2_400), "counts": [1, 2], "weights": [0.3, 0.3]}, r"`weights` must sum to 1"),
+    ],
+)
 def test_decide_misuse(kwargs, match):
     with pytest.raises(StatsError, match=match):
         stats.decide(CRITERIA, **kwargs)

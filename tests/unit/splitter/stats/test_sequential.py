@@ -8,17 +8,24 @@ from gbstats.models.statistics import ProportionStatistic, SampleMeanStatistic
 from tritonab.splitter import stats
 
 
-@pytest.mark.parametrize(("relative", "tuning", "alpha"), [
-    (False, 5000, 0.05), (True, 5000, 0.05), (False, 200, 0.1), (True, 100_000, 0.01)])
+@pytest.mark.parametrize(
+    ("relative", "tuning", "alpha"),
+    [(False, 5000, 0.05), (True, 5000, 0.05), (False, 200, 0.1), (True, 100_000, 0.01)],
+)
 def test_matches_gbstats_sequential(relative, tuning, alpha):
     a = stats.SampleMean(2000, 20_000.0, 260_000.0)
     b = stats.SampleMean(2100, 21_630.0, 280_000.0)
     res = stats.compare(a, b, relative=relative, alpha=alpha, sequential_tuning=tuning)
-    cfg = SequentialConfig(sequential_tuning_parameter=tuning, alpha=alpha,
-                           difference_type="relative" if relative else "absolute")
+    cfg = SequentialConfig(
+        sequential_tuning_parameter=tuning,
+        alpha=alpha,
+        difference_type="relative" if relative else "absolute",
+    )
     ref = SequentialTwoSidedTTest(
         SampleMeanStatistic(n=2000, sum=20_000.0, sum_squares=260_000.0),
-        SampleMeanStatistic(n=2100, sum=21_630.0, sum_squares=280_000.0), cfg).compute_result()
+        SampleMeanStatistic(n=2100, sum=21_630.0, sum_squares=280_000.0),
+        cfg,
+    ).compute_result()
     assert res.method == "sequential-cs" + ("-delta" if relative else "")
     assert res.effect == pytest.approx(ref.expected, abs=1e-12)
     assert [res.ci_low, res.ci_high] == pytest.approx(ref.ci, rel=1e-10)
@@ -27,12 +34,12 @@ def test_matches_gbstats_sequential(relative, tuning, alpha):
 
 def test_golden_proportion_sequence():
     """Pinned values (gbstats 0.8.0 SequentialTwoSidedTTest, N* = 5000)."""
-    res = stats.compare(stats.Proportion(1000, 100), stats.Proportion(1100, 140),
-                        sequential_tuning=5000)
-    ref = SequentialTwoSidedTTest(ProportionStatistic(n=1000, sum=100),
-                                  ProportionStatistic(n=1100, sum=140),
-                                  SequentialConfig(sequential_tuning_parameter=5000,
-                                                   difference_type="absolute")).compute_result()
+    res = stats.compare(stats.Proportion(1000, 100), stats.Proportion(1100, 140), sequential_tuning=5000)
+    ref = SequentialTwoSidedTTest(
+        ProportionStatistic(n=1000, sum=100),
+        ProportionStatistic(n=1100, sum=140),
+        SequentialConfig(sequential_tuning_parameter=5000, difference_type="absolute"),
+    ).compute_result()
     assert round(res.ci_low, 8) == round(ref.ci[0], 8) == -0.01575699
     assert round(res.ci_high, 8) == 0.07030245
     assert round(res.p_value, 6) == 0.465425
@@ -46,8 +53,9 @@ def test_sequence_is_wider_than_fixed_interval_and_p_consistent():
     assert seq.p_value >= fixed.p_value
     # p < alpha exactly when 0 is outside the sequence
     n = np.arange(100, 20_000, 50)
-    grid = stats.compare(stats.Proportion(n, 0.1 * n), stats.Proportion(n, 0.115 * n),
-                         sequential_tuning=10_000)
+    grid = stats.compare(
+        stats.Proportion(n, 0.1 * n), stats.Proportion(n, 0.115 * n), sequential_tuning=10_000
+    )
     assert np.array_equal(grid.p_value < 0.05, grid.ci_low > 0)
 
 
@@ -66,9 +74,9 @@ def test_peeking_fixed_inflates_sequential_holds():
 
 
 def test_public_helpers_agree_with_compare():
-    res = stats.compare(stats.Proportion(1000, 100), stats.Proportion(1100, 140),
-                        sequential_tuning=5000)
+    res = stats.compare(stats.Proportion(1000, 100), stats.Proportion(1100, 140), sequential_tuning=5000)
     width = stats.sequential_half_width(res.se, 2100, 0.05, 5000)
     assert res.ci_high - res.effect == pytest.approx(float(width))
-    assert float(stats.sequential_p_value(res.effect / res.se, 2100, 0.05, 5000)) == \
-        pytest.approx(res.p_value)
+    assert float(stats.sequential_p_value(res.effect / res.se, 2100, 0.05, 5000)) == pytest.approx(
+        res.p_value
+    )

@@ -33,13 +33,16 @@ def test_srm_vectorised_over_days_and_empty_day():
     assert empty.p_value is None and empty.reason == "no_units"
 
 
-@pytest.mark.parametrize(("counts", "weights", "match"), [
-    ([10, -1], [0.5, 0.5], r"`counts` must be >= 0"),
-    ([10, 10], [0.5, 0.6], r"`weights` must sum to 1"),
-    ([10, 10, 10], [0.5, 0.5], r"mismatched lengths: `counts` has 3 variants, `weights` has 2"),
-    ([10], [1.0], r"`counts` needs at least 2 variants"),
-    ([10, 10], [1.0, 0.0], r"`weights` must all be > 0"),
-])
+@pytest.mark.parametrize(
+    ("counts", "weights", "match"),
+    [
+        ([10, -1], [0.5, 0.5], r"`counts` must be >= 0"),
+        ([10, 10], [0.5, 0.6], r"`weights` must sum to 1"),
+        ([10, 10, 10], [0.5, 0.5], r"mismatched lengths: `counts` has 3 variants, `weights` has 2"),
+        ([10], [1.0], r"`counts` needs at least 2 variants"),
+        ([10, 10], [1.0, 0.0], r"`weights` must all be > 0"),
+    ],
+)
 def test_srm_misuse(counts, weights, match):
     with pytest.raises(StatsError, match=match):
         stats.srm(counts, weights)
@@ -59,12 +62,15 @@ def test_adjust_skips_degenerate_entries():
     np.testing.assert_allclose(out, [0.02, np.nan, 0.04, np.nan])
 
 
-@pytest.mark.parametrize(("p", "method", "match"), [
-    ([0.1, 1.2], "holm", r"`p_values` must be in \[0, 1\]"),
-    ([0.1], "bonferroni", r"`method` must be 'holm' or 'bh'"),
-    ([[0.1]], "holm", r"`p_values` must be 1-D"),
-    (["a"], "holm", r"`p_values` must be numbers"),
-])
+@pytest.mark.parametrize(
+    ("p", "method", "match"),
+    [
+        ([0.1, 1.2], "holm", r"`p_values` must be in \[0, 1\]"),
+        ([0.1], "bonferroni", r"`method` must be 'holm' or 'bh'"),
+        ([[0.1]], "holm", r"`p_values` must be 1-D"),
+        (["a"], "holm", r"`p_values` must be numbers"),
+    ],
+)
 def test_adjust_misuse(p, method, match):
     with pytest.raises(StatsError, match=match):
         stats.adjust(p, method)

@@ -66,16 +66,20 @@ def test_from_groups_matches_per_group_from_values():
         one = stats.SampleMean.from_values(x[g == k])
         np.testing.assert_allclose(_fields(grouped[k]), _fields(one), rtol=1e-12)
     conv = rng.integers(0, 2, 1000)
-    np.testing.assert_allclose(stats.Proportion.from_groups(conv, g, n_groups=4).successes,
-                               np.append(np.bincount(g, weights=conv), 0))
+    np.testing.assert_allclose(
+        stats.Proportion.from_groups(conv, g, n_groups=4).successes,
+        np.append(np.bincount(g, weights=conv), 0),
+    )
     d = rng.uniform(1, 2, 1000)
     r = stats.Ratio.from_groups(x, d, g)
     np.testing.assert_allclose(r[1].mean, x[g == 1].sum() / d[g == 1].sum())
 
 
 @settings(max_examples=60, deadline=None)
-@given(arrays(np.float64, st.integers(0, 30), elements=finite),
-       arrays(np.float64, st.integers(0, 30), elements=finite))
+@given(
+    arrays(np.float64, st.integers(0, 30), elements=finite),
+    arrays(np.float64, st.integers(0, 30), elements=finite),
+)
 def test_adding_statistics_equals_concatenating_data(a, b):
     joint = stats.SampleMean.from_values(np.concatenate([a, b]))
     parts = stats.SampleMean.from_values(a) + stats.SampleMean.from_values(b)
@@ -95,22 +99,25 @@ def test_sum_of_days_equals_array_sum(days):
     assert total.n == vec.n.sum() and total.successes == vec.successes.sum()
 
 
-@pytest.mark.parametrize(("build", "match"), [
-    (lambda: stats.SampleMean(-1, 0, 0), r"`n` must be >= 0"),
-    (lambda: stats.SampleMean(2, 1, -1), r"`sum_squares` must be >= 0"),
-    (lambda: stats.SampleMean(2, float("nan"), 1), r"`sum` must not contain NaN"),
-    (lambda: stats.SampleMean(2, "x", 1), r"`sum` must be numeric"),
-    (lambda: stats.SampleMean([1, 2], [1, 2, 3], 1), r"mismatched lengths"),
-    (lambda: stats.Proportion(5, 6), r"`successes` must be <= `n`"),
-    (lambda: stats.Proportion(5, -1), r"`successes` must be >= 0"),
-    (lambda: stats.Proportion.from_values([0, 1, 2]), r"`values` must be 0 or 1"),
-    (lambda: stats.SampleMean.from_values([[1.0]]), r"`values` must be 1-D"),
-    (lambda: stats.Ratio.from_values([1.0], [1.0, 2.0]), r"mismatched lengths: `numerator`"),
-    (lambda: stats.SampleMean.from_groups([1.0, 2.0], [0]), r"`groups` must be 1-D with 2"),
-    (lambda: stats.SampleMean.from_groups([1.0], [-1]), r"`groups` must be >= 0"),
-    (lambda: stats.SampleMean.from_groups([1.0], [0.5]), r"`groups` must hold integer"),
-    (lambda: stats.SampleMean.from_groups([1.0], [3], n_groups=2), r"`n_groups` is 2"),
-])
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: stats.SampleMean(-1, 0, 0), r"`n` must be >= 0"),
+        (lambda: stats.SampleMean(2, 1, -1), r"`sum_squares` must be >= 0"),
+        (lambda: stats.SampleMean(2, float("nan"), 1), r"`sum` must not contain NaN"),
+        (lambda: stats.SampleMean(2, "x", 1), r"`sum` must be numeric"),
+        (lambda: stats.SampleMean([1, 2], [1, 2, 3], 1), r"mismatched lengths"),
+        (lambda: stats.Proportion(5, 6), r"`successes` must be <= `n`"),
+        (lambda: stats.Proportion(5, -1), r"`successes` must be >= 0"),
+        (lambda: stats.Proportion.from_values([0, 1, 2]), r"`values` must be 0 or 1"),
+        (lambda: stats.SampleMean.from_values([[1.0]]), r"`values` must be 1-D"),
+        (lambda: stats.Ratio.from_values([1.0], [1.0, 2.0]), r"mismatched lengths: `numerator`"),
+        (lambda: stats.SampleMean.from_groups([1.0, 2.0], [0]), r"`groups` must be 1-D with 2"),
+        (lambda: stats.SampleMean.from_groups([1.0], [-1]), r"`groups` must be >= 0"),
+        (lambda: stats.SampleMean.from_groups([1.0], [0.5]), r"`groups` must hold integer"),
+        (lambda: stats.SampleMean.from_groups([1.0], [3], n_groups=2), r"`n_groups` is 2"),
+    ],
+)
 def test_misuse_raises(build, match):
     with pytest.raises(StatsError, match=match):
         build()
