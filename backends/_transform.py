@@ -196,7 +196,7 @@ def load_transform(path: str | os.PathLike[str]) -> TransformSpec:
     Raises:
         SpecError: unreadable, not JSON, or invalid (with field paths).
     """
-    from tritonab.splitter.spec import validate_mapping
+    from tritonab._specfile import validate_mapping
 
     path = Path(path)
     try:

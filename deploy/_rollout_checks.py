@@ -21,7 +21,7 @@ _UNREACHABLE = "unreachable: "
 
 
 class MetricSource(Protocol):
-    """Per-variant router metrics (`tritonab.monitoring.prometheus.RouterQueries`)."""
+    """Per-variant router metrics (`tritonab.monitoring.promql.RouterQueries`)."""
 
     def rows(self, experiment: str, variant: str, window: str | None = None) -> float | None: ...
 

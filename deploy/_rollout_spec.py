@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tritonab._specfile import read_yaml, validate_mapping
 from tritonab.errors import RolloutError
 from tritonab.perf import GateThresholds
-from tritonab.splitter.spec import read_yaml, validate_mapping
 
 MetricName = Literal["error_rate", "latency", "request_rate", "rows"]
 _WINDOW = re.compile(r"^\d+(ms|s|m|h)$")

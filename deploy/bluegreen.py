@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tritonab._specfile import format_validation_error
 from tritonab.deploy._rollout_canary import Outcome
 from tritonab.deploy._rollout_checks import CheckResult, MetricSource, evaluate_checks
 from tritonab.deploy._rollout_spec import MetricCheck
@@ -40,7 +41,6 @@ from tritonab.deploy._rollout_versions import (
 )
 from tritonab.errors import RolloutError, TritonABError
 from tritonab.monitoring import audit as audit_log
-from tritonab.splitter.spec import format_validation_error
 
 __all__ = [
     "BlueGreenController",

@@ -117,7 +117,7 @@ def canary_controller(
     if spec.checks:
         if not prometheus:
             raise RolloutError("the rollout spec has checks: give the Prometheus URL (--prometheus)")
-        from tritonab.monitoring.prometheus import RouterQueries
+        from tritonab.monitoring.promql import RouterQueries
 
         metrics = RouterQueries(prometheus, window=spec.window)
     gate = None

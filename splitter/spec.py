@@ -11,16 +11,14 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tritonab.errors import SpecError, TritonABError
+from tritonab._specfile import read_yaml, validate_mapping
+from tritonab.errors import SpecError
 from tritonab.splitter.assign import Allocation
 from tritonab.splitter.stats.criteria import SuccessCriteria
-
-M = TypeVar("M", bound=BaseModel)
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _WEIGHT_TOLERANCE = 1e-6
@@ -200,49 +198,6 @@ class Experiment(_Model):
         return json.dumps(
             self.model_dump(mode="json", exclude_defaults=False), sort_keys=True, separators=(",", ":")
         )
-
-
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line per problem: `source: variants[1].weight: message`."""
-    lines = []
-    for err in exc.errors():
-        path = ""
-        for part in err["loc"]:
-            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-        message = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{source}: {path}: {message}" if path else f"{source}: {message}")
-    return "\n".join(lines)
-
-
-def validate_mapping(model: type[M], data: Any, *, source: str, error: type[TritonABError] = SpecError) -> M:
-    """Validate parsed YAML/JSON `data` as the pydantic `model`.
-
-    Raises:
-        `error`: not a mapping, or every problem, each with its field path.
-    """
-    if not isinstance(data, dict):
-        raise error(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise error(format_validation_error(exc, source)) from None
-
-
-def read_yaml(path: str | os.PathLike[str], *, error: type[TritonABError] = SpecError) -> Any:
-    """Parse a YAML (or JSON) file.
-
-    Raises:
-        `error`: unreadable file or bad YAML, naming the file.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise error(f"`{path}`: cannot read: {exc.strerror}") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise error(f"`{path}`: not valid YAML: {exc}") from None
 
 
 def load_spec_dict(data: Any, *, source: str = "experiment spec") -> Experiment:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from tritonab.client import ExperimentClient
-from tritonab.deploy.prometheus import PrometheusServer, scrape_config
+from tritonab.deploy.prometheus_server import PrometheusServer, scrape_config
 from tritonab.errors import ClientError, MonitoringError
-from tritonab.monitoring.prometheus import RouterQueries
+from tritonab.monitoring.promql import RouterQueries
 
 pytestmark = pytest.mark.integration
 

@@ -106,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
                 if spec.checks:
                     if not args.prometheus:
                         raise RolloutError("the spec has checks: give --prometheus")
-                    from tritonab.monitoring.prometheus import RouterQueries
+                    from tritonab.monitoring.promql import RouterQueries
 
                     metrics = RouterQueries(args.prometheus, window=spec.window)
                 state = BlueGreenController(
