@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
 from google.protobuf import json_format
 
-from tritonab._triton_errors import error_text
+from tritonab._transport import Connection, Endpoint, WireProtocol
 from tritonab.ensembles.config import ModelConfig, get_parameter, read_config, set_parameter, write_config
 from tritonab.ensembles.repository import ROUTER_PARAMETER
 from tritonab.errors import ClientError, SpecError
 from tritonab.splitter.spec import Experiment, spec_from_json
-
-Protocol = Literal["grpc", "http"]
 
 
 def parse_weights(text: str) -> dict[str, float]:
@@ -47,23 +44,18 @@ class ModelControl:
     """Model control and config reads over gRPC or HTTP.
 
     Args:
-        url: `host:port` of the server's gRPC or HTTP endpoint.
-        protocol: `grpc` or `http`.
+        url: `host:port` of the server's gRPC or HTTP endpoint, or an `Endpoint` (TLS,
+            headers such as the operator key).
+        protocol: `grpc` or `http` (with a `host:port` string).
     """
 
-    def __init__(self, url: str, protocol: Protocol = "grpc") -> None:
-        self.url = url
-        self.protocol = protocol
-        if protocol == "grpc":
-            import tritonclient.grpc as module
-        elif protocol == "http":
-            import tritonclient.http as module
-        else:
-            raise ClientError(f"protocol `{protocol}` is not one of `grpc`, `http`")
-        self._client = module.InferenceServerClient(url)
+    def __init__(self, url: str | Endpoint, protocol: WireProtocol = "grpc") -> None:
+        endpoint = url if isinstance(url, Endpoint) else Endpoint(url, protocol)
+        self.connection = Connection(endpoint)
+        self.url = endpoint.url
 
     def close(self) -> None:
-        self._client.close()
+        self.connection.close()
 
     def __enter__(self) -> ModelControl:
         return self
@@ -72,14 +64,12 @@ class ModelControl:
         self.close()
 
     def config(self, model: str) -> ModelConfig:
-        """The config a loaded model runs with, as a ModelConfig message."""
-        try:
-            if self.protocol == "grpc":
-                raw = self._client.get_model_config(model, as_json=True)["config"]
-            else:
-                raw = self._client.get_model_config(model)
-        except Exception as exc:  # tritonclient's exception types differ per protocol
-            raise ClientError(f"model `{model}`: {error_text(exc)}") from None
+        """The config a loaded model runs with, as a ModelConfig message.
+
+        Raises:
+            ClientError: unknown model or unreachable server.
+        """
+        raw = self.connection.model_config(model)
         return json_format.ParseDict(raw, ModelConfig(), ignore_unknown_fields=True)
 
     def load(self, model: str, config: ModelConfig | None = None) -> None:
@@ -91,24 +81,19 @@ class ModelControl:
         override = None
         if config is not None:
             override = json_format.MessageToJson(config, preserving_proto_field_name=True)
-        try:
-            self._client.load_model(model, config=override)
-        except Exception as exc:
-            raise ClientError(f"loading model `{model}` failed: {error_text(exc)}") from None
+        self.connection.load(model, override)
 
     def unload(self, model: str) -> None:
-        """Unload `model` (requests in flight finish first)."""
-        try:
-            self._client.unload_model(model)
-        except Exception as exc:
-            raise ClientError(f"unloading model `{model}` failed: {error_text(exc)}") from None
+        """Unload `model` (requests in flight finish first).
+
+        Raises:
+            ClientError: Triton refused.
+        """
+        self.connection.unload(model)
 
     def is_ready(self, model: str, version: int = -1) -> bool:
         """Whether `model` (at `version`, or any) is ready to serve."""
-        try:
-            return bool(self._client.is_model_ready(model, "" if version == -1 else str(version)))
-        except Exception:  # unknown model: not ready
-            return False
+        return self.connection.is_model_ready(model, version)
 
     def experiment(self, name: str) -> tuple[Experiment, ModelConfig]:
         """The spec a running router serves, and its config."""

@@ -171,7 +171,7 @@ async def _one_window(side, mode: LoadMode, load: float, options: LoadOptions, w
     """Start load on one side, let it warm up, measure one window, stop."""
     connection, info, plan = side
     session = LoadSession(
-        connection.client,
+        connection,
         plan.factory(),
         concurrency=int(load) if mode == "concurrency" else 1,
         request_rate=load if mode == "request_rate" else 0.0,

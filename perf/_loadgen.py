@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tritonab._transport import AsyncConnection, transport_errors
 from tritonab.perf._server_stats import ServerStats
-from tritonab.perf._target import make_inputs
 
-__all__ = ["LoadSession", "Window", "make_inputs", "run_window"]
+__all__ = ["LoadSession", "Window", "run_window"]
 
 RequestFactory = Callable[[int], tuple[str, str, list, "dict | None"]]
 StatsProbe = Callable[[], Awaitable["ServerStats | None"]]
@@ -87,7 +87,7 @@ class LoadSession:
     """Continuous load on a server, measured in windows.
 
     Args:
-        client: a tritonclient asyncio `InferenceServerClient` (gRPC or HTTP).
+        connection: an asyncio connection to the server (gRPC or HTTP).
         factory: `factory(i) -> (model, version, inputs, parameters)` for request i.
         concurrency: closed loop with this many requests in flight (when no `request_rate`).
         request_rate: open loop at this many requests per second.
@@ -100,7 +100,7 @@ class LoadSession:
 
     def __init__(
         self,
-        client,
+        connection: AsyncConnection,
         factory: RequestFactory,
         *,
         concurrency: int = 1,
@@ -110,7 +110,9 @@ class LoadSession:
         max_requests: int = _MAX_REQUESTS,
         seed: int = 0,
     ) -> None:
-        self.client, self.factory = client, factory
+        self.client, self.factory = connection.client, factory
+        self._call_kwargs = connection.call_kwargs()
+        self._failures = transport_errors()
         self.concurrency, self.request_rate = concurrency, request_rate
         self.schedule, self.max_in_flight, self.max_requests = schedule, max_in_flight, max_requests
         self._rng = np.random.default_rng(seed)
@@ -129,10 +131,12 @@ class LoadSession:
         t0 = time.perf_counter()
         failed = False
         try:
-            await self.client.infer(model, inputs, model_version=version, parameters=params)
+            await self.client.infer(
+                model, inputs, model_version=version, parameters=params, **self._call_kwargs
+            )
         except asyncio.CancelledError:
             raise
-        except Exception:  # counted per window, never fatal to the run
+        except self._failures:  # counted per window, never fatal to the run
             failed = True
         t1 = time.perf_counter()
         self._ends.append(t1)
@@ -203,13 +207,18 @@ class LoadSession:
 
 
 async def run_window(
-    client, factory: RequestFactory, *, concurrency: int, duration_s: float, warmup_s: float = 0.0
+    connection: AsyncConnection,
+    factory: RequestFactory,
+    *,
+    concurrency: int,
+    duration_s: float,
+    warmup_s: float = 0.0,
 ) -> Window:
     """Keep `concurrency` requests in flight for `duration_s` seconds (after a warm-up).
 
     `factory(i)` returns `(model, version, inputs, parameters)` for the i-th request.
     """
-    session = LoadSession(client, factory, concurrency=concurrency)
+    session = LoadSession(connection, factory, concurrency=concurrency)
     session.start()
     try:
         if warmup_s > 0:

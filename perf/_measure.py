@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tritonab._transport import AsyncConnection
 from tritonab.errors import PerfError
 from tritonab.perf._loadgen import LoadSession, StatsProbe, Window
 from tritonab.perf._records import LoadMode, PerfRecord
@@ -115,7 +116,7 @@ def record_from_window(
 
 
 async def measure_level(
-    client,
+    connection: AsyncConnection,
     factory: Callable,
     mode: LoadMode,
     load: float,
@@ -126,7 +127,7 @@ async def measure_level(
     """Measure one load level until stable or `max_trials` windows.
 
     Args:
-        client: tritonclient asyncio client.
+        connection: the asyncio connection to the server.
         factory: request factory (see `LoadSession`).
         mode: `concurrency` or `request_rate`.
         load: the concurrency or the request rate.
@@ -138,7 +139,7 @@ async def measure_level(
         The level's record and every window measured.
     """
     session = LoadSession(
-        client,
+        connection,
         factory,
         concurrency=int(load) if mode == "concurrency" else 1,
         request_rate=load if mode == "request_rate" else 0.0,
@@ -161,7 +162,7 @@ async def measure_level(
 
 
 async def profile(
-    client,
+    connection: AsyncConnection,
     factory: Callable,
     mode: LoadMode,
     levels: Sequence[float],
@@ -172,7 +173,7 @@ async def profile(
     """Measure every load level in turn (perf_analyzer's sweep); one record per level."""
     records = []
     for load in levels:
-        record, _windows = await measure_level(client, factory, mode, load, settings, probe)
+        record, _windows = await measure_level(connection, factory, mode, load, settings, probe)
         records.append(record)
         if on_level:
             on_level(record)

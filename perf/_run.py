@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from tritonab._io import atomic_write_text
+from tritonab._transport import WireProtocol, translated
 from tritonab.errors import PerfError
 from tritonab.perf._inputs import (
     ModelInfo,
@@ -24,7 +25,7 @@ from tritonab.perf._inputs import (
 )
 from tritonab.perf._measure import MeasureSettings, profile
 from tritonab.perf._records import LoadMode, PerfRecord, dumps_json, write_perf_csv
-from tritonab.perf._target import Connection, Protocol, RequestPlan, open_model, request_parameters
+from tritonab.perf._target import RequestPlan, Target, open_model, request_parameters
 
 Backend = Literal["auto", "builtin", "perf_analyzer"]
 
@@ -39,7 +40,7 @@ class LoadOptions:
     """
 
     url: str
-    protocol: Protocol = "grpc"
+    protocol: WireProtocol = "grpc"
     mode: LoadMode = "concurrency"
     levels: tuple[float, ...] = (1,)
     input_data: str = "random"
@@ -73,7 +74,7 @@ class PerfRun:
         }
 
 
-def request_plan(connection: Connection, info: ModelInfo, options: LoadOptions) -> RequestPlan:
+def request_plan(connection: Target, info: ModelInfo, options: LoadOptions) -> RequestPlan:
     """Prebuilt requests for `info` from the options' input data, batch size and parameters.
 
     Raises:
@@ -93,13 +94,13 @@ def request_plan(connection: Connection, info: ModelInfo, options: LoadOptions) 
     )
 
 
-async def probe_request(connection: Connection, plan: RequestPlan) -> None:
+async def probe_request(connection: Target, plan: RequestPlan) -> None:
     """Send one request and raise its error: a model that rejects the data fails early."""
     model, version, inputs, params = plan.factory()(0)
-    try:
-        await connection.client.infer(model, inputs, model_version=version, parameters=params)
-    except Exception as exc:
-        raise PerfError(f"model `{model}` rejected a request: {str(exc).strip()[:300]}") from None
+    with translated(PerfError, f"model `{model}` rejected a request"):
+        await connection.client.infer(
+            model, inputs, model_version=version, parameters=params, **connection.call_kwargs()
+        )
 
 
 async def run_builtin(
@@ -120,7 +121,7 @@ async def run_builtin(
             return await connection.stats(info)
 
         records = await profile(
-            connection.client, plan.factory(), options.mode, options.levels, options.settings, probe, on_level
+            connection, plan.factory(), options.mode, options.levels, options.settings, probe, on_level
         )
     finally:
         await connection.close()

@@ -3,7 +3,7 @@
 Both paths give identical outputs: the fast path reads the spec from the router's
 config once, computes the assignment with the same code the router runs
 (`tritonab.backends._routing.Router`), and calls the pinned variant models itself.
-tritonclient errors are translated into `ClientError` here, at one boundary.
+Calls go through `tritonab._transport.Connection`, the one tritonclient boundary.
 """
 
 from __future__ import annotations
@@ -11,23 +11,22 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-from tritonab._triton_errors import error_text
+from tritonab._transport import Connection, Endpoint, TLSFiles, WireProtocol
 from tritonab.backends._routing import VARIANT_OUTPUT, RequestError, Router
 from tritonab.errors import ClientError
 from tritonab.splitter.spec import Experiment, spec_from_json
-
-Protocol = Literal["grpc", "http"]
 
 
 @dataclass(frozen=True)
 class InferResult:
     """Outputs of one request and the variant of each row."""
 
-    outputs: dict[str, np.ndarray]
+    outputs: dict[str, NDArray[Any]]
     variants: list[str]
 
     @property
@@ -36,31 +35,16 @@ class InferResult:
         return self.variants[0] if self.variants else ""
 
 
-def _module(protocol: Protocol):
-    if protocol == "grpc":
-        import tritonclient.grpc as module
-    elif protocol == "http":
-        import tritonclient.http as module
-    else:
-        raise ClientError(f"protocol `{protocol}` is not one of `grpc`, `http`")
-    return module
-
-
-def _triton_datatype(array: np.ndarray) -> str:
-    from tritonclient.utils import np_to_triton_dtype
-
-    if array.dtype.kind in "OSU":
-        return "BYTES"
-    return np_to_triton_dtype(array.dtype)
-
-
 class ExperimentClient:
     """A Triton client that speaks experiments.
 
     Args:
-        url: `host:port` of the server's gRPC or HTTP endpoint.
+        url: `host:port` of the server's gRPC or HTTP endpoint, or an `Endpoint`
+            (then the other arguments are not used).
         protocol: `grpc` or `http`.
         timeout: seconds for each call (network and server).
+        tls: TLS files (the server's CA; a client certificate and key for mutual TLS).
+        headers: sent with every call (an access key).
 
     Example:
         >>> client = ExperimentClient("127.0.0.1:8001")  # doctest: +SKIP
@@ -68,25 +52,32 @@ class ExperimentClient:
         >>> result.variant, result.outputs["label"]  # doctest: +SKIP
     """
 
-    def __init__(self, url: str, protocol: Protocol = "grpc", *, timeout: float = 30.0) -> None:
-        self.url = url
-        self.protocol = protocol
-        self.timeout = timeout
-        self._triton = _module(protocol)
-        try:
-            if protocol == "grpc":
-                self._client = self._triton.InferenceServerClient(url)
-            else:
-                self._client = self._triton.InferenceServerClient(
-                    url, connection_timeout=timeout, network_timeout=timeout
-                )
-        except Exception as exc:  # tritonclient raises many types for a bad URL
-            raise ClientError(f"cannot create a {protocol} client for `{url}`: {exc}") from None
+    def __init__(
+        self,
+        url: str | Endpoint,
+        protocol: WireProtocol = "grpc",
+        *,
+        timeout: float = 30.0,
+        tls: TLSFiles | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        endpoint = url if isinstance(url, Endpoint) else Endpoint(url, protocol, timeout, tls, headers or {})
+        self._connection = Connection(endpoint)
+        self.endpoint = endpoint
         self._specs: dict[str, Experiment] = {}
         self._routers: dict[str, Router] = {}
 
+    @property
+    def url(self) -> str:
+        return self.endpoint.url
+
+    @property
+    def protocol(self) -> WireProtocol:
+        return self.endpoint.protocol
+
     def close(self) -> None:
-        self._client.close()
+        """Close the connection (idempotent)."""
+        self._connection.close()
 
     def __enter__(self) -> ExperimentClient:
         return self
@@ -97,7 +88,7 @@ class ExperimentClient:
     def infer(
         self,
         experiment: str,
-        inputs: Mapping[str, np.ndarray],
+        inputs: Mapping[str, Any],
         *,
         unit_id: str | int | None = None,
         variant: str | None = None,
@@ -176,7 +167,7 @@ class ExperimentClient:
                 time=_time.time() if time is None else time,
             )
         except ValidationError as exc:
-            raise ClientError(f"outcome `{metric}`: {exc.errors()[0]['msg']}") from None
+            raise ClientError(f"outcome `{metric}`: {exc.errors()[0]['msg']}") from exc
         append_outcome(folder, record)
 
     def spec(self, experiment: str, *, refresh: bool = False) -> Experiment:
@@ -193,22 +184,27 @@ class ExperimentClient:
             self._routers[experiment] = Router(spec, forward, int(config.get("max_batch_size", 1)))
         return self._specs[experiment]
 
-    def model_config(self, model: str) -> dict:
-        """A model's config as a dict (as JSON over either protocol)."""
-        try:
-            if self.protocol == "grpc":
-                return self._client.get_model_config(model, as_json=True)["config"]
-            return self._client.get_model_config(model)
-        except Exception as exc:
-            raise ClientError(f"model `{model}`: {error_text(exc)}") from None
+    def model_config(self, model: str) -> dict[str, Any]:
+        """A model's config as a dict (as JSON over either protocol).
 
-    def _infer_direct(self, experiment, inputs, params, outputs) -> InferResult:
+        Raises:
+            ClientError: unknown model or unreachable server.
+        """
+        return self._connection.model_config(model)
+
+    def _infer_direct(
+        self,
+        experiment: str,
+        inputs: dict[str, Any],
+        params: dict[str, Any],
+        outputs: Sequence[str] | None,
+    ) -> InferResult:
         spec = self.spec(experiment)
         router = self._routers[experiment]
         plan = router.plan([inputs], [params])
         if plan.errors[0] is not None:
             raise ClientError(plan.errors[0].message)
-        results: list[dict[str, np.ndarray] | RequestError] = []
+        results: list[dict[str, NDArray[Any]] | RequestError] = []
         for call in plan.calls:
             target = spec.variants[call.variant]
             try:
@@ -225,39 +221,12 @@ class ExperimentClient:
         self,
         model: str,
         version: int,
-        inputs: dict[str, np.ndarray],
-        params: dict,
+        inputs: Mapping[str, Any],
+        params: Mapping[str, Any],
         outputs: Sequence[str] | None,
-    ) -> dict[str, np.ndarray]:
-        """One tritonclient call; returns every (or the requested) output as numpy."""
-        triton_inputs = []
-        for name, value in inputs.items():
-            array = np.asarray(value)
-            tensor = self._triton.InferInput(name, list(array.shape), _triton_datatype(array))
-            tensor.set_data_from_numpy(array)
-            triton_inputs.append(tensor)
-        requested = [self._triton.InferRequestedOutput(n) for n in outputs] if outputs else None
-        kwargs: dict[str, Any] = {"parameters": params or None}
-        if self.protocol == "grpc":
-            kwargs["client_timeout"] = self.timeout
-        try:
-            response = self._client.infer(
-                model,
-                triton_inputs,
-                model_version="" if version == -1 else str(version),
-                outputs=requested,
-                **kwargs,
-            )
-        except Exception as exc:
-            raise ClientError(error_text(exc)) from None
-        names = outputs or [o["name"] for o in _response_outputs(response, self.protocol)]
-        return {n: response.as_numpy(n) for n in names}
-
-
-def _response_outputs(response, protocol: Protocol) -> list[dict]:
-    if protocol == "grpc":
-        return [{"name": o.name} for o in response.get_response().outputs]
-    return response.get_response()["outputs"]
+    ) -> dict[str, NDArray[Any]]:
+        """One call; returns every (or the requested) output as numpy."""
+        return self._connection.infer(model, inputs, version=version, outputs=outputs, parameters=params)
 
 
 def _text(value: Any) -> str:

@@ -33,7 +33,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from tritonab.deploy.server import TritonServer
 from tritonab.ensembles.config import ModelConfig, TensorSpec, add_tensor, write_config
 from tritonab.perf._loadgen import LoadSession
-from tritonab.perf._target import Connection, request_parameters
+from tritonab.perf._target import Target, request_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 IDENTITY_PY = textwrap.dedent("""
@@ -53,6 +53,15 @@ class _InstantClient:
 
     async def infer(self, *args, **kwargs):
         await asyncio.sleep(0)
+
+
+class _InstantConnection:
+    """A connection whose client answers at once (what `LoadSession` reads of a connection)."""
+
+    client = _InstantClient()
+
+    def call_kwargs(self) -> dict:
+        return {}
 
 
 def _repository(folder: Path) -> Path:
@@ -88,14 +97,14 @@ async def _throughput(client, factory, concurrency: int, window: float) -> tuple
 
 
 async def _measure(args, server: TritonServer) -> dict[str, list[float]]:
-    connection = Connection(server.urls.grpc, "grpc")
+    connection = Target(server.urls.grpc, "grpc")
     identity = connection.inputs({"INPUT0": np.zeros((1, 4), np.float32)})
     features = connection.inputs({"input": np.random.default_rng(0).normal(size=(1, 30)).astype(np.float32)})
     params = request_parameters({}, 1000)
     paths = {
-        "generator alone": (_InstantClient(), lambda i: ("identity", "", identity, None)),
-        "ceiling": (connection.client, lambda i: ("identity", "", identity, None)),
-        "router": (connection.client, lambda i: ("demo_ab", "", features, params[i % len(params)])),
+        "generator alone": (_InstantConnection(), lambda i: ("identity", "", identity, None)),
+        "ceiling": (connection, lambda i: ("identity", "", identity, None)),
+        "router": (connection, lambda i: ("demo_ab", "", features, params[i % len(params)])),
     }
     results: dict[str, list[float]] = {name: [] for name in (*paths, "generator CPU ceiling")}
     try:

@@ -19,13 +19,13 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import tritonclient.grpc.aio as grpcaio
 
+from tritonab._transport import AsyncConnection
 from tritonab.deploy.server import TritonServer
 from tritonab.ensembles import build_router
 from tritonab.monitoring.router_log import LOG_DIR_ENV
 from tritonab.monitoring.segments import read_records
-from tritonab.perf._loadgen import make_inputs, run_window
+from tritonab.perf._loadgen import run_window
 from tritonab.splitter import load_spec, load_spec_dict
 
 
@@ -44,8 +44,8 @@ async def _measure(args, repository: Path, logs: Path) -> dict:
     features = np.random.default_rng(0).normal(size=(1, args.width)).astype(np.float32)
     results = {(p, c): [] for p in ("log", "nolog") for c in (1, 16)}
     with TritonServer(repository, env={LOG_DIR_ENV: str(logs)}) as server:
-        client = grpcaio.InferenceServerClient(server.urls.grpc)
-        inputs = make_inputs(grpcaio, {args.input: features})
+        client = AsyncConnection(server.urls.grpc)
+        inputs = client.inputs({args.input: features})
 
         def factory(model):
             return lambda i: (model, "", inputs, {"unit_id": f"user-{i % 5000}"})

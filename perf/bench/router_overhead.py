@@ -15,10 +15,10 @@ import asyncio
 import statistics
 
 import numpy as np
-import tritonclient.grpc.aio as grpcaio
 
+from tritonab._transport import AsyncConnection
 from tritonab.deploy.server import TritonServer
-from tritonab.perf._loadgen import make_inputs, run_window
+from tritonab.perf._loadgen import run_window
 from tritonab.splitter import load_spec
 
 
@@ -36,8 +36,8 @@ async def _measure(args) -> None:
     units = _units_for(spec, variant.name, 1000)
     features = np.random.default_rng(0).normal(size=(1, args.width)).astype(np.float32)
     with TritonServer(args.repository) as server:
-        client = grpcaio.InferenceServerClient(server.urls.grpc)
-        inputs = make_inputs(grpcaio, {args.input: features})
+        client = AsyncConnection(server.urls.grpc)
+        inputs = client.inputs({args.input: features})
 
         def direct(i):
             return variant.model, str(variant.version) if variant.version > 0 else "", inputs, None

@@ -6,6 +6,7 @@ import asyncio
 
 import numpy as np
 import pytest
+from tritonclient.utils import InferenceServerException
 
 from tritonab.errors import PerfError
 from tritonab.perf import MeasureSettings, ServerStats, Window, parse_range, split_latency
@@ -64,21 +65,31 @@ def test_stats_delta_and_split():
 
 
 class _FakeClient:
-    """Answers after 1 ms; every 10th request fails."""
+    """Answers after 1 ms; every 10th request fails as a server error would."""
 
     def __init__(self):
         self.calls = 0
 
-    async def infer(self, model, inputs, model_version="", parameters=None):
+    async def infer(self, model, inputs, model_version="", parameters=None, headers=None):
         self.calls += 1
         await asyncio.sleep(0.001)
         if self.calls % 10 == 0:
-            raise RuntimeError("boom")
+            raise InferenceServerException("boom")
+
+
+class _FakeConnection:
+    """What the load generator reads of a connection: its client and per-call arguments."""
+
+    def __init__(self):
+        self.client = _FakeClient()
+
+    def call_kwargs(self):
+        return {"headers": None}
 
 
 @pytest.mark.parametrize("mode,load", [("concurrency", 2), ("request_rate", 200.0)])
 def test_measure_level_on_fake_client(mode, load):
-    client = _FakeClient()
+    client = _FakeConnection()
     settings = MeasureSettings(100, 100, 3, schedule="constant")
     record, windows = asyncio.run(measure_level(client, lambda i: ("m", "", [], None), mode, load, settings))
     assert len(windows) == 3 and record.trials == 3
