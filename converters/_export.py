@@ -7,9 +7,11 @@ probabilities are a tensor and `label` is `[batch]`); PyTorch through
 
 from __future__ import annotations
 
+import contextlib
 import io
+import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import onnx
@@ -169,6 +171,29 @@ def onnx_reference(source: Source, feeds: dict[str, np.ndarray], outputs: list[s
     return {name: values[name] for name in outputs if name in values}
 
 
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """BLAS, OpenMP and torch held to one thread: a parallel sum adds in another order, so
+    the reference outputs (and the parity figures in the manifest) would differ in their
+    last bits from machine to machine."""
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # no scikit-learn installed: no BLAS pools to hold
+        limits: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+    else:
+        limits = threadpool_limits(limits=1)
+    with limits:
+        if torch is not None:
+            torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            if torch is not None and threads is not None:
+                torch.set_num_threads(threads)
+
+
 def reference_outputs(
     source: Source, feeds: dict[str, np.ndarray], outputs: list[str]
 ) -> dict[str, np.ndarray]:
@@ -179,7 +204,8 @@ def reference_outputs(
     """
     compute = {"sklearn": sklearn_reference, "torch": torch_reference, "onnx": onnx_reference}[source.kind]
     try:
-        return compute(source, feeds, outputs)
+        with single_threaded():
+            return compute(source, feeds, outputs)
     except ConversionError:
         raise
     except Exception as exc:  # the source model's own failure on this data

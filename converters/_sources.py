@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import onnx
 
+from tritonab.converters._fingerprint import fingerprint
 from tritonab.converters._graph import load_onnx_file
 from tritonab.errors import ConversionError
 
@@ -93,15 +94,13 @@ def from_object(
     name = _type_name(obj)
     label = label or f"<{type(obj).__name__} object>"
     if isinstance(obj, onnx.ModelProto):
-        digest = sha256 or hashlib.sha256(obj.SerializeToString()).hexdigest()
+        digest = sha256 or hashlib.sha256(obj.SerializeToString(deterministic=True)).hexdigest()
         return Source("onnx", obj, label, path, digest, name)
     if is_sklearn(obj):
         _check_fitted(obj, label)
-        if sha256 is None:
-            sha256 = hashlib.sha256(pickle.dumps(obj, protocol=4)).hexdigest()
-        return Source("sklearn", obj, label, path, sha256, name)
+        return Source("sklearn", obj, label, path, sha256 or fingerprint(obj), name)
     if is_torch_module(obj):
-        return Source("torch", obj, label, path, sha256, name)
+        return Source("torch", obj, label, path, sha256 or fingerprint(obj), name)
     raise ConversionError(
         f"`{label}`: unsupported source type `{name}`: expected a scikit-learn estimator "
         "or pipeline, a torch.nn.Module or an ONNX model"

@@ -8,8 +8,10 @@ control   = ensemble `demo_logreg_pipeline`: transform `demo_scaler` (standardis
 treatment = `demo_gbt` (gradient-boosted trees, ONNX)
 router    = `demo_ab` from `examples/experiment.yaml`
 
-Reproducible: fixed seeds, and manifests dated by SOURCE_DATE_EPOCH (set below when
-unset), so rebuilding gives the same files.
+Reproducible: fixed seeds, BLAS and OpenMP held to one thread while fitting (a
+multi-threaded BLAS sums in another order, and the fitted coefficients differ in their
+last bits), manifests dated by SOURCE_DATE_EPOCH (set below when unset) and canonical
+source fingerprints, so rebuilding gives the same files in any process.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from tritonab.backends import TransformSpec
 from tritonab.converters import convert
@@ -50,10 +53,11 @@ def build(repository: Path) -> None:
     """Train both variants and write every model of the demo into `repository`."""
     os.environ.setdefault("SOURCE_DATE_EPOCH", DEMO_EPOCH)
     x_train, x_test, y_train, _ = demo_data()
-    scaler = StandardScaler().fit(x_train)
-    transform = TransformSpec.from_sklearn_scaler(scaler, clip_sigma=5.0)
-    logreg = LogisticRegression(max_iter=2000, random_state=0).fit(transform.apply(x_train), y_train)
-    gbt = GradientBoostingClassifier(n_estimators=60, max_depth=2, random_state=0).fit(x_train, y_train)
+    with threadpool_limits(limits=1):
+        scaler = StandardScaler().fit(x_train)
+        transform = TransformSpec.from_sklearn_scaler(scaler, clip_sigma=5.0)
+        logreg = LogisticRegression(max_iter=2000, random_state=0).fit(transform.apply(x_train), y_train)
+        gbt = GradientBoostingClassifier(n_estimators=60, max_depth=2, random_state=0).fit(x_train, y_train)
 
     repository.mkdir(parents=True, exist_ok=True)
     build_transform("demo_scaler", transform, repository, input_name=FEATURES, output_name="scaled")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_wine
 from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression, Ridge
@@ -18,8 +19,6 @@ from sklearn.tree import DecisionTreeClassifier
 from tritonab.converters import convert, verify_manifest
 
 pytestmark = pytest.mark.integration
-
-grpcclient = pytest.importorskip("tritonclient.grpc")
 
 
 def _models():

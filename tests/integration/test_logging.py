@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 
 from tritonab.ensembles import build_router
 from tritonab.ensembles.config import read_config, set_parameter, write_config
@@ -31,7 +32,6 @@ from tritonab.splitter import load_spec, load_spec_dict
 
 pytestmark = pytest.mark.integration
 
-grpcclient = pytest.importorskip("tritonclient.grpc")
 ROOT = Path(__file__).resolve().parents[2]
 N = 60
 

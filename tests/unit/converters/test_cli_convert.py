@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-
 import joblib
 import numpy as np
 import pytest
 
-from tritonab.errors import TritonABError
+from tritonab.cli import main
 
 
 def _main(argv: list[str]) -> int:
-    """`tritonab.cli.main` when every command module imports; else `convert` alone."""
-    try:
-        from tritonab.cli import main
-
-        return main(argv)
-    except ImportError:  # pragma: no cover - until every command module has landed
-        from tritonab.cli import convert
-
-        parser = argparse.ArgumentParser(prog="tritonab")
-        convert.register(parser.add_subparsers(dest="command", required=True))
-        args = parser.parse_args(argv)
-        try:
-            return args.func(args)
-        except TritonABError as exc:
-            return exc.exit_code
+    """The `tritonab` command line, as the console script runs it."""
+    return main(argv)
 
 
 @pytest.fixture

@@ -66,7 +66,6 @@ def test_tree_regressor(tmp_path, regressor, diabetes):
 
 
 def test_multiclass_forest_fp16(tmp_path, wine):
-    pytest.importorskip("onnxconverter_common")
     X, y = wine
     forest = RandomForestClassifier(n_estimators=10, max_depth=4, random_state=0).fit(X, y)
     result = convert(forest, name="wine", repository=tmp_path, sample_input=X, precision="fp16")
@@ -121,7 +120,6 @@ def test_inconsistent_new_version_is_refused(tmp_path, regressor, classifier, di
 
 
 def test_native_runtime_with_tensorrt_accelerator(tmp_path, classifier, cancer):
-    pytest.importorskip("onnxconverter_common")
     result = convert(
         classifier,
         name="n",

@@ -59,7 +59,8 @@ def test_onnx_with_named_sample(tmp_path):
 
 
 def test_torch_module(tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
+
     net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
     x = np.random.default_rng(0).standard_normal((12, 6)).astype(np.float32)
     np.savez(tmp_path / "x.npz", x)
@@ -72,7 +73,7 @@ def test_torch_module(tmp_path):
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_torchscript_file_two_outputs(tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
 
     class TwoHeads(torch.nn.Module):
         def __init__(self) -> None:
@@ -92,7 +93,8 @@ def test_torchscript_file_two_outputs(tmp_path):
 
 
 def test_torch_needs_sample(tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
+
     from tritonab.errors import ConversionError
 
     with pytest.raises(ConversionError, match=r"PyTorch sources need a sample input"):
