@@ -1,11 +1,14 @@
 # The two commands of the README: `make demo` and `make test`.
-# Both create .venv and install everything on a fresh machine.
+# Both create .venv and install everything on a fresh machine, from the committed lock.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+# The extras the lock holds and `make` installs (not `tensorrt`: it needs a GPU).
+EXTRAS := test sklearn torch dev
 
-.PHONY: demo test install lint validate clean sysdeps
+.PHONY: demo test check format lint install lock bench validate clean sysdeps
 
 # Debian packages: Triton's Python-backend stub links the system libpython of the same
 # version (libpython3.11 on Debian 12); the rollout checks and their tests query a real
@@ -21,11 +24,14 @@ sysdeps:
 			apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
 	fi
 
-$(STAMP): pyproject.toml
+# Every package at the version the lock pins (pip, setuptools and torch's CPU build
+# included), then tritonab itself, editable, without resolving anything again.
+$(STAMP): $(LOCK) pyproject.toml
 	$(MAKE) --no-print-directory sysdeps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -33,15 +39,37 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
-test: $(STAMP)
+# Format, lint and types first: a suite that passes on unchecked code does not land.
+test: check
 	$(BIN)/tritonab validate model_repository
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP)
+check: $(STAMP)
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+lint: check
 
 validate: $(STAMP)
 	$(BIN)/tritonab validate model_repository
 
+# Not in CI (shared machines are noisy): run on a quiet machine, twice.
+bench: $(STAMP)
+	$(BIN)/python perf/bench/run_all.py
+
+# Resolve pyproject.toml's ranges again and pin the result (commit it with the change
+# to pyproject.toml). Needs no installed project, only pip-tools.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/pip-compile || $(BIN)/python -m pip install --quiet "pip-tools>=7.4,<8"
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --strip-extras --allow-unsafe \
+		$(addprefix --extra ,$(EXTRAS)) --no-emit-index-url --no-emit-find-links \
+		--no-emit-trusted-host --output-file $(LOCK) pyproject.toml
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

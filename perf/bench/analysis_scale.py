@@ -21,11 +21,13 @@ Parquet the by-variant scan reads two narrow columns and is no fair baseline.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import duckdb
+from _floors import Floor, finish
 
 from tritonab.monitoring.analysis import analyze
 from tritonab.splitter import load_spec_dict
@@ -116,7 +118,7 @@ def bare_scan(exposures: list[Path], outcomes: list[Path], fmt: str, by_unit: bo
     return elapsed
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000, help="exposures, and as many outcomes")
     parser.add_argument("--units", type=int, default=2_000_000)
@@ -143,12 +145,13 @@ def main() -> None:
             full.append(time.perf_counter() - t0)
     print(f"units {result.units}, decision: {result.decisions['treatment'].outcome.value}")
     print(f"bare GROUP BY scan: {min(bare):.2f} s   analysis: {min(full):.2f} s   (best of {args.repeat})")
-    print(f"analysis / bare scan: {min(full) / min(bare):.2f}x  (floor: <= 3x)")
     print(
         f"for reference, a bare GROUP BY unit scan: {min(unit):.2f} s; analysis / that: "
         f"{min(full) / min(unit):.2f}x"
     )
+    floor = Floor("analysis/bare scan time", min(full) / min(bare), 3.0, higher_is_better=False)
+    return finish("analysis_scale", [floor])
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

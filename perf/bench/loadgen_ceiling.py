@@ -22,12 +22,14 @@ import argparse
 import asyncio
 import shutil
 import statistics
+import sys
 import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 import numpy as np
+from _floors import Floor, finish
 from tritonclient.grpc import model_config_pb2 as mc
 
 from tritonab.deploy.server import TritonServer
@@ -123,7 +125,7 @@ async def _measure(args, server: TritonServer) -> dict[str, list[float]]:
     return results
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--window", type=float, default=2.0, help="seconds per window")
@@ -143,12 +145,9 @@ def main() -> None:
         print(f"{name:22} {value:10.0f}")
     served = med["ceiling"] / med["router"]
     ratio = med["generator CPU ceiling"] / med["router"]
-    print(
-        f"ceiling / router throughput:               {served:.2f}x  (floor: >= 2.0x)  "
-        f"{'OK' if served >= 2.0 else 'BELOW FLOOR'}"
-    )
     print(f"generator CPU ceiling / router throughput: {ratio:.2f}x")
+    return finish("loadgen_ceiling", [Floor("ceiling/router throughput", served, 2.0)])
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,10 +15,12 @@ import argparse
 import asyncio
 import shutil
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from _floors import Floor, finish
 
 from tritonab._transport import AsyncConnection
 from tritonab.deploy.server import TritonServer
@@ -67,7 +69,7 @@ async def _measure(args, repository: Path, logs: Path) -> dict:
     return results
 
 
-def _report(results: dict, args) -> None:
+def _report(results: dict, args) -> list[Floor]:
     def med(path, c, f):
         return statistics.median(f(w) for w in results[(path, c)])
 
@@ -82,10 +84,10 @@ def _report(results: dict, args) -> None:
         f"{results['records'][1]} payloads"
     )
     print(f"logged/unlogged p50 ratio (c=1):         {p50['log'] / p50['nolog']:.2f}x")
-    print(f"logged/unlogged throughput ratio (c=16): {thr['log'] / thr['nolog']:.2f}x  (floor: >= 0.9x)")
+    return [Floor("logged/unlogged throughput (c=16)", thr["log"] / thr["nolog"], 0.9)]
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repository", default="model_repository")
     parser.add_argument("--experiment", default="examples/experiment.yaml")
@@ -98,8 +100,8 @@ def main() -> None:
         repository = Path(tmp) / "repo"
         shutil.copytree(args.repository, repository)
         results = asyncio.run(_measure(args, repository, Path(tmp) / "logs"))
-    _report(results, args)
+    return finish("logging_overhead", _report(results, args))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 
 import numpy as np
+from _floors import Floor, finish
 
 from tritonab._transport import AsyncConnection
 from tritonab.deploy.server import TritonServer
@@ -30,7 +32,7 @@ def _units_for(spec, variant: str, count: int) -> list[str]:
     return [u for u, n in zip(candidates, names) if n == variant][:count]
 
 
-async def _measure(args) -> None:
+async def _measure(args) -> list[Floor]:
     spec = load_spec(args.experiment)
     variant = spec.variant(args.variant)
     units = _units_for(spec, variant.name, 1000)
@@ -57,10 +59,10 @@ async def _measure(args) -> None:
                         raise SystemExit(f"{path} c={c}: {w.errors} failed requests")
                     results[(path, c)].append(w)
         await client.close()
-    _report(results, args)
+    return _report(results, args)
 
 
-def _report(results, args) -> None:
+def _report(results, args) -> list[Floor]:
     def med(path, c, f):
         return statistics.median(f(w) for w in results[(path, c)])
 
@@ -70,11 +72,13 @@ def _report(results, args) -> None:
     print(f"{'path':8} {'p50 c=1 (us)':>14} {'throughput c=16 (req/s)':>24}")
     for p in ("direct", "router"):
         print(f"{p:8} {p50[p]:14.0f} {thr[p]:24.0f}")
-    print(f"router/direct p50 ratio (c=1):         {p50['router'] / p50['direct']:.2f}x  (floor: <= 2.0x)")
-    print(f"router/direct throughput ratio (c=16): {thr['router'] / thr['direct']:.2f}x  (floor: >= 0.6x)")
+    return [
+        Floor("router/direct p50 (c=1)", p50["router"] / p50["direct"], 2.0, higher_is_better=False),
+        Floor("router/direct throughput (c=16)", thr["router"] / thr["direct"], 0.6),
+    ]
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repository", default="model_repository")
     parser.add_argument("--experiment", default="examples/experiment.yaml")
@@ -83,8 +87,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--window", type=float, default=3.0, help="seconds per window")
-    asyncio.run(_measure(parser.parse_args()))
+    return finish("router_overhead", asyncio.run(_measure(parser.parse_args())))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,11 +15,13 @@ timed run). Runs alternate; best of `--repeats` each; prints the ratio.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from _floors import Floor, finish
 
 from tritonab.splitter import stats
 
@@ -109,7 +111,7 @@ def _best(fns: list, args: list, repeats: int) -> tuple[list[float], list[object
     return best, outs
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--units", type=int, default=10_000_000)
     parser.add_argument("--repeats", type=int, default=3)
@@ -122,8 +124,8 @@ def main() -> None:
     print(f"{args.units:,} units, 2 variants, 3 metrics (best of {args.repeats})")
     print(f"tritonab arrays -> decision: {ours_s * 1e3:9.1f} ms  ({decision.outcome.value})")
     print(f"pandas groupby().agg only:   {pandas_s * 1e3:9.1f} ms")
-    print(f"ratio pandas / tritonab:     {pandas_s / ours_s:9.2f}x (floor 1.0x)")
+    return finish("stats_aggregate", [Floor("pandas/tritonab time", pandas_s / ours_s, 1.0)])
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -11,9 +11,11 @@ between the two engines' effect, CI bounds and p-values on the common subset.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import numpy as np
+from _floors import Floor, finish
 from gbstats.frequentist.tests import (
     FrequentistConfig,
     SequentialConfig,
@@ -61,7 +63,7 @@ def _gbstats(a, b, subset: int, sequential: bool) -> tuple[float, np.ndarray]:
     return time.perf_counter() - start, out
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--comparisons", type=int, default=100_000)
     parser.add_argument("--gbstats-subset", type=int, default=2_000)
@@ -70,6 +72,7 @@ def main() -> None:
     a, b = _arms(args.comparisons, args.seed)
     subset = min(args.gbstats_subset, args.comparisons)
     print(f"{args.comparisons:,} relative-lift comparisons; gbstats loops over {subset:,}")
+    floors = []
     for label, sequential in (("fixed (Welch t)", False), ("sequential (CS)", True)):
         _ours(a[:10], b[:10], sequential)  # warm-up
         ours_s, res = _ours(a, b, sequential)
@@ -81,7 +84,13 @@ def main() -> None:
             f"gbstats {gb_rate:10,.0f}/s   ratio {ours_rate / gb_rate:8.0f}x   "
             f"max |diff| {np.nanmax(np.abs(mine - ref)):.2e}"
         )
+        floors.append(Floor(f"{label} tritonab/gbstats throughput", ours_rate / gb_rate, 100.0))
+        # Same answers as the reference, or the speed means nothing.
+        floors.append(
+            Floor(f"{label} max |diff| vs gbstats", float(np.nanmax(np.abs(mine - ref))), 1e-9, False, "")
+        )
+    return finish("stats_throughput", floors)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Floors for the benchmark scripts: each script ends with `sys.exit(finish(...))`.
+
+A floor is a ratio measured side by side in one run, against a limit. `finish` prints
+one line per floor with PASS or BELOW FLOOR and returns the exit code: 1 when any
+floor is missed. With `TRITONAB_BENCH_JSON=FILE` set (as `run_all.py` does), each
+script also appends its floors to FILE as one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+
+JSON_ENV = "TRITONAB_BENCH_JSON"
+
+
+@dataclass(frozen=True)
+class Floor:
+    """One measured ratio and the limit it must meet."""
+
+    name: str
+    value: float
+    limit: float
+    higher_is_better: bool = True
+    unit: str = "x"
+
+    @property
+    def passed(self) -> bool:
+        return self.value >= self.limit if self.higher_is_better else self.value <= self.limit
+
+    def line(self) -> str:
+        bound = ">=" if self.higher_is_better else "<="
+        verdict = "PASS" if self.passed else "BELOW FLOOR"
+        return (
+            f"{self.name}: {self.value:.3g}{self.unit}  (floor {bound} {self.limit:g}{self.unit})  {verdict}"
+        )
+
+
+def finish(bench: str, floors: list[Floor], info: dict | None = None) -> int:
+    """Print every floor, record them for `run_all.py`, and return the exit code."""
+    for floor in floors:
+        print(floor.line())
+    target = os.environ.get(JSON_ENV)
+    if target:
+        record = {"bench": bench, "floors": [asdict(f) | {"passed": f.passed} for f in floors]}
+        record["info"] = info or {}
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+    return 0 if all(f.passed for f in floors) else 1
