@@ -3,6 +3,13 @@
 The PyPI package `perf-analyzer` is an empty placeholder, so a `perf_analyzer`
 found on PATH is used only when it is a regular executable file that is either
 an ELF binary (NVIDIA's SDK build) or a script with a `#!` line.
+
+perf_analyzer's CSV has no error column. So that a gate on the error rate has
+something true to check, the wrapper runs perf_analyzer once per load level and reads
+Triton's statistics of the model before and after each run: the level's requests are
+the difference in success plus failure counts, its errors the difference in failures.
+Without reachable statistics both stay unknown (None), and a gate on the error rate
+fails rather than passes.
 """
 
 from __future__ import annotations
@@ -11,11 +18,17 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from tritonab.errors import PerfError
 from tritonab.perf._records import PerfRecord, read_perf_analyzer_csv
+from tritonab.perf._server_stats import ServerStats
 from tritonab.perf._target import split_model_spec
+
+StatsSnapshot = Callable[[], "ServerStats | None"]
+"""A snapshot of the model's cumulative statistics on the server (None: unavailable)."""
 
 _TIMEOUT_FLOOR_S = 120.0
 
@@ -104,15 +117,21 @@ def perf_analyzer_command(
 
 
 def run_perf_analyzer(
-    binary: str | os.PathLike[str], model: str, options, work_dir: str | os.PathLike[str] | None = None
+    binary: str | os.PathLike[str],
+    model: str,
+    options,
+    work_dir: str | os.PathLike[str] | None = None,
+    server_stats: StatsSnapshot | None = None,
 ) -> list[PerfRecord]:
-    """Run perf_analyzer and parse the CSV it writes.
+    """Run perf_analyzer once per load level and parse the CSVs it writes.
 
     Args:
         binary: the executable (see `find_perf_analyzer`).
         model: `NAME[:VERSION]`.
         options: a `LoadOptions`.
-        work_dir: where the CSV and profile export go (a temporary folder by default).
+        work_dir: where the CSVs and profile exports go (a temporary folder by default).
+        server_stats: snapshots the model's statistics; each level's `count` and
+            `errors` come from the difference around its run (None: left unknown).
 
     Returns:
         One record per load level.
@@ -124,21 +143,37 @@ def run_perf_analyzer(
     with tempfile.TemporaryDirectory(prefix="tritonab-pa-") as tmp:
         folder = Path(work_dir) if work_dir else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        csv_path, export_path = folder / "perf_analyzer.csv", folder / "profile_export.json"
-        argv = perf_analyzer_command(binary, model, options, csv_path, export_path)
-        s = options.settings
-        budget = len(options.levels) * s.max_trials * s.measurement_interval_ms / 1e3 * 3
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=max(_TIMEOUT_FLOOR_S, budget))
-        except subprocess.TimeoutExpired:
-            raise PerfError(
-                f"perf_analyzer did not finish within {max(_TIMEOUT_FLOOR_S, budget):.0f} s"
-            ) from None
-        except OSError as exc:
-            raise PerfError(f"perf_analyzer `{binary}` could not start: {exc.strerror}") from None
-        if done.returncode != 0:
-            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
-            raise PerfError(f"perf_analyzer exited with {done.returncode}: {tail}")
-        if not csv_path.is_file():
-            raise PerfError(f"perf_analyzer wrote no CSV at `{csv_path}`")
-        return read_perf_analyzer_csv(csv_path)
+        records: list[PerfRecord] = []
+        for index, level in enumerate(options.levels, start=1):
+            before = server_stats() if server_stats else None
+            rows = _run_level(binary, model, replace(options, levels=(level,)), folder, index)
+            after = server_stats() if server_stats else None
+            if before is not None and after is not None:
+                delta = after - before
+                counted = delta.success_count + delta.fail_count
+                rows = [replace(r, count=counted, errors=delta.fail_count) for r in rows]
+            records.extend(rows)
+        return records
+
+
+def _run_level(
+    binary: str | os.PathLike[str], model: str, options, folder: Path, index: int
+) -> list[PerfRecord]:
+    """One perf_analyzer run (one load level); its CSV rows."""
+    csv_path = folder / f"perf_analyzer-{index}.csv"
+    export_path = folder / f"profile_export-{index}.json"
+    argv = perf_analyzer_command(binary, model, options, csv_path, export_path)
+    s = options.settings
+    budget = max(_TIMEOUT_FLOOR_S, s.max_trials * s.measurement_interval_ms / 1e3 * 3)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=budget)
+    except subprocess.TimeoutExpired as exc:
+        raise PerfError(f"perf_analyzer did not finish within {budget:.0f} s") from exc
+    except OSError as exc:
+        raise PerfError(f"perf_analyzer `{binary}` could not start: {exc.strerror}") from exc
+    if done.returncode != 0:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
+        raise PerfError(f"perf_analyzer exited with {done.returncode}: {tail}")
+    if not csv_path.is_file():
+        raise PerfError(f"perf_analyzer wrote no CSV at `{csv_path}`")
+    return read_perf_analyzer_csv(csv_path)

@@ -4,9 +4,12 @@ Checks, at every load level of the comparison:
 - `min_throughput_ratio`: candidate/baseline throughput estimate >= the minimum;
 - `max_p99_ratio`: candidate/baseline p99 estimate <= the maximum;
 - `p99_sla_ms`: the candidate's p99 <= the SLA (absolute, milliseconds);
-- `max_error_rate`: the candidate's failed/completed requests <= the maximum
-  (SKIP when unknown, as with perf_analyzer CSVs: perf_analyzer stops on errors).
-The gate passes when no check fails; unset thresholds are not checked.
+- `max_error_rate`: the candidate's failed/completed requests <= the maximum.
+The gate passes when every check passes; unset thresholds are not checked. A threshold
+that was set but cannot be evaluated FAILS with the reason: a gate never passes what
+it did not check. The error rate is unknown for perf_analyzer CSVs (they have no error
+column); `perf compare` and `perf run` (which reads failures from Triton's statistics
+around each perf_analyzer run) measure it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from tritonab.errors import PerfError
 from tritonab.perf._compare import CompareResult, LevelComparison
 from tritonab.perf._records import dumps_json
 
-Status = Literal["PASS", "FAIL", "SKIP"]
+Status = Literal["PASS", "FAIL"]
 
 
 class GateThresholds(BaseModel):
@@ -130,11 +133,18 @@ def _ci_text(level: LevelComparison, metric: str) -> str:
     return f"CI [{ratio.ci_low:.3f}, {ratio.ci_high:.3f}] over {ratio.n} pairs"
 
 
+_UNKNOWN_ERRORS = (
+    "unknown: the result has no failed-request counts (perf_analyzer CSVs carry no error column); "
+    "measure with `tritonab perf compare`, or `perf run` against a reachable server, "
+    "or drop --max-error-rate"
+)
+
+
 def _check(
     label: str, name: str, value: float | None, limit: float, *, higher_is_better: bool, detail: str = ""
 ) -> Check:
     if value is None or not math.isfinite(value):
-        return Check(label, name, None, limit, "SKIP", detail or "not measured")
+        return Check(label, name, None, limit, "FAIL", f"could not be evaluated: {detail or 'not measured'}")
     ok = value >= limit if higher_is_better else value <= limit
     return Check(label, name, value, limit, "PASS" if ok else "FAIL", detail)
 
@@ -182,6 +192,7 @@ def _level_checks(level: LevelComparison, t: GateThresholds) -> list[Check]:
                 level.candidate.error_rate,
                 t.max_error_rate,
                 higher_is_better=False,
+                detail="" if level.candidate.error_rate is not None else _UNKNOWN_ERRORS,
             )
         )
     return checks
@@ -214,7 +225,7 @@ def gate_table(gate: GateResult):
     table = Table(title=f"perf gate: {gate.candidate} vs {gate.baseline}: {verdict}")
     for column in ("level", "check", "value", "limit", "status", "detail"):
         table.add_column(column, justify="right" if column in ("value", "limit") else "left")
-    colours = {"PASS": "green", "FAIL": "red", "SKIP": "yellow"}
+    colours = {"PASS": "green", "FAIL": "red"}
     for c in gate.checks:
         value = "n/a" if c.value is None else f"{c.value:.3f}"
         table.add_row(c.level, c.name, value, f"{c.limit:g}", f"[{colours[c.status]}]{c.status}[/]", c.detail)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from tritonab._io import atomic_write_text
-from tritonab._transport import WireProtocol, translated
+from tritonab._transport import Connection, Endpoint, WireProtocol, translated
 from tritonab.errors import PerfError
 from tritonab.perf._inputs import (
     ModelInfo,
@@ -25,7 +25,8 @@ from tritonab.perf._inputs import (
 )
 from tritonab.perf._measure import MeasureSettings, profile
 from tritonab.perf._records import LoadMode, PerfRecord, dumps_json, write_perf_csv
-from tritonab.perf._target import RequestPlan, Target, open_model, request_parameters
+from tritonab.perf._server_stats import ServerStats, stats_from_json
+from tritonab.perf._target import RequestPlan, Target, open_model, request_parameters, split_model_spec
 
 Backend = Literal["auto", "builtin", "perf_analyzer"]
 
@@ -176,9 +177,35 @@ def run_perf(
             )
         binary = None
     if binary is not None:
-        records = run_perf_analyzer(binary, model, options, work_dir=work_dir)
-        return PerfRun(model, options.url, options.protocol, "perf_analyzer", records)
+        with Connection(Endpoint(options.url, options.protocol), error=PerfError) as connection:
+            records = run_perf_analyzer(
+                binary, model, options, work_dir=work_dir, server_stats=_stats_snapshot(connection, model)
+            )
+        warnings = [] if all(r.errors is not None for r in records) else [_NO_ERROR_COUNTS]
+        warnings += [
+            f"{_level_name(r)}: {r.errors} of {r.count} requests failed" for r in records if r.errors
+        ]
+        return PerfRun(model, options.url, options.protocol, "perf_analyzer", records, warnings)
     return asyncio.run(run_builtin(model, options, on_level))
+
+
+_NO_ERROR_COUNTS = (
+    "Triton's statistics were not readable: failed requests are unknown (perf_analyzer's CSV has no "
+    "error column), so a gate on the error rate will fail"
+)
+
+
+def _stats_snapshot(connection: Connection, model: str) -> Callable[[], ServerStats | None]:
+    """Snapshots of `model`'s statistics through `connection` (None when unreadable)."""
+    name, version = split_model_spec(model)
+
+    def snapshot() -> ServerStats | None:
+        try:
+            return stats_from_json(connection.statistics(name, version or -1), name)
+        except PerfError:
+            return None
+
+    return snapshot
 
 
 def write_run(run: PerfRun, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:

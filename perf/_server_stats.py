@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 
 _SECTIONS = (
     "success",
+    "fail",
     "queue",
     "compute_input",
     "compute_infer",
@@ -41,6 +42,8 @@ class ServerStats:
     cache_hit_ns: int = 0
     cache_miss_count: int = 0
     cache_miss_ns: int = 0
+    fail_count: int = 0
+    fail_ns: int = 0
 
     def __add__(self, other: ServerStats) -> ServerStats:
         return ServerStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
@@ -49,7 +52,7 @@ class ServerStats:
         return ServerStats(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
 
     def with_parts_of(self, parts: ServerStats) -> ServerStats:
-        """This request count with `parts`' queue/compute/cache times (ensembles)."""
+        """This request count (and failures) with `parts`' queue/compute/cache times (ensembles)."""
         return ServerStats(
             self.success_count,
             self.success_ns,
@@ -61,6 +64,8 @@ class ServerStats:
             parts.cache_hit_ns,
             parts.cache_miss_count,
             parts.cache_miss_ns,
+            self.fail_count,
+            self.fail_ns,
         )
 
     def per_request_us(self) -> dict[str, float] | None:
@@ -113,6 +118,8 @@ def stats_from_json(document: Mapping, model: str) -> ServerStats:
             cache_hit_ns=values["cache_hit"][1],
             cache_miss_count=values["cache_miss"][0],
             cache_miss_ns=values["cache_miss"][1],
+            fail_count=values["fail"][0],
+            fail_ns=values["fail"][1],
         )
     return total
 

@@ -81,10 +81,16 @@ def test_gate_pass_and_fail():
     assert failed.to_dict()["verdict"] == "FAIL"
 
 
-def test_error_rate_unknown_is_skipped():
+def test_a_threshold_that_cannot_be_evaluated_fails():
     base = PerfRecord("concurrency", 1, 100, 1, 1, 1, 1000)
     gate = evaluate_gate(_result(base, base), GateThresholds(max_error_rate=0.0))
-    assert gate.passed and gate.checks[0].status == "SKIP"
+    assert not gate.passed and gate.exit_code == 1
+    check = gate.checks[0]
+    assert (check.status, check.value) == ("FAIL", None)
+    assert check.detail.startswith("could not be evaluated: unknown: the result has no failed-request counts")
+    nan = PerfRecord("concurrency", 1, float("nan"), 1, 1, 1, 1000)
+    gate = evaluate_gate(_result(base, nan), GateThresholds(min_throughput_ratio=0.5))
+    assert [c.status for c in gate.checks] == ["FAIL"]
 
 
 def test_thresholds_yaml_and_overrides(tmp_path):
@@ -151,3 +157,21 @@ def test_cli_gate_from_csvs(tmp_path, capsys):
     assert json.loads((tmp_path / "g.json").read_text())["verdict"] == "FAIL"
     assert "FAIL" in capsys.readouterr().out
     assert main(["perf", "gate", "--max-p99-ratio", "1"]) == 2
+
+
+def test_cli_gate_on_csvs_cannot_pass_an_error_rate(tmp_path, capsys):
+    write_perf_csv([_record(1000, 2000, load=1)], tmp_path / "b.csv")
+    write_perf_csv([_record(1000, 2000, load=1)], tmp_path / "c.csv")
+    argv = [
+        "perf",
+        "gate",
+        "--baseline-csv",
+        str(tmp_path / "b.csv"),
+        "--candidate-csv",
+        str(tmp_path / "c.csv"),
+    ]
+    assert main([*argv, "--max-error-rate", "0.001", "--json", str(tmp_path / "g.json")]) == 1
+    verdict = json.loads((tmp_path / "g.json").read_text())
+    assert verdict["verdict"] == "FAIL"
+    assert "no failed-request counts" in verdict["checks"][0]["detail"]
+    assert main([*argv, "--max-p99-ratio", "1.1"]) == 0
