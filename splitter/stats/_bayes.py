@@ -21,8 +21,8 @@ from numpy.typing import ArrayLike
 from scipy import special
 
 from tritonab.splitter.stats import _validate as v
-from tritonab.splitter.stats._compare import Reason, Statistic, compare
-from tritonab.splitter.stats._validate import FloatOrArray
+from tritonab.splitter.stats._compare import Statistic, compare
+from tritonab.splitter.stats._validate import FloatOrArray, Reason
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -26,12 +26,10 @@ from tritonab.errors import StatsError
 from tritonab.splitter.stats import _sequential
 from tritonab.splitter.stats import _validate as v
 from tritonab.splitter.stats._validate import Alternative as Alternative  # re-export: it used to live here
-from tritonab.splitter.stats._validate import FloatArray, FloatOrArray
+from tritonab.splitter.stats._validate import FloatArray, FloatOrArray, Reason
 
 REASONS = ("too_few_units", "zero_baseline", "zero_variance")
 
-Reason: TypeAlias = str | NDArray[np.str_] | None
-"""None (valid) or a code for a scalar result; an array of codes ("" = valid) otherwise."""
 Arm: TypeAlias = tuple[FloatArray, FloatArray, FloatArray]
 """(mean, per-unit variance, n) of one arm."""
 

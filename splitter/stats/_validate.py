@@ -16,6 +16,8 @@ FloatOrArray: TypeAlias = float | FloatArray
 Codes: TypeAlias = NDArray[np.integer[Any] | np.bool_]
 """Per-unit integer (or boolean) group codes."""
 Alternative: TypeAlias = Literal["two-sided", "greater", "less"]
+Reason: TypeAlias = str | NDArray[np.str_] | None
+"""None (valid) or a code for a scalar result; an array of codes ("" = valid) otherwise."""
 
 ALTERNATIVES: tuple[Alternative, ...] = ("two-sided", "greater", "less")
 
