@@ -22,15 +22,20 @@ is every canary, this holds for any step.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeAlias
 
 import numpy as np
+from numpy.typing import NDArray
 
 from tritonab.errors import AssignmentError
 
 BUCKETS = 10_000
 _WEIGHT_TOLERANCE = 1e-6
+
+Units: TypeAlias = Iterable[str | bytes | int] | NDArray[Any]
+"""Unit ids: strings, bytes or integers, or an array of them (of any shape)."""
 
 
 def _encode(unit: str | bytes | int) -> bytes:
@@ -47,7 +52,7 @@ def bucket(salt: str, unit: str | bytes | int) -> int:
     return int.from_bytes(digest[:8], "big") % BUCKETS
 
 
-def buckets(salt: str, units: Iterable[str | bytes | int] | np.ndarray) -> np.ndarray:
+def buckets(salt: str, units: Units) -> NDArray[np.int64]:
     """Buckets of many unit ids at once, as an int64 array (one sha256 per unit)."""
     prefix = f"{salt}:".encode()
     sha = hashlib.sha256
@@ -73,7 +78,7 @@ class Allocation:
 
     names: tuple[str, ...]
     weights: tuple[float, ...]
-    _table: np.ndarray = field(init=False, repr=False, compare=False)
+    _table: NDArray[np.int16] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         names, weights = tuple(self.names), tuple(float(w) for w in self.weights)
@@ -96,7 +101,7 @@ class Allocation:
         object.__setattr__(self, "_table", table)
 
     @classmethod
-    def from_mapping(cls, weights: dict[str, float]) -> Allocation:
+    def from_mapping(cls, weights: Mapping[str, float]) -> Allocation:
         """An allocation from `{name: weight}` in insertion order."""
         return cls(tuple(weights), tuple(weights.values()))
 
@@ -110,22 +115,20 @@ class Allocation:
         candidates = [(edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
         return [(edges[-1], BUCKETS), *candidates]
 
-    def index_of(self, bucket_ids: np.ndarray | Sequence[int]) -> np.ndarray:
+    def index_of(self, bucket_ids: NDArray[np.integer[Any]] | Sequence[int]) -> NDArray[np.int16]:
         """Variant index per bucket."""
         return self._table[np.asarray(bucket_ids, dtype=np.int64)]
 
-    def assign(self, salt: str, units: Iterable[str | bytes | int] | np.ndarray) -> np.ndarray:
+    def assign(self, salt: str, units: Units) -> NDArray[np.int16]:
         """Variant index (into `names`) per unit id."""
         return self.index_of(buckets(salt, units))
 
-    def assign_names(self, salt: str, units: Iterable[str | bytes | int] | np.ndarray) -> list[str]:
+    def assign_names(self, salt: str, units: Units) -> list[str]:
         """Variant name per unit id."""
         return [self.names[i] for i in self.assign(salt, units)]
 
 
-def assign(
-    salt: str, units: Iterable[str | bytes | int] | np.ndarray, weights: dict[str, float]
-) -> list[str]:
+def assign(salt: str, units: Units, weights: Mapping[str, float]) -> list[str]:
     """Variant name per unit id for `{variant: weight}` (first entry = baseline).
 
     Example:
@@ -134,7 +137,7 @@ def assign(
     return Allocation.from_mapping(weights).assign_names(salt, units)
 
 
-def random_buckets(count: int, rng: np.random.Generator | None = None) -> np.ndarray:
+def random_buckets(count: int, rng: np.random.Generator | None = None) -> NDArray[np.int64]:
     """Uniform random buckets for rows without a unit id (not sticky)."""
     rng = rng or np.random.default_rng()
     return rng.integers(0, BUCKETS, size=count, dtype=np.int64)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +177,7 @@ class Experiment(_Model):
                 return v
         raise SpecError(f"experiment `{self.name}` has no variant `{name}`")
 
-    def with_weights(self, weights: dict[str, float]) -> Experiment:
+    def with_weights(self, weights: Mapping[str, float]) -> Experiment:
         """A copy with new weights (every variant named; validated like a fresh spec).
 
         Raises:

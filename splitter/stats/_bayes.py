@@ -15,13 +15,14 @@ labelled `method="gaussian-approximation"` on every result.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import special
 
 from tritonab.splitter.stats import _validate as v
-from tritonab.splitter.stats._compare import compare
+from tritonab.splitter.stats._compare import Statistic, compare
+from tritonab.splitter.stats._validate import FloatOrArray, Reason
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -40,21 +41,21 @@ class BayesSummary:
         reason: as in ComparisonResult; degenerate entries carry NaN summaries.
     """
 
-    chance_to_beat_control: Any
-    expected_loss: Any
-    expected_loss_control: Any
-    effect: Any
-    se: Any
-    ci_low: Any
-    ci_high: Any
+    chance_to_beat_control: FloatOrArray
+    expected_loss: FloatOrArray
+    expected_loss_control: FloatOrArray
+    effect: FloatOrArray
+    se: FloatOrArray
+    ci_low: FloatOrArray
+    ci_high: FloatOrArray
     relative: bool
     method: str
-    reason: Any
+    reason: Reason
 
 
 def bayes_summary(
-    control: Any,
-    treatment: Any,
+    control: Statistic,
+    treatment: Statistic,
     *,
     relative: bool = False,
     higher_is_better: bool = True,
@@ -85,10 +86,19 @@ def bayes_summary(
         chance = special.ndtr(z)
         loss_ship = s * pdf - gain * special.ndtr(-z)
         loss_keep = s * pdf + gain * special.ndtr(z)
-        q = special.ndtri(1.0 - alpha / 2.0)
-    out = [chance, loss_ship, loss_keep, mu, s, mu - q * s, mu + q * s]
+        q = float(special.ndtri(1.0 - alpha / 2.0))
+
+    def summary(x: ArrayLike) -> FloatOrArray:  # scipy is untyped: its results enter here as float64
+        return v.scalar_or_array(np.asarray(x, dtype=np.float64))
+
     return BayesSummary(
-        *(v.scalar_or_array(np.asarray(x, dtype=np.float64)) for x in out),
+        chance_to_beat_control=summary(chance),
+        expected_loss=summary(loss_ship),
+        expected_loss_control=summary(loss_keep),
+        effect=summary(mu),
+        se=summary(s),
+        ci_low=summary(mu - q * s),
+        ci_high=summary(mu + q * s),
         relative=relative,
         method="gaussian-approximation",
         reason=res.reason,

@@ -16,17 +16,35 @@ Degenerate entries (n < 2, zero variance, zero control mean for a relative lift)
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Any, Protocol, TypeAlias
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy import special
 
 from tritonab.errors import StatsError
 from tritonab.splitter.stats import _sequential
 from tritonab.splitter.stats import _validate as v
+from tritonab.splitter.stats._validate import Alternative as Alternative  # re-export: it used to live here
+from tritonab.splitter.stats._validate import FloatArray, FloatOrArray, Reason
 
-Alternative = Literal["two-sided", "greater", "less"]
 REASONS = ("too_few_units", "zero_baseline", "zero_variance")
+
+Arm: TypeAlias = tuple[FloatArray, FloatArray, FloatArray]
+"""(mean, per-unit variance, n) of one arm."""
+
+
+class Statistic(Protocol):
+    """What `compare` reads from an arm: a SampleMean, Proportion, Ratio or AdjustedMean."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def n(self) -> FloatOrArray: ...
+    @property
+    def mean(self) -> FloatOrArray: ...
+    @property
+    def variance(self) -> FloatOrArray: ...
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -48,24 +66,24 @@ class ComparisonResult:
             "zero_variance" (an array of codes, "" meaning valid, for array results).
     """
 
-    effect: Any
-    ci_low: Any
-    ci_high: Any
-    p_value: Any
-    se: Any
-    control_mean: Any
-    treatment_mean: Any
-    control_n: Any
-    treatment_n: Any
-    df: Any
+    effect: FloatOrArray
+    ci_low: FloatOrArray
+    ci_high: FloatOrArray
+    p_value: FloatOrArray | None
+    se: FloatOrArray
+    control_mean: FloatOrArray
+    treatment_mean: FloatOrArray
+    control_n: FloatOrArray
+    treatment_n: FloatOrArray
+    df: FloatOrArray
     method: str
     relative: bool
     alpha: float
-    alternative: str
-    reason: Any
+    alternative: Alternative
+    reason: Reason
 
     @property
-    def significant(self) -> Any:
+    def significant(self) -> bool | NDArray[np.bool_]:
         """p_value < alpha; False where degenerate."""
         if self.p_value is None:
             return False
@@ -78,7 +96,7 @@ class ComparisonResult:
         return {k: _jsonable(val) for k, val in dataclasses.asdict(self).items()}
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> object:
     if isinstance(value, np.ndarray):
         return [_jsonable(x) for x in value.tolist()]
     if isinstance(value, float) and not np.isfinite(value):
@@ -87,8 +105,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def compare(
-    control: Any,
-    treatment: Any,
+    control: Statistic,
+    treatment: Statistic,
     *,
     relative: bool = False,
     alpha: float = 0.05,
@@ -157,7 +175,7 @@ def compare(
     )
 
 
-def _check_pair(control: Any, treatment: Any) -> str:
+def _check_pair(control: Statistic, treatment: Statistic) -> str:
     """Both arms are statistics of the same kind; returns that kind."""
     for name, stat in (("control", control), ("treatment", treatment)):
         if not all(hasattr(stat, attr) for attr in ("kind", "n", "mean", "variance")):
@@ -169,7 +187,7 @@ def _check_pair(control: Any, treatment: Any) -> str:
     return str(control.kind)
 
 
-def _arm(stat: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _arm(stat: Statistic, name: str) -> Arm:
     """(mean, per-unit variance, n) as float arrays."""
     return (
         np.asarray(stat.mean, dtype=np.float64),
@@ -178,7 +196,7 @@ def _arm(stat: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-def _effect_and_variance(a: tuple, b: tuple, relative: bool) -> tuple[np.ndarray, np.ndarray]:
+def _effect_and_variance(a: Arm, b: Arm, relative: bool) -> tuple[FloatArray, FloatArray]:
     """Point estimate and its variance (delta method when relative)."""
     (ma, va, na), (mb, vb, nb) = a, b
     v.broadcast({"control": ma, "treatment": mb})
@@ -189,7 +207,7 @@ def _effect_and_variance(a: tuple, b: tuple, relative: bool) -> tuple[np.ndarray
     return effect, var
 
 
-def _reasons(a: tuple, b: tuple, se: np.ndarray, relative: bool) -> np.ndarray:
+def _reasons(a: Arm, b: Arm, se: FloatArray, relative: bool) -> NDArray[np.str_]:
     """Reason codes ('' when valid), first matching code wins."""
     (ma, _, na), (_, _, nb) = a, b
     shape = se.shape
@@ -201,48 +219,87 @@ def _reasons(a: tuple, b: tuple, se: np.ndarray, relative: bool) -> np.ndarray:
     return reason
 
 
-def _welch_df(a: tuple, b: tuple) -> np.ndarray:
+def _welch_df(a: Arm, b: Arm) -> FloatArray:
     """Welch–Satterthwaite degrees of freedom."""
     (_, va, na), (_, vb, nb) = a, b
     qa, qb = va / na, vb / nb
     return (qa + qb) ** 2 / (qa**2 / (na - 1) + qb**2 / (nb - 1))
 
 
-def _fixed_bounds(effect, se, df, alpha: float, alternative: str):
+def _fixed_bounds(
+    effect: FloatArray, se: FloatArray, df: FloatArray, alpha: float, alternative: str
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     """CI bounds and p-value of the t (finite df) or z (df = inf) test."""
     stat = effect / se
     one = alternative != "two-sided"
-    q = special.stdtrit(df, 1.0 - (alpha if one else alpha / 2.0))
+    # scipy is untyped here: its results enter as float64 arrays.
+    q = np.asarray(special.stdtrit(df, 1.0 - (alpha if one else alpha / 2.0)), dtype=np.float64)
     if alternative == "two-sided":
-        p = 2.0 * special.stdtr(df, -np.abs(stat))
+        p = 2.0 * np.asarray(special.stdtr(df, -np.abs(stat)), dtype=np.float64)
         return effect - q * se, effect + q * se, p
     if alternative == "greater":
-        return effect - q * se, np.full_like(effect, np.inf), special.stdtr(df, -stat)
-    return np.full_like(effect, -np.inf), effect + q * se, special.stdtr(df, stat)
+        upper = np.asarray(special.stdtr(df, -stat), dtype=np.float64)
+        return effect - q * se, np.full_like(effect, np.inf), upper
+    lower = np.asarray(special.stdtr(df, stat), dtype=np.float64)
+    return np.full_like(effect, -np.inf), effect + q * se, lower
 
 
-def _sequential_bounds(effect, se, n_total, alpha: float, tuning: float):
+def _sequential_bounds(
+    effect: FloatArray, se: FloatArray, n_total: FloatArray, alpha: float, tuning: float
+) -> tuple[FloatArray, FloatArray, FloatOrArray]:
     """Confidence-sequence bounds and the anytime-valid p-value."""
     width = _sequential.half_width(se, n_total, alpha, tuning)
     p = _sequential.p_value(effect / se, n_total, alpha, tuning)
     return effect - width, effect + width, p
 
 
-def _result(effect, low, high, p, se, a, b, df, reason, **settings) -> ComparisonResult:
+def _result(
+    effect: FloatArray,
+    low: FloatArray,
+    high: FloatArray,
+    p: FloatOrArray,
+    se: FloatArray,
+    a: Arm,
+    b: Arm,
+    df: FloatArray,
+    reason: NDArray[np.str_],
+    *,
+    method: str,
+    relative: bool,
+    alpha: float,
+    alternative: Alternative,
+) -> ComparisonResult:
     """Mask degenerate entries and unwrap scalars."""
     bad = reason != ""
     shape = reason.shape
-    fields = {
-        name: np.where(bad, np.nan, np.broadcast_to(x, shape))
-        for name, x in (("ci_low", low), ("ci_high", high), ("p_value", p), ("se", se), ("df", df))
-    }
-    fields["effect"] = np.broadcast_to(effect, shape)
-    out = {k: v.scalar_or_array(np.asarray(x, dtype=np.float64)) for k, x in fields.items()}
-    for side, (m, _, n) in (("control", a), ("treatment", b)):
-        out[f"{side}_mean"] = v.scalar_or_array(np.broadcast_to(m, shape).astype(np.float64))
-        out[f"{side}_n"] = v.scalar_or_array(np.broadcast_to(n, shape).astype(np.float64))
+
+    def masked(x: FloatOrArray) -> FloatOrArray:
+        return v.scalar_or_array(
+            np.asarray(np.where(bad, np.nan, np.broadcast_to(x, shape)), dtype=np.float64)
+        )
+
+    def summary(x: FloatArray) -> FloatOrArray:
+        return v.scalar_or_array(np.broadcast_to(x, shape).astype(np.float64))
+
+    p_value: FloatOrArray | None = masked(p)
+    code: Reason = reason
     if shape == ():
-        code = str(reason)
-        out["p_value"] = None if code else out["p_value"]
-        return ComparisonResult(**out, reason=code or None, **settings)
-    return ComparisonResult(**out, reason=reason, **settings)
+        code = str(reason) or None
+        p_value = None if code else p_value
+    return ComparisonResult(
+        effect=v.scalar_or_array(np.asarray(np.broadcast_to(effect, shape), dtype=np.float64)),
+        ci_low=masked(low),
+        ci_high=masked(high),
+        p_value=p_value,
+        se=masked(se),
+        control_mean=summary(a[0]),
+        treatment_mean=summary(b[0]),
+        control_n=summary(a[2]),
+        treatment_n=summary(b[2]),
+        df=masked(df),
+        method=method,
+        relative=relative,
+        alpha=alpha,
+        alternative=alternative,
+        reason=code,
+    )

@@ -17,9 +17,10 @@ p (1 - p), as for `Proportion`; the test is then a z-test instead of Welch's t.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal, TypeAlias
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from tritonab.errors import StatsError
 from tritonab.splitter.stats import _validate as v
@@ -31,6 +32,9 @@ from tritonab.splitter.stats._sufficient import (
     _sample_variance,
     _Sufficient,
 )
+from tritonab.splitter.stats._validate import FloatArray, FloatOrArray
+
+CupedKind: TypeAlias = Literal["mean", "proportion"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -44,17 +48,29 @@ class CovariateMean(_Sufficient):
         xy_sum: sum of the per-unit products x * y.
     """
 
-    n: Any
-    y_sum: Any
-    y_sum_squares: Any
-    x_sum: Any
-    x_sum_squares: Any
-    xy_sum: Any
+    n: FloatOrArray
+    y_sum: FloatOrArray
+    y_sum_squares: FloatOrArray
+    x_sum: FloatOrArray
+    x_sum_squares: FloatOrArray
+    xy_sum: FloatOrArray
     kind: ClassVar[str] = "covariate"
     _non_negative: ClassVar[tuple[str, ...]] = ("n", "y_sum_squares", "x_sum_squares")
+    if TYPE_CHECKING:
+        # The generated __init__ takes anything array-like: __post_init__ validates each
+        # field and stores it as a float or a float64 array (the field types above).
+        def __init__(
+            self,
+            n: ArrayLike,
+            y_sum: ArrayLike,
+            y_sum_squares: ArrayLike,
+            x_sum: ArrayLike,
+            x_sum_squares: ArrayLike,
+            xy_sum: ArrayLike,
+        ) -> None: ...
 
     @classmethod
-    def from_values(cls, y: Any, x: Any) -> CovariateMean:
+    def from_values(cls, y: ArrayLike, x: ArrayLike) -> CovariateMean:
         """Statistics of per-unit metric and covariate arrays.
 
         Args:
@@ -71,7 +87,9 @@ class CovariateMean(_Sufficient):
         return cls(ya.size, *_pair_moments(ya, xa))
 
     @classmethod
-    def from_groups(cls, y: Any, x: Any, groups: Any, n_groups: int | None = None) -> CovariateMean:
+    def from_groups(
+        cls, y: ArrayLike, x: ArrayLike, groups: ArrayLike, n_groups: int | None = None
+    ) -> CovariateMean:
         """Per-group statistics of metric and covariate arrays, via np.bincount.
 
         Args:
@@ -107,19 +125,19 @@ class AdjustedMean:
         kind: "mean" or "proportion" (decides Welch t vs z in `compare`).
     """
 
-    n: Any
-    mean: Any
-    variance: Any
-    unadjusted_mean: Any
-    theta: Any
-    kind: str
+    n: FloatOrArray
+    mean: FloatOrArray
+    variance: FloatOrArray
+    unadjusted_mean: FloatOrArray
+    theta: FloatOrArray
+    kind: CupedKind
 
 
 def cuped(
     control: CovariateMean,
     treatment: CovariateMean,
     *,
-    kind: Literal["mean", "proportion"] = "mean",
+    kind: CupedKind = "mean",
 ) -> tuple[AdjustedMean, AdjustedMean]:
     """Adjust both arms with a theta pooled over the arms.
 
@@ -149,12 +167,12 @@ def cuped(
 
 
 def cuped_from_arrays(
-    control_y: Any,
-    control_x: Any,
-    treatment_y: Any,
-    treatment_x: Any,
+    control_y: ArrayLike,
+    control_x: ArrayLike,
+    treatment_y: ArrayLike,
+    treatment_x: ArrayLike,
     *,
-    kind: Literal["mean", "proportion"] = "mean",
+    kind: CupedKind = "mean",
 ) -> tuple[AdjustedMean, AdjustedMean]:
     """`cuped` from raw per-unit arrays.
 
@@ -176,7 +194,7 @@ def cuped_from_arrays(
     )
 
 
-def _adjust(stat: CovariateMean, theta: np.ndarray, x_bar: np.ndarray, kind: str) -> AdjustedMean:
+def _adjust(stat: CovariateMean, theta: FloatArray, x_bar: FloatArray, kind: CupedKind) -> AdjustedMean:
     """One arm's adjusted mean and variance."""
     y_mean = np.asarray(_mean(stat.y_sum, stat.n))
     x_mean = np.asarray(_mean(stat.x_sum, stat.n))
@@ -197,7 +215,7 @@ def _adjust(stat: CovariateMean, theta: np.ndarray, x_bar: np.ndarray, kind: str
     )
 
 
-def _pair(y: Any, x: Any, check_nan: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def _pair(y: ArrayLike, x: ArrayLike, check_nan: bool = True) -> tuple[FloatArray, FloatArray]:
     ya, xa = v.values_1d(y, "y", check_nan), v.values_1d(x, "x", check_nan)
     if ya.shape != xa.shape:
         raise StatsError(f"mismatched lengths: `y` has {ya.size}, `x` has {xa.size}")

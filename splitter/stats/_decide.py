@@ -22,16 +22,23 @@ import dataclasses
 import enum
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import pydantic
 
 from tritonab.errors import StatsError
-from tritonab.splitter.stats._compare import ComparisonResult, compare
-from tritonab.splitter.stats._power import sample_size
+from tritonab.splitter.stats._compare import ComparisonResult, Statistic, compare
+from tritonab.splitter.stats._power import Kind, sample_size
 from tritonab.splitter.stats._srm import SRMResult, srm
-from tritonab.splitter.stats.criteria import SuccessCriteria
+from tritonab.splitter.stats.criteria import GuardrailMetric, SuccessCriteria
+
+Role: TypeAlias = Literal["primary", "guardrail"]
+Status: TypeAlias = Literal[
+    "better", "worse", "below_minimum", "inconclusive", "degenerate", "clear", "fail", "pending"
+]
+Pair: TypeAlias = tuple[Statistic, Statistic]
+"""(control, treatment) statistics of one metric."""
 
 
 class Outcome(str, enum.Enum):
@@ -56,8 +63,8 @@ class MetricVerdict:
     """
 
     name: str
-    role: str
-    status: str
+    role: Role
+    status: Status
     result: ComparisonResult
 
 
@@ -85,7 +92,7 @@ class Decision:
 
 def decide(
     criteria: SuccessCriteria | Mapping[str, Any],
-    metrics: Mapping[str, tuple[Any, Any]],
+    metrics: Mapping[str, Pair],
     *,
     counts: Sequence[float] | None = None,
     weights: Sequence[float] | None = None,
@@ -110,7 +117,9 @@ def decide(
     _check_metrics(crit, metrics)
     if (counts is None) != (weights is None):
         raise StatsError("`counts` and `weights` must be given together")
-    srm_result = None if counts is None else srm(counts, weights, threshold=crit.srm_threshold)
+    srm_result = (
+        None if counts is None or weights is None else srm(counts, weights, threshold=crit.srm_threshold)
+    )
     primary = _primary(crit, metrics)
     guards = tuple(_guardrail(crit, g, metrics) for g in crit.guardrails)
     outcome, reasons = _outcome(crit, primary, guards, srm_result)
@@ -124,7 +133,7 @@ def decide(
     return Decision(outcome, tuple(reasons), primary, guards, srm_result, needed)
 
 
-def _criteria(criteria: Any) -> SuccessCriteria:
+def _criteria(criteria: SuccessCriteria | Mapping[str, Any]) -> SuccessCriteria:
     if isinstance(criteria, SuccessCriteria):
         return criteria
     try:
@@ -133,7 +142,7 @@ def _criteria(criteria: Any) -> SuccessCriteria:
         raise StatsError(f"`criteria` is invalid: {exc}") from exc
 
 
-def _check_metrics(crit: SuccessCriteria, metrics: Mapping[str, Any]) -> None:
+def _check_metrics(crit: SuccessCriteria, metrics: Mapping[str, object]) -> None:
     for name in [crit.primary.name] + [g.name for g in crit.guardrails]:
         pair = metrics.get(name)
         if pair is None:
@@ -144,23 +153,24 @@ def _check_metrics(crit: SuccessCriteria, metrics: Mapping[str, Any]) -> None:
             raise StatsError(f"`metrics[{name!r}]` must hold scalar statistics, not arrays")
 
 
-def _compare(crit: SuccessCriteria, pair: tuple[Any, Any], relative: bool) -> ComparisonResult:
+def _compare(crit: SuccessCriteria, pair: Pair, relative: bool) -> ComparisonResult:
     tuning = crit.sequential_tuning if crit.method == "sequential" else None
     return compare(pair[0], pair[1], relative=relative, alpha=crit.alpha, sequential_tuning=tuning)
 
 
 def _oriented(res: ComparisonResult, sign: float) -> tuple[float, float, float]:
     """(estimate, low, high) with `sign` applied, so that positive means `sign`'s way."""
-    lo, hi = sign * res.ci_low, sign * res.ci_high
-    return sign * res.effect, min(lo, hi), max(lo, hi)
+    lo, hi = sign * float(res.ci_low), sign * float(res.ci_high)  # scalars: `decide` checks
+    return sign * float(res.effect), min(lo, hi), max(lo, hi)
 
 
-def _primary(crit: SuccessCriteria, metrics: Mapping[str, Any]) -> MetricVerdict:
+def _primary(crit: SuccessCriteria, metrics: Mapping[str, Pair]) -> MetricVerdict:
     spec = crit.primary
     res = _compare(crit, metrics[spec.name], spec.relative)
     if res.reason:
         return MetricVerdict(spec.name, "primary", "degenerate", res)
     gain, lo, hi = _oriented(res, 1.0 if spec.direction == "increase" else -1.0)
+    status: Status
     if hi < 0:
         status = "worse"
     elif lo > 0:
@@ -170,11 +180,12 @@ def _primary(crit: SuccessCriteria, metrics: Mapping[str, Any]) -> MetricVerdict
     return MetricVerdict(spec.name, "primary", status, res)
 
 
-def _guardrail(crit: SuccessCriteria, spec: Any, metrics: Mapping[str, Any]) -> MetricVerdict:
+def _guardrail(crit: SuccessCriteria, spec: GuardrailMetric, metrics: Mapping[str, Pair]) -> MetricVerdict:
     res = _compare(crit, metrics[spec.name], spec.relative)
     if res.reason:
         return MetricVerdict(spec.name, "guardrail", "degenerate", res)
     _, lo, hi = _oriented(res, 1.0 if spec.bad_direction == "increase" else -1.0)
+    status: Status
     if lo > spec.max_degradation:
         status = "fail"
     elif hi <= spec.max_degradation:
@@ -220,23 +231,23 @@ def _outcome(
             f"primary `{primary.name}` is significantly better and every guardrail is clear",
             *details,
         ]
-    why = {
+    summary = {
         "better": "primary is better but guardrails are not yet clear: " + ", ".join(unclear),
         "below_minimum": "primary is significantly better but below the minimum effect",
         "inconclusive": "primary is not yet significant",
         "degenerate": "primary cannot be tested yet",
     }[primary.status]
-    return Outcome.CONTINUE, [why, *details]
+    return Outcome.CONTINUE, [summary, *details]
 
 
-def _still_needed(crit: SuccessCriteria, metrics: Mapping[str, Any]) -> int | None:
+def _still_needed(crit: SuccessCriteria, metrics: Mapping[str, Pair]) -> int | None:
     spec = crit.primary
     control, treatment = metrics[spec.name]
     mean, var = float(control.mean), float(control.variance)
     n_c, n_t = float(control.n), float(treatment.n)
     if spec.minimum_effect == 0 or not (math.isfinite(mean) and math.isfinite(var)) or n_c == 0:
         return None
-    kind = "proportion" if control.kind == "proportion" else "mean"
+    kind: Kind = "proportion" if control.kind == "proportion" else "mean"
     sign = 1.0 if spec.direction == "increase" else -1.0
     ratio = n_t / n_c if n_t > 0 else 1.0
     try:

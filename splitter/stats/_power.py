@@ -29,6 +29,7 @@ from scipy.stats import norm
 
 from tritonab.errors import StatsError
 from tritonab.splitter.stats import _validate as v
+from tritonab.splitter.stats._validate import Alternative
 
 Kind = Literal["proportion", "mean"]
 
@@ -76,7 +77,7 @@ def sample_size(
     power: float = 0.8,
     relative: bool = False,
     ratio: float = 1.0,
-    alternative: str = "two-sided",
+    alternative: Alternative = "two-sided",
 ) -> int:
     """Units needed in the control arm (per arm when `ratio` is 1) to detect `mde`.
 
@@ -120,7 +121,7 @@ def mde(
     power: float = 0.8,
     relative: bool = False,
     ratio: float = 1.0,
-    alternative: str = "two-sided",
+    alternative: Alternative = "two-sided",
 ) -> float:
     """Minimum detectable (positive) effect with `n` units in the control arm.
 

@@ -31,14 +31,16 @@ each bounded by alpha, so `compare` rejects one-sided alternatives when sequenti
 
 from __future__ import annotations
 
-from typing import Any
+from typing import overload
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from tritonab.errors import StatsError
+from tritonab.splitter.stats._validate import FloatOrArray
 
 
-def check_tuning(sequential_tuning: Any) -> float:
+def check_tuning(sequential_tuning: object) -> float:
     """N* must be a positive finite number."""
     if isinstance(sequential_tuning, bool) or not isinstance(sequential_tuning, (int, float)):
         raise StatsError(f"`sequential_tuning` must be a number, got {sequential_tuning!r}")
@@ -53,7 +55,12 @@ def rho_squared(sequential_tuning: float, alpha: float) -> float:
     return float((-2.0 * log_alpha + np.log(1.0 - 2.0 * log_alpha)) / sequential_tuning)
 
 
-def half_width(se: Any, n_total: Any, alpha: float, sequential_tuning: float) -> np.ndarray:
+# Both helpers follow numpy: a float (numpy.float64) for scalar or 0-d inputs, an array otherwise.
+@overload
+def half_width(se: float, n_total: float, alpha: float, sequential_tuning: float) -> float: ...
+@overload
+def half_width(se: ArrayLike, n_total: ArrayLike, alpha: float, sequential_tuning: float) -> FloatOrArray: ...
+def half_width(se: ArrayLike, n_total: ArrayLike, alpha: float, sequential_tuning: float) -> FloatOrArray:
     """Half-width of the two-sided confidence sequence (eq. 9) on the effect's scale.
 
     Args:
@@ -63,17 +70,23 @@ def half_width(se: Any, n_total: Any, alpha: float, sequential_tuning: float) ->
         sequential_tuning: N*, the total sample size where a decision is expected.
 
     Returns:
-        The half-width, broadcast over the inputs.
+        The half-width, broadcast over the inputs (a float for scalar inputs).
     """
     n = np.asarray(n_total, dtype=np.float64)
     r2 = rho_squared(sequential_tuning, alpha)
     sigma = np.asarray(se) * np.sqrt(n)
     with np.errstate(divide="ignore", invalid="ignore"):
         factor = 2.0 * (n * r2 + 1.0) / (n**2 * r2) * np.log(np.sqrt(n * r2 + 1.0) / alpha)
-    return sigma * np.sqrt(factor)
+    # numpy's stubs lose the dtype through ufuncs (NDArray[Any], then Any): name the result.
+    width: FloatOrArray = sigma * np.sqrt(factor)
+    return width
 
 
-def p_value(z: Any, n_total: Any, alpha: float, sequential_tuning: float) -> np.ndarray:
+@overload
+def p_value(z: float, n_total: float, alpha: float, sequential_tuning: float) -> float: ...
+@overload
+def p_value(z: ArrayLike, n_total: ArrayLike, alpha: float, sequential_tuning: float) -> FloatOrArray: ...
+def p_value(z: ArrayLike, n_total: ArrayLike, alpha: float, sequential_tuning: float) -> FloatOrArray:
     """Anytime-valid p-value min(1, 1/E) of the Gaussian-mixture e-value (eq. 155).
 
     Args:
@@ -83,9 +96,10 @@ def p_value(z: Any, n_total: Any, alpha: float, sequential_tuning: float) -> np.
         sequential_tuning: N*.
 
     Returns:
-        The p-value, broadcast over the inputs.
+        The p-value, broadcast over the inputs (a float for scalar inputs).
     """
     n = np.asarray(n_total, dtype=np.float64)
     r2 = rho_squared(sequential_tuning, alpha)
     log_e = r2 * n * np.square(z) / (2.0 * (n * r2 + 1.0)) - 0.5 * np.log(n * r2 + 1.0)
-    return np.exp(-np.maximum(log_e, 0.0))
+    p: FloatOrArray = np.exp(-np.maximum(log_e, 0.0))  # typed as in `half_width`
+    return p

@@ -9,14 +9,17 @@ Multiple testing: statsmodels `multipletests` (Holm step-down FWER, Benjamini–
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
 from tritonab.errors import StatsError
 from tritonab.splitter.stats import _validate as v
+from tritonab.splitter.stats._validate import FloatArray, FloatOrArray, Reason
 
 SRM_THRESHOLD = 0.001
 
@@ -34,12 +37,12 @@ class SRMResult:
         reason: None, or "no_units" when the total count is 0 ("" = valid in arrays).
     """
 
-    chi2: Any
-    p_value: Any
-    srm_detected: Any
-    expected: np.ndarray
+    chi2: FloatOrArray
+    p_value: FloatOrArray | None
+    srm_detected: bool | NDArray[np.bool_]
+    expected: FloatArray
     threshold: float
-    reason: Any
+    reason: Reason
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly fields."""
@@ -50,7 +53,7 @@ class SRMResult:
         return out
 
 
-def srm(counts: Any, weights: Any, *, threshold: float = SRM_THRESHOLD) -> SRMResult:
+def srm(counts: ArrayLike, weights: ArrayLike, *, threshold: float = SRM_THRESHOLD) -> SRMResult:
     """Check observed unit counts per variant against the configured traffic weights.
 
     Args:
@@ -97,7 +100,9 @@ def srm(counts: Any, weights: Any, *, threshold: float = SRM_THRESHOLD) -> SRMRe
     return SRMResult(chi2, p, p < threshold, expected, threshold, reason)
 
 
-def adjust(p_values: Any, method: Literal["holm", "bh"] = "holm") -> np.ndarray:
+def adjust(
+    p_values: Sequence[float | None] | FloatArray, method: Literal["holm", "bh"] = "holm"
+) -> FloatArray:
     """Adjust p-values for multiple testing, returned in input order.
 
     NaN or None entries (degenerate comparisons) stay NaN and are left out of the family.
@@ -116,8 +121,10 @@ def adjust(p_values: Any, method: Literal["holm", "bh"] = "holm") -> np.ndarray:
     methods = {"holm": "holm", "bh": "fdr_bh"}
     if method not in methods:
         raise StatsError(f"`method` must be 'holm' or 'bh', got {method!r}")
-    if np.ndim(p_values) != 1:
-        raise StatsError(f"`p_values` must be 1-D, got shape {np.shape(p_values)}")
+    # numpy's ArrayLike has no None, but np.shape takes any sequence (None -> an object entry).
+    shape = np.shape(p_values)  # type: ignore[arg-type]
+    if len(shape) != 1:
+        raise StatsError(f"`p_values` must be 1-D, got shape {shape}")
     try:
         arr = np.asarray([np.nan if p is None else p for p in p_values], dtype=np.float64)
     except (TypeError, ValueError) as exc:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from tritonab.errors import StatsError
 from tritonab.splitter.stats import _validate as v
+from tritonab.splitter.stats._validate import Codes, FloatArray, FloatOrArray
 
 S = TypeVar("S", bound="_Sufficient")
 
@@ -24,10 +26,13 @@ class _Sufficient:
 
     kind: ClassVar[str] = ""
     _non_negative: ClassVar[tuple[str, ...]] = ()
+    if TYPE_CHECKING:
+        # Every subclass is a dataclass: this lets `dataclasses.fields(self)` accept the base.
+        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     def __post_init__(self) -> None:
-        arrays: dict[str, np.ndarray] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+        arrays: dict[str, FloatArray] = {}
+        for f in dataclasses.fields(self):
             raw = getattr(self, f.name)
             if f.name in self._non_negative:
                 arrays[f.name] = v.non_negative(raw, f.name)
@@ -38,23 +43,24 @@ class _Sufficient:
             object.__setattr__(self, name, v.scalar_or_array(arr))
         self._check(arrays)
 
-    def _check(self, arrays: dict[str, np.ndarray]) -> None:
+    def _check(self, arrays: dict[str, FloatArray]) -> None:
         """Type-specific consistency checks; overridden where needed."""
 
-    def _values(self) -> list[Any]:
-        return [getattr(self, f.name) for f in dataclasses.fields(self)]  # type: ignore[arg-type]
+    def _values(self) -> list[FloatOrArray]:
+        return [getattr(self, f.name) for f in dataclasses.fields(self)]
 
-    def __add__(self: S, other: Any) -> S:
+    def __add__(self: S, other: S | float) -> S:
         if isinstance(other, (int, float)) and other == 0:
             return self
-        if type(other) is not type(self):
+        if not isinstance(other, _Sufficient) or type(other) is not type(self):
             raise StatsError(f"cannot add `{type(other).__name__}` to `{type(self).__name__}`")
         sums = [np.add(a, b) for a, b in zip(self._values(), other._values())]
         return type(self)(*sums)
 
-    def __radd__(self: S, other: Any) -> S:
+    def __radd__(self: S, other: S | float) -> S:
         return self.__add__(other)
 
+    # `index` is anything numpy accepts as an index (numpy exports no type for it).
     def __getitem__(self: S, index: Any) -> S:
         parts = [np.broadcast_to(x, self.shape)[index] for x in self._values()]
         return type(self)(*parts)
@@ -70,12 +76,12 @@ class _Sufficient:
         return np.broadcast_shapes(*(np.shape(x) for x in self._values()))
 
 
-def _mean(total: Any, n: Any) -> Any:
+def _mean(total: FloatOrArray, n: FloatOrArray) -> FloatOrArray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return v.scalar_or_array(np.where(np.asarray(n) > 0, np.divide(total, n), np.nan))
 
 
-def _sample_variance(n: Any, total: Any, squares: Any) -> Any:
+def _sample_variance(n: FloatOrArray, total: FloatOrArray, squares: FloatOrArray) -> FloatOrArray:
     """Unbiased variance (n - 1 denominator), NaN below two units, clipped at 0."""
     n = np.asarray(n, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -83,7 +89,9 @@ def _sample_variance(n: Any, total: Any, squares: Any) -> Any:
     return v.scalar_or_array(np.where(n > 1, np.maximum(var, 0.0), np.nan))
 
 
-def _sample_covariance(n: Any, sum_x: Any, sum_y: Any, sum_xy: Any) -> Any:
+def _sample_covariance(
+    n: FloatOrArray, sum_x: FloatOrArray, sum_y: FloatOrArray, sum_xy: FloatOrArray
+) -> FloatOrArray:
     """Unbiased covariance (n - 1 denominator), NaN below two units."""
     n = np.asarray(n, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -92,8 +100,8 @@ def _sample_covariance(n: Any, sum_x: Any, sum_y: Any, sum_xy: Any) -> Any:
 
 
 def _group_sums(
-    groups: Any, length: int, n_groups: int | None, *columns: np.ndarray
-) -> tuple[np.ndarray, list[np.ndarray]]:
+    groups: ArrayLike, length: int, n_groups: int | None, *columns: FloatArray
+) -> tuple[FloatArray, list[FloatArray]]:
     """Per-group count and per-group sums of each column: one np.bincount pass each."""
     codes = v.check_groups(groups, length)
     n = v.bincount(codes, n_groups).astype(np.float64)
@@ -110,19 +118,19 @@ _CHUNK = 1 << 15
 class _PerGroup:
     """Per-group sums; arrays with one entry per group (rows: one per column or pair)."""
 
-    n: np.ndarray
-    successes: np.ndarray
-    sums: np.ndarray
-    squares: np.ndarray
-    cross: np.ndarray
+    n: FloatArray
+    successes: FloatArray
+    sums: FloatArray
+    squares: FloatArray
+    cross: FloatArray
 
 
 def _per_group(
-    groups: Any,
+    groups: ArrayLike,
     length: int,
     n_groups: int | None,
-    flags: Sequence[np.ndarray] = (),
-    columns: Sequence[np.ndarray] = (),
+    flags: Sequence[NDArray[np.bool_]] = (),
+    columns: Sequence[FloatArray] = (),
     pairs: Sequence[tuple[int, int]] = (),
 ) -> _PerGroup:
     """Per-group unit counts, number of True of each boolean flag array, sum and sum of
@@ -139,10 +147,10 @@ def _per_group(
 
 
 def _fused(
-    codes: np.ndarray,
+    codes: Codes,
     n_groups: int | None,
-    flags: Sequence[np.ndarray],
-    columns: Sequence[np.ndarray],
+    flags: Sequence[NDArray[np.bool_]],
+    columns: Sequence[FloatArray],
     pairs: Sequence[tuple[int, int]],
 ) -> _PerGroup | None:
     """One pass over the units in cache-sized chunks: per chunk and group a mask, its
@@ -193,10 +201,10 @@ def _fused(
 
 
 def _bincounts(
-    codes: np.ndarray,
+    codes: Codes,
     n_groups: int | None,
-    flags: Sequence[np.ndarray],
-    columns: Sequence[np.ndarray],
+    flags: Sequence[NDArray[np.bool_]],
+    columns: Sequence[FloatArray],
     pairs: Sequence[tuple[int, int]],
 ) -> _PerGroup:
     n = v.bincount(codes, n_groups).astype(np.float64)
@@ -208,17 +216,17 @@ def _bincounts(
     squares = [v.bincount(codes, k, c * c) for c in columns]
     cross = [v.bincount(codes, k, columns[i] * columns[j]) for i, j in pairs]
 
-    def rows(parts: list[np.ndarray]) -> np.ndarray:
+    def rows(parts: list[NDArray[Any]]) -> FloatArray:
         return np.array(parts, dtype=np.float64).reshape(len(parts), k)
 
     return _PerGroup(n, rows(successes), rows(sums), rows(squares), rows(cross))
 
 
-def _moments(x: np.ndarray) -> tuple[float, float]:
+def _moments(x: FloatArray) -> tuple[float, float]:
     return float(x.sum()), float(np.dot(x, x))
 
 
-def _pair_moments(m: np.ndarray, d: np.ndarray) -> tuple[float, ...]:
+def _pair_moments(m: FloatArray, d: FloatArray) -> tuple[float, float, float, float, float]:
     return (float(m.sum()), float(np.dot(m, m)), float(d.sum()), float(np.dot(d, d)), float(np.dot(m, d)))
 
 
@@ -232,24 +240,28 @@ class SampleMean(_Sufficient):
         sum_squares: sum of the squared per-unit values.
     """
 
-    n: Any
-    sum: Any
-    sum_squares: Any
+    n: FloatOrArray
+    sum: FloatOrArray
+    sum_squares: FloatOrArray
     kind: ClassVar[str] = "mean"
     _non_negative: ClassVar[tuple[str, ...]] = ("n", "sum_squares")
+    if TYPE_CHECKING:
+        # The generated __init__ takes anything array-like: __post_init__ validates each
+        # field and stores it as a float or a float64 array (the field types above).
+        def __init__(self, n: ArrayLike, sum: ArrayLike, sum_squares: ArrayLike) -> None: ...
 
     @property
-    def mean(self) -> Any:
+    def mean(self) -> FloatOrArray:
         """sum / n; NaN when n is 0."""
         return _mean(self.sum, self.n)
 
     @property
-    def variance(self) -> Any:
+    def variance(self) -> FloatOrArray:
         """Unbiased per-unit variance; NaN when n < 2."""
         return _sample_variance(self.n, self.sum, self.sum_squares)
 
     @classmethod
-    def from_values(cls, values: Any) -> SampleMean:
+    def from_values(cls, values: ArrayLike) -> SampleMean:
         """Statistics of a 1-D array of per-unit values.
 
         Args:
@@ -265,7 +277,7 @@ class SampleMean(_Sufficient):
         return cls(x.size, *_moments(x))
 
     @classmethod
-    def from_groups(cls, values: Any, groups: Any, n_groups: int | None = None) -> SampleMean:
+    def from_groups(cls, values: ArrayLike, groups: ArrayLike, n_groups: int | None = None) -> SampleMean:
         """Per-group statistics (e.g. per variant) of per-unit values, in one pass each.
 
         Args:
@@ -294,28 +306,31 @@ class Proportion(_Sufficient):
         successes: number of units with outcome 1.
     """
 
-    n: Any
-    successes: Any
+    n: FloatOrArray
+    successes: FloatOrArray
     kind: ClassVar[str] = "proportion"
     _non_negative: ClassVar[tuple[str, ...]] = ("n", "successes")
+    if TYPE_CHECKING:
+        # As for SampleMean: array-like in, float or float64 array stored.
+        def __init__(self, n: ArrayLike, successes: ArrayLike) -> None: ...
 
-    def _check(self, arrays: dict[str, np.ndarray]) -> None:
+    def _check(self, arrays: dict[str, FloatArray]) -> None:
         if (arrays["successes"] > arrays["n"]).any():
             raise StatsError("`successes` must be <= `n`")
 
     @property
-    def mean(self) -> Any:
+    def mean(self) -> FloatOrArray:
         """The success rate; NaN when n is 0."""
         return _mean(self.successes, self.n)
 
     @property
-    def variance(self) -> Any:
+    def variance(self) -> FloatOrArray:
         """Bernoulli variance p (1 - p) (the Wald z-test's, n denominator)."""
         p = np.asarray(self.mean)
         return v.scalar_or_array(p * (1.0 - p))
 
     @classmethod
-    def from_values(cls, values: Any) -> Proportion:
+    def from_values(cls, values: ArrayLike) -> Proportion:
         """Statistics of a 1-D array of 0/1 (or boolean) outcomes.
 
         Args:
@@ -331,7 +346,7 @@ class Proportion(_Sufficient):
         return cls(x.size, float(np.count_nonzero(x)))
 
     @classmethod
-    def from_groups(cls, values: Any, groups: Any, n_groups: int | None = None) -> Proportion:
+    def from_groups(cls, values: ArrayLike, groups: ArrayLike, n_groups: int | None = None) -> Proportion:
         """Per-group statistics of 0/1 outcomes (see `SampleMean.from_groups`).
 
         Args:
@@ -350,12 +365,12 @@ class Proportion(_Sufficient):
         return cls(g.n, g.successes[0])
 
 
-def _binary(values: Any) -> np.ndarray:
+def _binary(values: ArrayLike) -> NDArray[np.bool_]:
     """Outcomes as a 1-D boolean array (boolean input is used as is: the fast path)."""
     x = np.asarray(values)
     if x.dtype != np.bool_:
         x = v.values_1d(x, "values")
-        ones = x == 1
+        ones: NDArray[np.bool_] = x == 1  # ndarray.__eq__ is typed Any in numpy's stubs
         if (ones | (x == 0)).sum() != x.size:
             raise StatsError("`values` must be 0 or 1 for a Proportion")
         return ones
@@ -379,24 +394,35 @@ class Ratio(_Sufficient):
         num_den_sum: sum of per-unit numerator x denominator products.
     """
 
-    n: Any
-    num_sum: Any
-    num_sum_squares: Any
-    den_sum: Any
-    den_sum_squares: Any
-    num_den_sum: Any
+    n: FloatOrArray
+    num_sum: FloatOrArray
+    num_sum_squares: FloatOrArray
+    den_sum: FloatOrArray
+    den_sum_squares: FloatOrArray
+    num_den_sum: FloatOrArray
     kind: ClassVar[str] = "ratio"
     _non_negative: ClassVar[tuple[str, ...]] = ("n", "num_sum_squares", "den_sum_squares")
+    if TYPE_CHECKING:
+        # As for SampleMean: array-like in, float or float64 array stored.
+        def __init__(
+            self,
+            n: ArrayLike,
+            num_sum: ArrayLike,
+            num_sum_squares: ArrayLike,
+            den_sum: ArrayLike,
+            den_sum_squares: ArrayLike,
+            num_den_sum: ArrayLike,
+        ) -> None: ...
 
     @property
-    def mean(self) -> Any:
+    def mean(self) -> FloatOrArray:
         """num_sum / den_sum; NaN when den_sum is 0."""
         den = np.asarray(self.den_sum)
         with np.errstate(divide="ignore", invalid="ignore"):
             return v.scalar_or_array(np.where(den != 0, np.divide(self.num_sum, den), np.nan))
 
     @property
-    def variance(self) -> Any:
+    def variance(self) -> FloatOrArray:
         """Per-unit delta-method variance of the ratio; NaN when n < 2 or den mean is 0."""
         m, d = np.asarray(_mean(self.num_sum, self.n)), np.asarray(_mean(self.den_sum, self.n))
         var_m = np.asarray(_sample_variance(self.n, self.num_sum, self.num_sum_squares))
@@ -407,7 +433,7 @@ class Ratio(_Sufficient):
         return v.scalar_or_array(np.where(d != 0, np.maximum(var, 0.0), np.nan))
 
     @classmethod
-    def from_values(cls, numerator: Any, denominator: Any) -> Ratio:
+    def from_values(cls, numerator: ArrayLike, denominator: ArrayLike) -> Ratio:
         """Statistics of per-unit numerator and denominator arrays.
 
         Args:
@@ -424,7 +450,9 @@ class Ratio(_Sufficient):
         return cls(m.size, *_pair_moments(m, d))
 
     @classmethod
-    def from_groups(cls, numerator: Any, denominator: Any, groups: Any, n_groups: int | None = None) -> Ratio:
+    def from_groups(
+        cls, numerator: ArrayLike, denominator: ArrayLike, groups: ArrayLike, n_groups: int | None = None
+    ) -> Ratio:
         """Per-group statistics of per-unit numerator and denominator arrays.
 
         Args:
@@ -446,7 +474,9 @@ class Ratio(_Sufficient):
         return cls(g.n, g.sums[0], g.squares[0], g.sums[1], g.squares[1], g.cross[0])
 
 
-def _pair(numerator: Any, denominator: Any, check_nan: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def _pair(
+    numerator: ArrayLike, denominator: ArrayLike, check_nan: bool = True
+) -> tuple[FloatArray, FloatArray]:
     m = v.values_1d(numerator, "numerator", check_nan)
     d = v.values_1d(denominator, "denominator", check_nan)
     if m.shape != d.shape:
@@ -454,12 +484,21 @@ def _pair(numerator: Any, denominator: Any, check_nan: bool = True) -> tuple[np.
     return m, d
 
 
-_KINDS: dict[str, type[_Sufficient]] = {"mean": SampleMean, "proportion": Proportion, "ratio": Ratio}
+_KINDS: dict[str, type[SampleMean | Proportion | Ratio]] = {
+    "mean": SampleMean,
+    "proportion": Proportion,
+    "ratio": Ratio,
+}
+MetricKind: TypeAlias = (
+    Literal["mean", "proportion", "ratio"] | type[SampleMean] | type[Proportion] | type[Ratio]
+)
+MetricSpec: TypeAlias = tuple[MetricKind, ArrayLike] | tuple[MetricKind, ArrayLike, ArrayLike]
+"""`(kind, values)`, or `("ratio", numerator, denominator)`."""
 
 
 def aggregate(
-    groups: Any, metrics: Mapping[str, tuple[Any, ...]], n_groups: int | None = None
-) -> dict[str, Any]:
+    groups: ArrayLike, metrics: Mapping[str, MetricSpec], n_groups: int | None = None
+) -> dict[str, SampleMean | Proportion | Ratio]:
     """Per-group statistics of several metrics of the same units, sharing the group pass.
 
     The per-group unit counts are computed once for all metrics, and a column used by
@@ -484,7 +523,8 @@ def aggregate(
         StatsError: an unknown kind or wrong number of arrays, mismatched lengths, bad
             codes, non-binary proportion values, NaN values.
     """
-    specs: list[tuple[str, type[_Sufficient], list[np.ndarray]]] = []
+    # Proportions keep their values as a boolean array, the other kinds as float64.
+    specs: list[tuple[str, type[SampleMean | Proportion | Ratio], list[NDArray[Any]]]] = []
     for name, spec in metrics.items():
         cls, arrays = _metric_spec(name, spec)
         specs.append((name, cls, arrays))
@@ -495,11 +535,11 @@ def aggregate(
                 raise StatsError(
                     f"mismatched lengths: `metrics[{name!r}]` has {x.size} values, expected {length}"
                 )
-    flags: list[np.ndarray] = []
-    columns: list[np.ndarray] = []
+    flags: list[NDArray[np.bool_]] = []
+    columns: list[FloatArray] = []
     index: dict[int, int] = {}  # id(column) -> row; `specs` keeps every column alive
 
-    def row(x: np.ndarray) -> int:
+    def row(x: FloatArray) -> int:
         if id(x) not in index:
             index[id(x)] = len(columns)
             columns.append(x)
@@ -514,7 +554,7 @@ def aggregate(
             rows[name] = [row(x) for x in arrays]
     pairs = sorted({(r[0], r[1]) for (_, cls, _), r in zip(specs, rows.values()) if cls is Ratio})
     g = _per_group(groups, length, n_groups, flags, columns, pairs)
-    out: dict[str, Any] = {}
+    out: dict[str, SampleMean | Proportion | Ratio] = {}
     for name, cls, _ in specs:
         r = rows[name]
         if cls is Proportion:
@@ -532,7 +572,7 @@ def aggregate(
     return out
 
 
-def _metric_spec(name: str, spec: Any) -> tuple[type[_Sufficient], list[np.ndarray]]:
+def _metric_spec(name: str, spec: object) -> tuple[type[SampleMean | Proportion | Ratio], list[NDArray[Any]]]:
     if not isinstance(spec, (tuple, list)) or not spec:
         raise StatsError(f"`metrics[{name!r}]` must be (kind, values...), got {spec!r}")
     kind, *arrays = spec
@@ -546,7 +586,7 @@ def _metric_spec(name: str, spec: Any) -> tuple[type[_Sufficient], list[np.ndarr
         if cls is Proportion:
             return cls, [_binary(arrays[0])]
         if cls is Ratio:
-            return cls, list(_pair(*arrays, check_nan=False))
+            return cls, list(_pair(arrays[0], arrays[1], check_nan=False))
         return cls, [v.values_1d(arrays[0], "values", check_nan=False)]
     except StatsError as exc:
         raise StatsError(f"`metrics[{name!r}]`: {exc}") from exc

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from tritonab.errors import StatsError
 
-ALTERNATIVES = ("two-sided", "greater", "less")
+FloatArray: TypeAlias = NDArray[np.float64]
+FloatOrArray: TypeAlias = float | FloatArray
+"""One statistic as a Python float, or many at once as a float64 array."""
+Codes: TypeAlias = NDArray[np.integer[Any] | np.bool_]
+"""Per-unit integer (or boolean) group codes."""
+Alternative: TypeAlias = Literal["two-sided", "greater", "less"]
+Reason: TypeAlias = str | NDArray[np.str_] | None
+"""None (valid) or a code for a scalar result; an array of codes ("" = valid) otherwise."""
+
+ALTERNATIVES: tuple[Alternative, ...] = ("two-sided", "greater", "less")
 
 
-def as_float(value: Any, name: str) -> np.ndarray:
+def as_float(value: ArrayLike, name: str) -> FloatArray:
     """`value` as a float64 array, rejecting non-numeric input and NaN."""
     try:
         arr = np.asarray(value, dtype=np.float64)
@@ -22,7 +33,7 @@ def as_float(value: Any, name: str) -> np.ndarray:
     return arr
 
 
-def non_negative(value: Any, name: str) -> np.ndarray:
+def non_negative(value: ArrayLike, name: str) -> FloatArray:
     """`value` as a float64 array whose entries are all >= 0."""
     arr = as_float(value, name)
     if (arr < 0).any():
@@ -30,7 +41,7 @@ def non_negative(value: Any, name: str) -> np.ndarray:
     return arr
 
 
-def broadcast(arrays: dict[str, np.ndarray]) -> tuple[int, ...]:
+def broadcast(arrays: Mapping[str, NDArray[Any]]) -> tuple[int, ...]:
     """The common shape of named arrays, or a StatsError naming them."""
     try:
         return np.broadcast_shapes(*(a.shape for a in arrays.values()))
@@ -53,7 +64,7 @@ def check_alternative(alternative: str) -> str:
     return alternative
 
 
-def check_groups(groups: Any, length: int) -> np.ndarray:
+def check_groups(groups: ArrayLike, length: int) -> Codes:
     """Group codes as a 1-D integer array of `length` (signs are checked by `group_counts`)."""
     codes = np.asarray(groups)
     if codes.ndim != 1 or codes.shape[0] != length:
@@ -63,8 +74,11 @@ def check_groups(groups: Any, length: int) -> np.ndarray:
     return codes
 
 
-def bincount(codes: np.ndarray, n_groups: int | None, weights: Any = None) -> np.ndarray:
-    """np.bincount with StatsErrors for negative codes and codes beyond `n_groups`."""
+def bincount(codes: Codes, n_groups: int | None, weights: ArrayLike | None = None) -> NDArray[Any]:
+    """np.bincount with StatsErrors for negative codes and codes beyond `n_groups`.
+
+    The counts are integers without `weights`, float64 sums with them.
+    """
     try:
         out = np.bincount(codes, weights=weights, minlength=n_groups or 0)
     except ValueError as exc:
@@ -74,13 +88,13 @@ def bincount(codes: np.ndarray, n_groups: int | None, weights: Any = None) -> np
     return out
 
 
-def finite_sums(sums: np.ndarray, name: str) -> None:
+def finite_sums(sums: FloatArray, name: str) -> None:
     """NaN in the raw values propagates into their sums; checking sums avoids a pass."""
     if np.isnan(sums).any():
         raise StatsError(f"`{name}` must not contain NaN")
 
 
-def values_1d(values: Any, name: str, check_nan: bool = True) -> np.ndarray:
+def values_1d(values: ArrayLike, name: str, check_nan: bool = True) -> FloatArray:
     """A 1-D float64 array of raw per-unit values (NaN checked here unless told not to)."""
     try:
         arr = np.asarray(values, dtype=np.float64)
@@ -93,12 +107,12 @@ def values_1d(values: Any, name: str, check_nan: bool = True) -> np.ndarray:
     return arr
 
 
-def scalar_or_array(arr: np.ndarray) -> Any:
+def scalar_or_array(arr: FloatArray) -> FloatOrArray:
     """A Python float for a 0-d array, the array itself otherwise."""
     return float(arr) if arr.ndim == 0 else arr
 
 
-def _show(arr: np.ndarray) -> str:
+def _show(arr: FloatArray) -> str:
     """A short rendering of the offending value(s)."""
     if arr.ndim == 0:
         return repr(float(arr))
