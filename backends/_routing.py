@@ -7,10 +7,12 @@ tests drive it with numpy arrays.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 from tritonab.splitter.assign import BUCKETS, bucket, buckets, random_buckets
 from tritonab.splitter.spec import Experiment
@@ -26,14 +28,35 @@ class RequestError:
     invalid_argument: bool = False
 
 
+Outputs = dict[str, NDArray[Any]]
+
+
+class Part(NamedTuple):
+    """Rows of one request inside a call."""
+
+    request: int
+    positions: NDArray[np.intp] | None  # the request's rows in the call; None: all of them
+    span: slice  # where those rows sit in the call's batch
+
+
 @dataclass
 class Call:
     """One BLS call: rows of several requests routed to the same variant."""
 
     variant: int
-    inputs: dict[str, np.ndarray]
-    # (request index, row positions within that request or None for all, slice in this call)
-    parts: list[tuple[int, np.ndarray | None, slice]] = field(default_factory=list)
+    inputs: dict[str, NDArray[Any]]
+    parts: list[Part] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(p.span.stop - p.span.start for p in self.parts)
+
+
+class CallResult(NamedTuple):
+    """What one call gave: the variant's outputs or the error, and its latency."""
+
+    outputs: Outputs | RequestError
+    micros: float
 
 
 @dataclass
@@ -41,9 +64,26 @@ class Plan:
     """What one `execute` does: per-request variant indices, calls, and early errors."""
 
     rows: list[int]
-    variant_of_row: list[int | np.ndarray | None]
+    variant_of_row: list[int | NDArray[np.int16] | None]
     errors: list[RequestError | None]
     calls: list[Call]
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedBatch:
+    """One executed batch, as the router hands it to the log writers after responding.
+
+    References only (no per-row work on the request path): the writer threads expand it
+    into exposure and payload records.
+    """
+
+    time: float
+    request_ids: Sequence[str]
+    params: Sequence[Mapping[str, Any]]
+    inputs: Sequence[Mapping[str, NDArray[Any]]]
+    plan: Plan
+    results: Sequence[CallResult]
+    outcome: Sequence[Outputs | RequestError]
 
 
 class Router:
@@ -68,8 +108,8 @@ class Router:
         self._by_bucket = self.allocation.index_of(np.arange(BUCKETS)).tolist()
 
     def assign(
-        self, inputs: dict[str, np.ndarray], params: dict, rows: int
-    ) -> int | np.ndarray | RequestError:
+        self, inputs: Mapping[str, NDArray[Any]], params: Mapping[str, Any], rows: int
+    ) -> int | NDArray[np.int16] | RequestError:
         """Variant index of one request (an int when every row shares it, else one per row),
         or the reason it is refused."""
         override = params.get("variant")
@@ -104,7 +144,9 @@ class Router:
             where += f" or the input `{self.spec.unit_input}` (one per row)"
         return f"experiment `{self.spec.name}` requires a unit id: set {where}"
 
-    def _unit_column(self, inputs: dict[str, np.ndarray], rows: int) -> list[bytes] | RequestError | None:
+    def _unit_column(
+        self, inputs: Mapping[str, NDArray[Any]], rows: int
+    ) -> list[bytes] | RequestError | None:
         name = self.spec.unit_input
         if not name or name not in inputs:
             return None
@@ -120,10 +162,12 @@ class Router:
             return None
         return units
 
-    def plan(self, per_request: Sequence[dict[str, np.ndarray]], params: Sequence[dict]) -> Plan:
+    def plan(
+        self, per_request: Sequence[Mapping[str, NDArray[Any]]], params: Sequence[Mapping[str, Any]]
+    ) -> Plan:
         """Assign every request's rows and group them into calls per variant."""
         rows = [_row_count(inputs) for inputs in per_request]
-        variant_of_row: list[int | np.ndarray | None] = []
+        variant_of_row: list[int | NDArray[np.int16] | None] = []
         errors: list[RequestError | None] = []
         for inputs, p, n in zip(per_request, params, rows):
             result = self.assign(inputs, p, n)
@@ -138,8 +182,14 @@ class Router:
             calls.extend(self._calls_for(v, per_request, variant_of_row, rows))
         return Plan(rows, variant_of_row, errors, calls)
 
-    def _calls_for(self, v: int, per_request, variant_of_row, rows) -> list[Call]:
-        pieces: list[tuple[int, np.ndarray | None, int]] = []
+    def _calls_for(
+        self,
+        v: int,
+        per_request: Sequence[Mapping[str, NDArray[Any]]],
+        variant_of_row: Sequence[int | NDArray[np.int16] | None],
+        rows: Sequence[int],
+    ) -> list[Call]:
+        pieces: list[tuple[int, NDArray[np.intp] | None, int]] = []
         for r, assigned in enumerate(variant_of_row):
             if assigned is None:
                 continue
@@ -147,20 +197,19 @@ class Router:
                 if assigned == v:
                     pieces.append((r, None, rows[r]))
                 continue
-            positions = np.flatnonzero(assigned == v)
-            if positions.size == rows[r]:
+            mine = np.flatnonzero(assigned == v)
+            if mine.size == rows[r]:
                 pieces.append((r, None, rows[r]))
-            elif positions.size:
-                pieces.append((r, positions, positions.size))
+            elif mine.size:
+                pieces.append((r, mine, mine.size))
         calls: list[Call] = []
-        current: list[tuple[int, np.ndarray | None, int]] = []
+        current: list[tuple[int, NDArray[np.intp] | None, int]] = []
         count = 0
         for r, positions, size in pieces:
+            chunks: list[tuple[int, NDArray[np.intp] | None]] = [(r, positions)]
             if size > self.max_rows:  # only possible with a spec max_batch_size below the variant's
-                positions = np.arange(rows[r]) if positions is None else positions
-                chunks = [(r, positions[s : s + self.max_rows]) for s in range(0, size, self.max_rows)]
-            else:
-                chunks = [(r, positions)]
+                every = np.arange(rows[r]) if positions is None else positions
+                chunks = [(r, every[s : s + self.max_rows]) for s in range(0, size, self.max_rows)]
             for r_, chunk in chunks:
                 n = rows[r_] if chunk is None else chunk.size
                 if current and count + n > self.max_rows:
@@ -172,24 +221,25 @@ class Router:
             calls.append(self._make_call(v, current, per_request))
         return calls
 
-    def _make_call(self, v: int, pieces, per_request) -> Call:
+    def _make_call(
+        self,
+        v: int,
+        pieces: Sequence[tuple[int, NDArray[np.intp] | None, int]],
+        per_request: Sequence[Mapping[str, NDArray[Any]]],
+    ) -> Call:
         call = Call(variant=v, inputs={})
         offset = 0
         for r, positions, n in pieces:
-            call.parts.append((r, positions, slice(offset, offset + n)))
+            call.parts.append(Part(r, positions, slice(offset, offset + n)))
             offset += n
         for name in self.input_names:
             arrays = [_take(per_request[r][name], positions) for r, positions, _ in pieces]
             call.inputs[name] = arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=0)
         return call
 
-    def scatter(
-        self, plan: Plan, results: Sequence[dict[str, np.ndarray] | RequestError]
-    ) -> list[dict[str, np.ndarray] | RequestError]:
+    def scatter(self, plan: Plan, results: Sequence[Outputs | RequestError]) -> list[Outputs | RequestError]:
         """Per-request outputs in row order (plus `AB_VARIANT`), or the request's error."""
-        outcome: list[dict[str, np.ndarray] | RequestError] = [
-            e if e is not None else {} for e in plan.errors
-        ]
+        outcome: list[Outputs | RequestError] = [e if e is not None else {} for e in plan.errors]
         for call, result in zip(plan.calls, results):
             for r, positions, part in call.parts:
                 current = outcome[r]
@@ -200,13 +250,14 @@ class Router:
                     continue
                 _place(current, result, positions, part, plan.rows[r])
         for r, assigned in enumerate(plan.variant_of_row):
-            if assigned is None or isinstance(outcome[r], RequestError):
+            done = outcome[r]
+            if assigned is None or isinstance(done, RequestError):
                 continue
             if isinstance(assigned, int):
                 labels = np.full((plan.rows[r], 1), self.encoded_names[assigned], dtype=np.object_)
             else:
                 labels = self._label_array[assigned].reshape(-1, 1)
-            outcome[r][VARIANT_OUTPUT] = labels
+            done[VARIANT_OUTPUT] = labels
         return outcome
 
     def shadow_sample(self) -> list[int]:
@@ -214,20 +265,20 @@ class Router:
         return [i for i, s in enumerate(self.spec.shadow) if random.random() < s.sample_rate]
 
 
-def _row_count(inputs: dict[str, np.ndarray]) -> int:
+def _row_count(inputs: Mapping[str, NDArray[Any]]) -> int:
     for value in inputs.values():
         return int(np.shape(value)[0]) if np.ndim(value) else 1
     return 0
 
 
-def _take(array: np.ndarray, positions: np.ndarray | None) -> np.ndarray:
+def _take(array: NDArray[Any], positions: NDArray[np.intp] | None) -> NDArray[Any]:
     return array if positions is None else array[positions]
 
 
 def _place(
-    target: dict[str, np.ndarray],
-    result: dict[str, np.ndarray],
-    positions: np.ndarray | None,
+    target: Outputs,
+    result: Outputs,
+    positions: NDArray[np.intp] | None,
     part: slice,
     rows: int,
 ) -> None:

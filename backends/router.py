@@ -26,7 +26,15 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from tritonab.backends import _triton as tb
-from tritonab.backends._routing import VARIANT_OUTPUT, Call, RequestError, Router
+from tritonab.backends._routing import (
+    VARIANT_OUTPUT,
+    Call,
+    CallResult,
+    Plan,
+    RequestError,
+    RoutedBatch,
+    Router,
+)
 from tritonab.errors import SpecError
 from tritonab.monitoring.router_log import LOG_DIR_ENV, RouterLog, audit_rejection, resolve_log_dir
 from tritonab.splitter.spec import spec_from_json
@@ -198,18 +206,13 @@ class TritonPythonModel:
             results = [self._call(plan.calls[0])]
         else:
             results = list(self.pool.map(self._call, plan.calls))
-        outcome = self.router.scatter(plan, [r for r, _ in results])
+        outcome = self.router.scatter(plan, [r.outputs for r in results])
         self._record(plan, results)
         self._mirror(plan, per_request)
         if self.log is not None:
+            request_ids = [r.request_id() for r in requests]
             self.log.record(
-                [r.request_id() for r in requests],
-                params,
-                per_request,
-                plan,
-                results,
-                outcome,
-                self.spec.unit_input,
+                RoutedBatch(time.time(), request_ids, params, per_request, plan, results, outcome)
             )
         return [
             tb.error_response(r.message, invalid_argument=r.invalid_argument)
@@ -218,8 +221,8 @@ class TritonPythonModel:
             for r in outcome
         ]
 
-    def _call(self, call: Call):
-        """One BLS call; returns (outputs or RequestError, microseconds)."""
+    def _call(self, call: Call) -> CallResult:
+        """One BLS call: the variant's outputs or its error, and the microseconds it took."""
         variant = self.spec.variants[call.variant]
         request = pb_utils.InferenceRequest(
             model_name=variant.model,
@@ -231,21 +234,20 @@ class TritonPythonModel:
         response = request.exec()
         micros = (time.perf_counter() - t0) * 1e6
         if response.has_error():
-            return RequestError(
-                f"variant `{variant.name}` (model `{variant.model}`): {response.error().message()}"
-            ), micros
+            error = f"variant `{variant.name}` (model `{variant.model}`): {response.error().message()}"
+            return CallResult(RequestError(error), micros)
         outputs = {
             n: pb_utils.get_output_tensor_by_name(response, n).as_numpy() for n in self.variant_outputs
         }
-        return outputs, micros
+        return CallResult(outputs, micros)
 
-    def _record(self, plan, results) -> None:
+    def _record(self, plan: Plan, results: list[CallResult]) -> None:
         """Rows per variant, and one latency observation per variant call (per batch)."""
         rows: dict[str, list[int]] = {}
         latencies = []
         for call, (result, micros) in zip(plan.calls, results):
             name = self.router.names[call.variant]
-            n = sum(part.stop - part.start for _, _, part in call.parts)
+            n = call.rows
             counts = rows.setdefault(name, [0, 0])
             counts[0] += n
             counts[1] += n if isinstance(result, RequestError) else 0
@@ -268,7 +270,7 @@ class TritonPythonModel:
         for _, latencies in items:
             for name, micros in latencies:
                 self.metrics.observe(name, micros)
-        if self.log is not None:
+        if self.log is not None and self.log_metrics is not None:
             self.log_metrics.add(self.log.take_counts())
 
     def _mirror(self, plan, per_request) -> None:

@@ -144,7 +144,7 @@ def torch_to_onnx(
             torch.onnx.export(
                 source.obj,
                 tuple(torch.from_numpy(a) for a in arrays),
-                buffer,
+                buffer,  # type: ignore[arg-type]  # torch's hints say a path; it takes a file object too
                 input_names=list(feeds),
                 output_names=outputs,
                 dynamic_axes=axes,
@@ -179,7 +179,7 @@ def single_threaded() -> Iterator[None]:
     torch = sys.modules.get("torch")
     threads = torch.get_num_threads() if torch is not None else None
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
     except ImportError:  # no scikit-learn installed: no BLAS pools to hold
         limits: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
     else:

@@ -69,7 +69,7 @@ class _Walker:
         elif isinstance(obj, (float, np.floating)):
             self.tag(b"F", _float(float(obj)))
         elif isinstance(obj, (complex, np.complexfloating)):
-            self.tag(b"J", _float(obj.real) + b"," + _float(obj.imag))
+            self.tag(b"J", _float(float(obj.real)) + b"," + _float(float(obj.imag)))
         elif isinstance(obj, str):
             self.tag(b"S", obj.encode("utf-8", "surrogatepass"))
         elif isinstance(obj, (bytes, bytearray, memoryview)):

@@ -38,8 +38,9 @@ def shim(module: str) -> str:
     return f"from tritonab.backends.{module} import TritonPythonModel  # noqa: F401\n"
 
 
-def check_spec(spec: Experiment, models: dict[str, ModelEntry]) -> tuple[TensorSpec, ...] | None:
-    """Check a spec's variants against the repository; returns the common outputs.
+def check_spec(spec: Experiment, models: dict[str, ModelEntry]) -> ModelEntry | None:
+    """Check a spec's variants against the repository; returns the first variant's model
+    (whose signature every variant shares).
 
     Raises:
         SpecError: unknown models or versions, variants without batching, or variants

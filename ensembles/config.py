@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 from google.protobuf import text_format
@@ -17,7 +18,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from tritonab._io import atomic_write_text
 from tritonab.errors import RepositoryError
 
-ModelConfig = mc.ModelConfig
+ModelConfig: TypeAlias = mc.ModelConfig  # noqa: UP040 - an alias of an untyped protobuf class
 
 # Triton data types <-> numpy; TYPE_STRING travels as numpy object arrays of bytes.
 _TRITON_TO_NUMPY: dict[int, np.dtype] = {

@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import os
 import random
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from tritonab._io import atomic_write_text
+from tritonab.backends._routing import CallResult, Outputs, Plan, RoutedBatch
 from tritonab.monitoring import audit
 from tritonab.monitoring.redact import Redactor
 from tritonab.monitoring.segments import SegmentWriter
@@ -37,6 +39,32 @@ from tritonab.splitter.spec import Experiment
 LOG_DIR_ENV = "TRITONAB_LOG_DIR"
 EXPOSURES = "exposures"
 PAYLOADS = "payloads"
+
+
+Unit = str | NDArray[Any] | None
+"""A request's unit: one id for all rows (the `unit_id` parameter), one per row, or none."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExposureBatch:
+    """What the exposure writer expands into one record per routed row."""
+
+    time: float
+    request_ids: Sequence[str]
+    units: Sequence[Unit]
+    plan: Plan
+    results: Sequence[CallResult]
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadSample:
+    """One sampled request's inputs and outputs (copies), for the payload writer."""
+
+    time: float
+    request_id: str
+    unit: Unit
+    inputs: Mapping[str, NDArray[Any]]
+    outputs: Outputs
 
 
 def resolve_log_dir(spec: Experiment, environ: dict[str, str] | None = None) -> Path | None:
@@ -76,23 +104,25 @@ class RouterLog:
         self.models = [(v.model, v.version) for v in (spec.variant(n) for n in self.names)]
         self.sample_rate = cfg.sample_rate
         self.redactor = Redactor(cfg.redact, cfg.hash, cfg.hash_salt)
-        common = {
-            "instance": instance,
-            "queue_size": cfg.queue_size,
-            "max_records": cfg.rotate_records,
-            "max_bytes": cfg.rotate_bytes,
-            "max_age_s": cfg.rotate_seconds,
-            "labels": {"experiment": spec.name},
-        }
-        self.exposures = SegmentWriter(
-            self.folder / EXPOSURES, EXPOSURES, expand=self._exposure_records, **common
-        )
-        self.payloads = (
-            SegmentWriter(self.folder / PAYLOADS, PAYLOADS, expand=self._payload_records, **common)
-            if self.sample_rate > 0
-            else None
-        )
+        self.unit_input = spec.unit_input
+        self.instance = instance
+        self.exposures = self._writer(EXPOSURES, self._exposure_records)
+        self.payloads = self._writer(PAYLOADS, self._payload_records) if self.sample_rate > 0 else None
         self._reported = {EXPOSURES: (0, 0), PAYLOADS: (0, 0)}
+
+    def _writer(self, stream: str, expand: Callable[[Any], Iterable[dict[str, Any]]]) -> SegmentWriter:
+        cfg = self.spec.logging
+        return SegmentWriter(
+            self.folder / stream,
+            stream,
+            instance=self.instance,
+            queue_size=cfg.queue_size,
+            max_records=cfg.rotate_records,
+            max_bytes=cfg.rotate_bytes,
+            max_age_s=cfg.rotate_seconds,
+            expand=expand,
+            labels={"experiment": self.spec.name},
+        )
 
     @property
     def writers(self) -> dict[str, SegmentWriter]:
@@ -100,43 +130,33 @@ class RouterLog:
 
     # -- request path: pack references only --------------------------------------------
 
-    def record(
-        self,
-        request_ids: Sequence[str],
-        params: Sequence[dict],
-        per_request: Sequence[dict],
-        plan: Any,
-        results: Sequence[tuple[Any, float]],
-        outcome: Sequence[Any],
-        unit_input: str | None = None,
-    ) -> None:
+    def record(self, batch: RoutedBatch) -> None:
         """Hand one executed batch to the writers (never blocks, never raises: a failure
         here counts the batch's rows as dropped rather than failing the requests)."""
         try:
-            self._record(request_ids, params, per_request, plan, results, outcome, unit_input)
-        except Exception:
-            rows = sum(n for n, e in zip(plan.rows, plan.errors) if e is None)
-            self.exposures.count_dropped(rows)
+            self._record(batch)
+        except Exception:  # the router's requests are already answered: never fail them
+            plan = batch.plan
+            self.exposures.count_dropped(sum(n for n, e in zip(plan.rows, plan.errors) if e is None))
 
-    def _record(self, request_ids, params, per_request, plan, results, outcome, unit_input) -> None:
-        now = time.time()
-        units = [_units_of(p, inputs, unit_input) for p, inputs in zip(params, per_request)]
-        calls = [
-            (c.variant, c.parts, micros, not isinstance(r, dict))
-            for c, (r, micros) in zip(plan.calls, results)
-        ]
+    def _record(self, batch: RoutedBatch) -> None:
+        plan = batch.plan
+        units = [_units_of(p, inputs, self.unit_input) for p, inputs in zip(batch.params, batch.inputs)]
         rows = sum(n for n, e in zip(plan.rows, plan.errors) if e is None)
         if rows:
             self.exposures.submit(
-                (now, request_ids, units, plan.variant_of_row, plan.rows, plan.errors, calls), count=rows
+                ExposureBatch(batch.time, batch.request_ids, units, plan, batch.results), count=rows
             )
         if self.payloads is None:
             return
-        for r, result in enumerate(outcome):
+        for r, result in enumerate(batch.outcome):
             if isinstance(result, dict) and random.random() < self.sample_rate:
                 # Copies: Triton may reuse the request's and responses' shared memory
                 # once `execute` returns.
-                self.payloads.submit((now, request_ids[r], units[r], _copy(per_request[r]), _copy(result)))
+                sample = PayloadSample(
+                    batch.time, batch.request_ids[r], units[r], _copy(batch.inputs[r]), _copy(result)
+                )
+                self.payloads.submit(sample)
 
     def take_counts(self) -> dict[str, tuple[int, int]]:
         """(records accepted, records dropped) per stream since the last call."""
@@ -154,31 +174,32 @@ class RouterLog:
 
     # -- writer threads: expand ----------------------------------------------------------
 
-    def _exposure_records(self, item: tuple) -> Iterator[dict[str, Any]]:
-        now, request_ids, units, variant_of_row, rows, errors, calls = item
-        latency: dict[int, np.ndarray] = {}
-        failed: dict[int, np.ndarray] = {}
-        for _variant, parts, micros, bad in calls:
-            for r, positions, _part in parts:
-                lat = latency.setdefault(r, np.zeros(rows[r]))
-                fail = failed.setdefault(r, np.zeros(rows[r], dtype=bool))
+    def _exposure_records(self, item: ExposureBatch) -> Iterator[dict[str, Any]]:
+        plan = item.plan
+        latency: dict[int, NDArray[np.float64]] = {}
+        failed: dict[int, NDArray[np.bool_]] = {}
+        for call, result in zip(plan.calls, item.results):
+            bad = not isinstance(result.outputs, dict)
+            for r, positions, _span in call.parts:
+                lat = latency.setdefault(r, np.zeros(plan.rows[r]))
+                fail = failed.setdefault(r, np.zeros(plan.rows[r], dtype=bool))
                 index = slice(None) if positions is None else positions
-                lat[index] = micros
+                lat[index] = result.micros
                 fail[index] = bad
-        for r, assigned in enumerate(variant_of_row):
-            if errors[r] is not None or assigned is None:
+        for r, assigned in enumerate(plan.variant_of_row):
+            if plan.errors[r] is not None or assigned is None:
                 continue
-            variants = np.broadcast_to(np.asarray(assigned), (rows[r],)).tolist()
-            unit = units[r]
-            for row in range(rows[r]):
+            variants = np.broadcast_to(np.asarray(assigned), (plan.rows[r],)).tolist()
+            unit = item.units[r]
+            for row in range(plan.rows[r]):
                 v = variants[row]
                 model, version = self.models[v]
                 yield {
-                    "time": now,
+                    "time": item.time,
                     "experiment": self.spec.name,
                     "variant": self.names[v],
                     "unit_id": _text(unit[row]) if isinstance(unit, np.ndarray) else unit,
-                    "request_id": request_ids[r] or None,
+                    "request_id": item.request_ids[r] or None,
                     "row": row,
                     "model": model,
                     "version": version,
@@ -187,27 +208,27 @@ class RouterLog:
                     "region": self.region,
                 }
 
-    def _payload_records(self, item: tuple) -> Iterator[dict[str, Any]]:
-        now, request_id, unit, inputs, outputs = item
+    def _payload_records(self, item: PayloadSample) -> Iterator[dict[str, Any]]:
+        unit: Any = item.unit
         if isinstance(unit, np.ndarray):
             unit = [_text(u) for u in unit.tolist()]
-        outputs = dict(outputs)
+        outputs = dict(item.outputs)
         labels = outputs.pop("AB_VARIANT", None)
         variants = [] if labels is None else [_text(v) for v in np.asarray(labels).reshape(-1)]
         record = {
-            "time": now,
+            "time": item.time,
             "experiment": self.spec.name,
-            "request_id": request_id or None,
+            "request_id": item.request_id or None,
             "unit_id": unit,
             "variants": variants,
-            "inputs": dict(inputs),
+            "inputs": dict(item.inputs),
             "outputs": outputs,
             "region": self.region,
         }
         yield self.redactor.apply(record)
 
 
-def _units_of(params: dict, inputs: dict, unit_input: str | None) -> str | np.ndarray | None:
+def _units_of(params: Mapping[str, Any], inputs: Mapping[str, NDArray[Any]], unit_input: str | None) -> Unit:
     """The request's unit id (parameter), or its per-row unit column, or None."""
     unit = params.get("unit_id")
     if unit is not None and str(unit) != "":
@@ -217,7 +238,7 @@ def _units_of(params: dict, inputs: dict, unit_input: str | None) -> str | np.nd
     return None
 
 
-def _copy(tensors: dict) -> dict:
+def _copy(tensors: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
     return {n: np.array(v, copy=True) for n, v in tensors.items()}
 
 

@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -100,7 +100,7 @@ class SegmentWriter:
         self._marked = 0
         self._seq = 0
         self._start = f"{time.time_ns() // 1_000_000}"
-        self._handle = None
+        self._handle: BinaryIO | None = None
         self._open_path: Path | None = None
         self._records = 0
         self._bytes = 0
@@ -172,7 +172,7 @@ class SegmentWriter:
             self._maybe_rotate()
 
     def _write(self, items: list[Any]) -> None:
-        lines = []
+        lines: list[str] = []
         for item in items:
             lines.extend(dumps(r) for r in self._expand(item))
         while lines:

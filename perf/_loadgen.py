@@ -70,8 +70,9 @@ class Window:
     def merge(windows: list[Window]) -> Window:
         """One window pooling the requests, time and server counters of `windows`."""
         server = None
-        if all(w.server is not None for w in windows):
-            server = sum((w.server for w in windows[1:]), windows[0].server)
+        parts = [w.server for w in windows if w.server is not None]
+        if parts and len(parts) == len(windows):
+            server = sum(parts[1:], parts[0])
         return Window(
             windows[0].concurrency,
             sum(w.duration_s for w in windows),

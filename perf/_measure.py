@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,8 @@ def parse_range(text: str, *, integer: bool) -> list[float]:
         raise PerfError(f"range `{text}`: expected START[:END[:STEP]] with {kind}")
     start, end = nums[0], nums[1] if len(nums) > 1 else nums[0]
     step = nums[2] if len(nums) > 2 else 1
-    levels, value = [], start
+    levels: list[float] = []
+    value = start
     while value <= end + 1e-9 and len(levels) < 1000:
         levels.append(value)
         value += step
@@ -94,7 +96,7 @@ def record_from_window(
 ) -> PerfRecord:
     """A `PerfRecord` from a (merged) window: client percentiles plus the server split."""
     avg = window.mean_latency_us if window.latencies_us.size else 0.0
-    split = split_latency(avg, window.server)
+    split: dict[str, Any] = split_latency(avg, window.server)
     has_server = window.server is not None and window.server.success_count > 0
     if not has_server:
         split = {"client_send_us": 0.0, "client_recv_us": 0.0}

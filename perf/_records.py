@@ -19,7 +19,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from tritonab._io import atomic_write_text
 from tritonab.errors import PerfError
@@ -203,7 +203,7 @@ def read_perf_analyzer_csv(path: str | os.PathLike[str]) -> list[PerfRecord]:
 
 def parse_perf_analyzer_csv(text: str, *, source: str = "<csv>") -> list[PerfRecord]:
     """`read_perf_analyzer_csv` on CSV text; reading stops at the first blank line."""
-    lines = []
+    lines: list[str] = []
     for line in text.lstrip("\ufeff").splitlines():
         if not line.strip():
             if lines:
@@ -240,6 +240,6 @@ def _record(header: list[str], row: list[str], load_column: str, source: str, li
         **_PERCENTILE_COLUMNS,
         **_VERBOSE_COLUMNS,
     }
-    fields_ = {known[c]: v for c, v in values.items() if c in known}
+    fields_: dict[str, Any] = {known[c]: v for c, v in values.items() if c in known}
     extra = {c: v for c, v in values.items() if c not in known and c != load_column}
     return PerfRecord(mode=_LOAD_COLUMNS[load_column], load=values[load_column], extra=extra, **fields_)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from tritonab.converters import convert
+from tritonab.converters import Precision, convert
 
 
 def _positive(text: str) -> int:
@@ -88,7 +88,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run `tritonab convert`; prints the parity table and where the model went."""
-    precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
+    precision: Precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
     result = convert(
         args.source,
         name=args.name,

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from tritonab.errors import PerfError
+from tritonab.perf._records import LoadMode
 
 
 def _add_load_args(parser: argparse.ArgumentParser) -> None:
@@ -70,10 +71,11 @@ def _add_load_args(parser: argparse.ArgumentParser) -> None:
 def _load_options(args: argparse.Namespace):
     from tritonab.perf import LoadOptions, MeasureSettings, parse_range, parse_shape_overrides
 
+    mode: LoadMode = "request_rate" if args.request_rate else "concurrency"
     if args.request_rate:
-        mode, levels = "request_rate", parse_range(args.request_rate, integer=False)
+        levels = parse_range(args.request_rate, integer=False)
     else:
-        mode, levels = "concurrency", parse_range(args.concurrency or "1", integer=True)
+        levels = parse_range(args.concurrency or "1", integer=True)
     parameters = {}
     for item in args.parameter:
         key, sep, value = item.partition("=")

@@ -138,7 +138,7 @@ def _cmd_power(args: argparse.Namespace) -> int:
     )
     if args.power_command == "sample-size":
         n = stats.sample_size(args.kind, mde=args.mde, **common)
-        out = {"control": n, "treatment": _ceil(args.ratio * n)}
+        out: dict[str, Any] = {"control": n, "treatment": _ceil(args.ratio * n)}
         text = (
             f"{n} units per arm"
             if args.ratio == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tritonab.backends._routing import Router
+from tritonab.backends._routing import CallResult, Router
 from tritonab.splitter import load_spec_dict
 
 
@@ -25,8 +25,8 @@ def _make_spec(**overrides):
 def _run_batch(router: Router, per_request, params):
     """Plan and 'execute' a batch without Triton: each call returns 2 * input."""
     plan = router.plan(per_request, params)
-    results = [({"y": call.inputs["x"] * 2}, 123.0 + call.variant) for call in plan.calls]
-    outcome = router.scatter(plan, [r for r, _ in results])
+    results = [CallResult({"y": call.inputs["x"] * 2}, 123.0 + call.variant) for call in plan.calls]
+    outcome = router.scatter(plan, [r.outputs for r in results])
     return plan, results, outcome
 
 

@@ -6,7 +6,7 @@ import hashlib
 
 import numpy as np
 
-from tritonab.backends._routing import Router
+from tritonab.backends._routing import RoutedBatch, Router
 from tritonab.monitoring.router_log import LOG_DIR_ENV, RouterLog, resolve_log_dir
 from tritonab.monitoring.segments import read_records
 
@@ -21,7 +21,7 @@ def test_one_exposure_per_row_with_variant_unit_and_latency(tmp_path, spec, rows
     per_request = [{"x": rows(1, i)} for i in range(6)] + [{"x": rows(3, 9)}]
     params = [{"unit_id": f"u{i}"} for i in range(6)] + [{"unit_id": "batch-unit"}]
     plan, results, outcome = run_batch(router, per_request, params)
-    log.record([f"r{i}" for i in range(7)], params, per_request, plan, results, outcome)
+    log.record(RoutedBatch(1000.0, [f"r{i}" for i in range(7)], params, per_request, plan, results, outcome))
     log.close()
     records, _ = read_records(tmp_path / "exp" / "exposures")
     assert len(records) == 9
@@ -45,7 +45,7 @@ def test_invalid_requests_get_no_exposure(tmp_path, spec, rows, run_batch):
     per_request = [{"x": rows(1)}, {"x": rows(1)}]
     params = [{"unit_id": "u1"}, {}]  # the second has no unit id: refused
     plan, results, outcome = run_batch(router, per_request, params)
-    log.record(["a", "b"], params, per_request, plan, results, outcome)
+    log.record(RoutedBatch(1000.0, ["a", "b"], params, per_request, plan, results, outcome))
     log.close()
     records, _ = read_records(tmp_path / "exp" / "exposures")
     assert [r["request_id"] for r in records] == ["a"]
@@ -68,7 +68,7 @@ def test_redacted_and_hashed_values_never_reach_disk(tmp_path, make_spec, rows, 
     per_request = [{"x": rows(2), "secret": secret, "card": card}]
     params = [{"unit_id": "alice@example.com"}]
     plan, results, outcome = run_batch(router, per_request, params)
-    log.record(["req-1"], params, per_request, plan, results, outcome)
+    log.record(RoutedBatch(1000.0, ["req-1"], params, per_request, plan, results, outcome))
     log.close()
     raw = b"".join(p.read_bytes() for p in (tmp_path / "exp" / "payloads").iterdir())
     for plain in (b"TOPSECRET", b"4111-1111", b"4222-2222", b"alice@example.com"):
