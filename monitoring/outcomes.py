@@ -30,7 +30,7 @@ OUTCOMES_DIR = "outcomes"
 MAX_ERRORS = 20
 
 
-class Outcome(BaseModel):
+class OutcomeRecord(BaseModel):
     """One outcome record."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -73,7 +73,7 @@ class Outcome(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _keyed(self) -> Outcome:
+    def _keyed(self) -> OutcomeRecord:
         if self.unit_id is None and self.request_id is None:
             raise ValueError("needs `unit_id` or `request_id`")
         return self
@@ -117,7 +117,7 @@ def _rows(path: Path) -> list[tuple[str, Any]]:
     return rows
 
 
-def parse_outcomes(path: str | os.PathLike[str]) -> list[Outcome]:
+def parse_outcomes(path: str | os.PathLike[str]) -> list[OutcomeRecord]:
     """Validate a CSV (header row) or JSON Lines outcomes file.
 
     Raises:
@@ -133,7 +133,7 @@ def parse_outcomes(path: str | os.PathLike[str]) -> list[Outcome]:
             problems.append(f"{where}: expected an object, got {type(row).__name__}")
             continue
         try:
-            records.append(Outcome.model_validate(row))
+            records.append(OutcomeRecord.model_validate(row))
         except ValidationError as exc:
             problems.extend(_problem(where, exc))
     if problems:
@@ -144,7 +144,7 @@ def parse_outcomes(path: str | os.PathLike[str]) -> list[Outcome]:
     return records
 
 
-def _line(o: Outcome) -> str:
+def _line(o: OutcomeRecord) -> str:
     return dumps(o.model_dump())
 
 
@@ -164,7 +164,7 @@ def add_outcomes(path: str | os.PathLike[str], log_dir: str | os.PathLike[str]) 
     return target
 
 
-def append_outcome(log_dir: str | os.PathLike[str], outcome: Outcome) -> Path:
+def append_outcome(log_dir: str | os.PathLike[str], outcome: OutcomeRecord) -> Path:
     """Append one record to this process's outcomes file in `<log_dir>/outcomes/`."""
     target = Path(log_dir) / OUTCOMES_DIR / f"client-{os.getpid()}.jsonl"
     target.parent.mkdir(parents=True, exist_ok=True)

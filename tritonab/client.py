@@ -152,13 +152,13 @@ class ExperimentClient:
 
         from pydantic import ValidationError
 
-        from tritonab.monitoring.outcomes import Outcome, append_outcome
+        from tritonab.monitoring.outcomes import OutcomeRecord, append_outcome
 
         folder = log_dir or os.environ.get("TRITONAB_LOG_DIR")
         if not folder:
             raise ClientError("report_outcome needs `log_dir` or $TRITONAB_LOG_DIR")
         try:
-            record = Outcome(
+            record = OutcomeRecord(
                 unit_id=unit_id,
                 request_id=request_id,
                 metric=metric,

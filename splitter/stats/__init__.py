@@ -12,7 +12,7 @@ Pure numpy/scipy/statsmodels; never imports Triton. Misuse raises
 from tritonab.splitter.stats._bayes import BayesSummary, bayes_summary
 from tritonab.splitter.stats._compare import ComparisonResult, compare
 from tritonab.splitter.stats._cuped import AdjustedMean, CovariateMean, cuped, cuped_from_arrays
-from tritonab.splitter.stats._decide import Decision, MetricVerdict, Outcome, decide
+from tritonab.splitter.stats._decide import Decision, MetricVerdict, Verdict, decide
 from tritonab.splitter.stats._power import mde, sample_size
 from tritonab.splitter.stats._sequential import half_width as sequential_half_width
 from tritonab.splitter.stats._sequential import p_value as sequential_p_value
@@ -29,7 +29,7 @@ __all__ = [
     "Decision",
     "GuardrailMetric",
     "MetricVerdict",
-    "Outcome",
+    "Verdict",
     "PrimaryMetric",
     "Proportion",
     "Ratio",

@@ -41,7 +41,7 @@ Pair: TypeAlias = tuple[Statistic, Statistic]
 """(control, treatment) statistics of one metric."""
 
 
-class Outcome(str, enum.Enum):
+class Verdict(str, enum.Enum):
     """What to do with the experiment."""
 
     PROMOTE = "promote"
@@ -82,7 +82,7 @@ class Decision:
             computable (no minimum_effect, degenerate data) or not continuing.
     """
 
-    outcome: Outcome
+    outcome: Verdict
     reasons: tuple[str, ...]
     primary: MetricVerdict
     guardrails: tuple[MetricVerdict, ...]
@@ -123,7 +123,7 @@ def decide(
     primary = _primary(crit, metrics)
     guards = tuple(_guardrail(crit, g, metrics) for g in crit.guardrails)
     outcome, reasons = _outcome(crit, primary, guards, srm_result)
-    needed = _still_needed(crit, metrics) if outcome is Outcome.CONTINUE else None
+    needed = _still_needed(crit, metrics) if outcome is Verdict.CONTINUE else None
     if needed is not None:
         reasons.append(
             f"about {needed} more units needed for power {crit.power:g} at "
@@ -211,10 +211,10 @@ def _outcome(
     primary: MetricVerdict,
     guards: tuple[MetricVerdict, ...],
     srm_result: SRMResult | None,
-) -> tuple[Outcome, list[str]]:
+) -> tuple[Verdict, list[str]]:
     details = [_describe(primary)] + [_describe(g) for g in guards]
     if srm_result is not None and srm_result.srm_detected:
-        return Outcome.INVALID, [
+        return Verdict.INVALID, [
             f"sample ratio mismatch: chi-square p={srm_result.p_value:.3g} < "
             f"{srm_result.threshold:g}; the results cannot be trusted",
             *details,
@@ -224,10 +224,10 @@ def _outcome(
         why = [f"guardrail `{n}` degraded beyond its tolerance" for n in failed]
         if primary.status == "worse":
             why.insert(0, f"primary `{primary.name}` is significantly worse")
-        return Outcome.ROLLBACK, why + details
+        return Verdict.ROLLBACK, why + details
     unclear = [g.name for g in guards if g.status != "clear"]
     if primary.status == "better" and not unclear:
-        return Outcome.PROMOTE, [
+        return Verdict.PROMOTE, [
             f"primary `{primary.name}` is significantly better and every guardrail is clear",
             *details,
         ]
@@ -237,7 +237,7 @@ def _outcome(
         "inconclusive": "primary is not yet significant",
         "degenerate": "primary cannot be tested yet",
     }[primary.status]
-    return Outcome.CONTINUE, [summary, *details]
+    return Verdict.CONTINUE, [summary, *details]
 
 
 def _still_needed(crit: SuccessCriteria, metrics: Mapping[str, Pair]) -> int | None:

@@ -30,28 +30,28 @@ def _metrics(conv_t: int, latency_t: float = 10.0, n: int = 20_000):
 
 def test_promote_when_primary_better_and_guardrails_clear():
     d = stats.decide(CRITERIA, _metrics(2_400), counts=[20_000, 20_000], weights=[0.5, 0.5])
-    assert d.outcome is stats.Outcome.PROMOTE and d.outcome == "promote"
+    assert d.outcome is stats.Verdict.PROMOTE and d.outcome == "promote"
     assert d.primary.status == "better" and d.guardrails[0].status == "clear"
     assert d.units_still_needed is None and "significantly better" in d.reasons[0]
 
 
 def test_rollback_on_guardrail_and_on_worse_primary():
     d = stats.decide(CRITERIA, _metrics(2_400, latency_t=11.0))
-    assert d.outcome is stats.Outcome.ROLLBACK and d.guardrails[0].status == "fail"
+    assert d.outcome is stats.Verdict.ROLLBACK and d.guardrails[0].status == "fail"
     assert "guardrail `latency` degraded" in d.reasons[0]
     d = stats.decide(CRITERIA, _metrics(1_700))
-    assert d.outcome is stats.Outcome.ROLLBACK and d.primary.status == "worse"
+    assert d.outcome is stats.Verdict.ROLLBACK and d.primary.status == "worse"
 
 
 def test_invalid_on_srm():
     d = stats.decide(CRITERIA, _metrics(2_400), counts=[20_000, 18_000], weights=[0.5, 0.5])
-    assert d.outcome is stats.Outcome.INVALID and d.srm.srm_detected
+    assert d.outcome is stats.Verdict.INVALID and d.srm.srm_detected
     assert d.reasons[0].startswith("sample ratio mismatch")
 
 
 def test_continue_reports_units_still_needed():
     d = stats.decide(CRITERIA, _metrics(210, n=2_000))
-    assert d.outcome is stats.Outcome.CONTINUE and d.primary.status == "inconclusive"
+    assert d.outcome is stats.Verdict.CONTINUE and d.primary.status == "inconclusive"
     # 14,749 per arm for 10% -> 11% at alpha 0.05, power 0.8, minus the 2,000 held per arm
     need = stats.sample_size("proportion", baseline=0.1, mde=0.01)
     assert d.units_still_needed == 2 * (need - 2_000)
@@ -63,7 +63,7 @@ def test_significant_but_below_minimum_effect_continues():
         update={"primary": stats.PrimaryMetric(name="conversion", minimum_effect=0.05)}
     )
     d = stats.decide(crit, _metrics(2_400))
-    assert d.outcome is stats.Outcome.CONTINUE and d.primary.status == "below_minimum"
+    assert d.outcome is stats.Verdict.CONTINUE and d.primary.status == "below_minimum"
 
 
 def test_sequential_method_and_decrease_direction():
