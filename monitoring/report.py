@@ -36,7 +36,7 @@ def metrics_table(a: Analysis) -> Table:
     table.add_column("metric")
     for v in a.variants:
         table.add_column(v + (" (control)" if v == a.control else ""), justify="right")
-    table.add_column("effect vs control [95% CI], p", justify="right")
+    table.add_column("effect vs control [95% CI], p (test)", justify="right")
     table.add_row("units", *(str(a.units.get(v, 0)) for v in a.variants), "")
     table.add_row("exposures", *(str(a.exposures.get(v, 0)) for v in a.variants), "")
     for name, per in a.metrics.items():
@@ -44,8 +44,13 @@ def metrics_table(a: Analysis) -> Table:
         for v, r in a.comparisons.get(name, {}).items():
             p = "n/a" if r.p_value is None else f"{r.p_value:.3g}"
             label = f"{v}: " if len(a.variants) > 2 else ""
-            effects.append(f"{label}{_fmt(r.effect, '+.4g')} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}], p={p}")
+            interval = f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]"
+            effects.append(f"{label}{_fmt(r.effect, '+.4g')} {interval}, p={p} ({r.test})")
         table.add_row(name, *(_fmt(per[v].mean) for v in a.variants), "; ".join(effects))
+    table.caption = (
+        "Table: fixed-horizon tests on the totals, for reading. The decision below uses the "
+        "spec's method, named on each of its lines."
+    )
     for q in ("p50", "p99"):
         table.add_row(
             f"latency {q} (ms, rows)",

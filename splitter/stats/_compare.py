@@ -83,6 +83,20 @@ class ComparisonResult:
     reason: Reason
 
     @property
+    def test(self) -> str:
+        """The test behind the interval and p-value, in words (`fixed: Welch t`,
+        `sequential: confidence sequence`), so two p-values for one metric never meet
+        without saying why they differ."""
+        base = self.method.removesuffix("-delta")
+        words = {
+            "welch-t": "fixed: Welch t",
+            "z": "fixed: z",
+            "sequential-cs": "sequential: confidence sequence",
+        }
+        text = words.get(base, base)
+        return f"{text}, delta method" if self.method.endswith("-delta") else text
+
+    @property
     def significant(self) -> bool | NDArray[np.bool_]:
         """p_value < alpha; False where degenerate."""
         if self.p_value is None:
@@ -93,7 +107,8 @@ class ComparisonResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly fields (arrays as lists, NaN/inf as None)."""
-        return {k: _jsonable(val) for k, val in dataclasses.asdict(self).items()}
+        fields = {k: _jsonable(val) for k, val in dataclasses.asdict(self).items()}
+        return {**fields, "test": self.test}
 
 
 def _jsonable(value: object) -> object:

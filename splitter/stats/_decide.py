@@ -202,7 +202,7 @@ def _describe(v: MetricVerdict) -> str:
     level = f"{1 - r.alpha:.0%}"
     return (
         f"{v.role} `{v.name}`: effect {r.effect:+.4g} ({level} interval {r.ci_low:.4g} "
-        f"to {r.ci_high:.4g}, p={r.p_value:.3g}) -> {v.status}"
+        f"to {r.ci_high:.4g}, p={r.p_value:.3g}; {r.test}) -> {v.status}"
     )
 
 

@@ -199,3 +199,21 @@ def test_extra_outcome_files_are_validated_and_joined(logs, tmp_path):
     extra.write_text("unit_id,metric,value\nu1,revenue,lots\n")
     with pytest.raises(MonitoringError, match=r"line 2: value: Input should be a valid number"):
         analyze("exp", folder, spec=spec, outcomes=[extra])
+
+
+def test_every_interval_names_its_test(logs):
+    from rich.console import Console
+
+    from tritonab.monitoring.report import decision_lines, metrics_table
+
+    folder, spec, _, _ = logs
+    a = analyze("exp", folder, spec=spec)
+    console = Console(width=400, record=True)
+    console.print(metrics_table(a))
+    table = console.export_text()
+    assert "(fixed: " in table and "fixed-horizon tests on the totals" in table
+    lines = [line for line in decision_lines(a) if "p=" in line]
+    method = spec.success.method
+    assert lines and all(f"; {method}: " in line or f"; {method} " in line for line in lines), lines
+    comparison = a.to_dict()["comparisons"]["buy.per_exposure"]["treatment"]
+    assert comparison["test"].startswith("fixed: ")
