@@ -21,10 +21,8 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from tritonab.cli import main
 from tritonab.client import ExperimentClient
-from tritonab.deploy.bluegreen import BlueGreenController, grpc_infer, load_bluegreen_dict
 from tritonab.deploy.control import ModelControl
 from tritonab.deploy.prometheus_server import PrometheusServer
-from tritonab.deploy.rollout import load_state
 from tritonab.deploy.server import TritonServer
 from tritonab.ensembles import build_router, load_model
 from tritonab.ensembles.config import write_config
@@ -33,6 +31,8 @@ from tritonab.monitoring import audit
 from tritonab.monitoring.promql import RouterQueries
 from tritonab.monitoring.router_log import LOG_DIR_ENV
 from tritonab.monitoring.segments import read_records
+from tritonab.rollout import load_state
+from tritonab.rollout.bluegreen import BlueGreenController, grpc_infer, load_bluegreen_dict
 from tritonab.splitter import load_spec_dict
 
 pytestmark = pytest.mark.integration

@@ -77,9 +77,9 @@ def _load_any(path: str):
 
     import yaml
 
-    from tritonab.deploy.bluegreen import load_bluegreen_dict
-    from tritonab.deploy.rollout import load_rollout_dict, load_rollout_spec
     from tritonab.errors import RolloutError
+    from tritonab.rollout import load_rollout_dict, load_rollout_spec
+    from tritonab.rollout.bluegreen import load_bluegreen_dict
 
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -93,10 +93,10 @@ def _load_any(path: str):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tritonab.deploy.bluegreen import BlueGreenController, BlueGreenSpec, grpc_infer
     from tritonab.deploy.control import ModelControl
-    from tritonab.deploy.rollout import canary_controller, exit_code
     from tritonab.errors import RolloutError, TritonABError
+    from tritonab.rollout import canary_controller, exit_code
+    from tritonab.rollout.bluegreen import BlueGreenController, BlueGreenSpec, grpc_infer
 
     spec = _load_any(args.spec)
     try:
@@ -145,8 +145,8 @@ def _status(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from tritonab.deploy._rollout_state import read_state_json
     from tritonab.errors import RolloutError
+    from tritonab.rollout.state import read_state_json
 
     data = read_state_json(args.state)
     if data is None:
@@ -190,11 +190,11 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _abort(args: argparse.Namespace) -> int:
-    from tritonab.deploy._rollout_state import read_state_json
-    from tritonab.deploy.bluegreen import BlueGreenController, grpc_infer, load_bluegreen_dict
     from tritonab.deploy.control import ModelControl
-    from tritonab.deploy.rollout import CanaryController, load_rollout_dict
     from tritonab.errors import RolloutError
+    from tritonab.rollout import CanaryController, load_rollout_dict
+    from tritonab.rollout.bluegreen import BlueGreenController, grpc_infer, load_bluegreen_dict
+    from tritonab.rollout.state import read_state_json
 
     data = read_state_json(args.state)
     if data is None:

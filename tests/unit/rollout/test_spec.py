@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tritonab.deploy.rollout import MetricCheck, load_rollout_dict, load_rollout_spec
 from tritonab.errors import RolloutError
+from tritonab.rollout import MetricCheck, load_rollout_dict, load_rollout_spec
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -22,6 +22,7 @@ from tritonab.errors import RolloutError
 
 Status = Literal["progressing", "promoted", "rolled_back", "aborted", "halted"]
 TERMINAL: frozenset[str] = frozenset({"promoted", "rolled_back", "aborted", "halted"})
+M = TypeVar("M", bound=BaseModel)
 
 
 class RolloutState(BaseModel):
@@ -88,7 +89,15 @@ def read_state_json(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     return data
 
 
-def load_state(path: str | os.PathLike[str], model: type[BaseModel] = RolloutState) -> Any:
+@overload
+def load_state(path: str | os.PathLike[str]) -> RolloutState | None: ...
+
+
+@overload
+def load_state(path: str | os.PathLike[str], model: type[M]) -> M | None: ...
+
+
+def load_state(path: str | os.PathLike[str], model: type[BaseModel] = RolloutState) -> BaseModel | None:
     """The saved state as `model` (a canary `RolloutState` by default), or None when the
     file does not exist.
 

@@ -24,7 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tritonab.deploy._rollout_checks import (
+from tritonab.errors import RolloutError, TritonABError
+from tritonab.monitoring import audit as audit_log
+from tritonab.rollout.checks import (
     CheckResult,
     GateVerdict,
     MetricSource,
@@ -33,16 +35,15 @@ from tritonab.deploy._rollout_checks import (
     StatsVerdict,
     evaluate_checks,
 )
-from tritonab.deploy._rollout_spec import RolloutSpec
-from tritonab.deploy._rollout_state import (
+from tritonab.rollout.spec import RolloutSpec
+from tritonab.rollout.state import (
     Exclusive,
     RolloutState,
+    Status,
     load_state,
     save_state,
     tick_until_done,
 )
-from tritonab.errors import RolloutError, TritonABError
-from tritonab.monitoring import audit as audit_log
 from tritonab.splitter.spec import Experiment
 
 
@@ -59,7 +60,7 @@ class Outcome(str, enum.Enum):
     DONE = "done"
 
 
-_STATUS_AFTER = {
+_STATUS_AFTER: dict[Outcome, Status] = {
     Outcome.ROLLBACK: "rolled_back",
     Outcome.PROMOTE: "promoted",
     Outcome.HALT: "halted",

@@ -14,22 +14,23 @@ hash-chained audit log (`tritonab.monitoring.audit`).
                                        state_path="rollout.state.json", audit_path="audit.jsonl")
         final = controller.run()
 
-Blue-green version switches are in `tritonab.deploy.bluegreen`.
+Blue-green version switches are in `tritonab.rollout.bluegreen`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Literal
 
-from tritonab.deploy._rollout_canary import (
+from tritonab.rollout.canary import (
     CanaryController,
     Outcome,
     RouterControl,
     TickEvent,
     split_weights,
 )
-from tritonab.deploy._rollout_checks import (
+from tritonab.rollout.checks import (
     CheckResult,
     GateVerdict,
     MetricSource,
@@ -41,7 +42,7 @@ from tritonab.deploy._rollout_checks import (
     evaluate_checks,
     perf_gate_runner,
 )
-from tritonab.deploy._rollout_spec import (
+from tritonab.rollout.spec import (
     MetricCheck,
     PerfGateSpec,
     RolloutSpec,
@@ -49,7 +50,7 @@ from tritonab.deploy._rollout_spec import (
     load_rollout_dict,
     load_rollout_spec,
 )
-from tritonab.deploy._rollout_state import TERMINAL, RolloutState, load_state, save_state
+from tritonab.rollout.state import TERMINAL, RolloutState, load_state, save_state
 
 __all__ = [
     "TERMINAL",
@@ -90,7 +91,7 @@ def canary_controller(
     state_path: str | os.PathLike[str],
     audit_path: str | os.PathLike[str] | None = None,
     triton_url: str | None = None,
-    protocol: str = "grpc",
+    protocol: Literal["grpc", "http"] = "grpc",
     actor: str = "tritonab-rollout",
     on_event: Callable[[TickEvent], None] | None = None,
     stats: StatsProvider | None = None,

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from tritonab.deploy.rollout import (
+from tritonab.errors import ClientError, MonitoringError, RolloutError
+from tritonab.monitoring import audit
+from tritonab.rollout import (
     CanaryController,
     GateVerdict,
     Outcome,
@@ -16,8 +18,6 @@ from tritonab.deploy.rollout import (
     load_state,
     split_weights,
 )
-from tritonab.errors import ClientError, MonitoringError, RolloutError
-from tritonab.monitoring import audit
 from tritonab.splitter.spec import load_spec_dict
 
 
@@ -316,8 +316,8 @@ def test_split_weights():
 def test_analysis_stats_turns_decisions_into_verdicts(monkeypatch):
     from types import SimpleNamespace
 
-    from tritonab.deploy.rollout import StatsSpec, analysis_stats
     from tritonab.monitoring import analysis
+    from tritonab.rollout import StatsSpec, analysis_stats
     from tritonab.splitter import stats
 
     criteria = {"primary": {"name": "conv", "direction": "increase"}}
@@ -353,7 +353,7 @@ def test_analysis_stats_turns_decisions_into_verdicts(monkeypatch):
 
 
 def test_one_controller_at_a_time(tmp_path):
-    from tritonab.deploy._rollout_state import state_lock
+    from tritonab.rollout.state import state_lock
 
     ctl = controller(tmp_path, FakeRouter(), FakeMetrics())
     with state_lock(tmp_path / "state.json"), pytest.raises(RolloutError, match="another controller"):

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from tritonab.errors import RolloutError, TritonABError
 from tritonab.splitter.spec import load_spec_dict
 
-Inputs = Mapping[str, np.ndarray]
+Inputs = Mapping[str, npt.NDArray[Any]]
 Infer = Callable[[str, int, Inputs], None]
 """`(model, version, inputs)`: one inference; raises on failure."""
 
@@ -75,7 +76,9 @@ def grpc_infer(url: str) -> Infer:
     return infer
 
 
-def smoke_inputs(config: Any, input_data: str, count: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
+def smoke_inputs(
+    config: Any, input_data: str, count: int, seed: int = 0
+) -> list[dict[str, npt.NDArray[Any]]]:
     """`count` single-sample requests for a model config: random, zero, or from an `.npz`
     file (one array per input, samples on the first axis)."""
     from tritonab.ensembles.config import to_numpy_dtype

@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
-from tritonab.deploy._rollout_spec import MetricCheck, PerfGateSpec, StatsSpec
 from tritonab.errors import MonitoringError, PerfError, TritonABError
+from tritonab.rollout.spec import MetricCheck, PerfGateSpec, StatsSpec
 
 CheckStatus = Literal["pass", "fail", "hold", "nodata"]
 _UNREACHABLE = "unreachable: "
@@ -71,7 +71,11 @@ def _read(
     """The check's metric for one variant over `window`."""
     if check.metric == "latency":
         return source.latency_quantile(experiment, variant, check.quantile, window)
-    return getattr(source, check.metric)(experiment, variant, window)
+    if check.metric == "rows":
+        return source.rows(experiment, variant, window)
+    if check.metric == "request_rate":
+        return source.request_rate(experiment, variant, window)
+    return source.error_rate(experiment, variant, window)
 
 
 def evaluate_check(
@@ -140,7 +144,7 @@ PerfGate = Callable[[str, str], GateVerdict]
 """`(baseline "model:version", candidate "model:version") -> GateVerdict`."""
 
 
-def perf_gate_runner(url: str, spec: PerfGateSpec, protocol: str = "grpc") -> PerfGate:
+def perf_gate_runner(url: str, spec: PerfGateSpec, protocol: Literal["grpc", "http"] = "grpc") -> PerfGate:
     """A `PerfGate` that measures both models on `url` with `tritonab.perf.compare`.
 
     A measurement that cannot be taken (unreachable server, failed probe request) is a

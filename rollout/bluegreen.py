@@ -25,11 +25,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tritonab._specfile import format_validation_error
-from tritonab.deploy._rollout_canary import Outcome
-from tritonab.deploy._rollout_checks import CheckResult, MetricSource, evaluate_checks
-from tritonab.deploy._rollout_spec import MetricCheck
-from tritonab.deploy._rollout_state import TERMINAL, Exclusive, tick_until_done
-from tritonab.deploy._rollout_versions import (
+from tritonab.errors import RolloutError, TritonABError
+from tritonab.monitoring import audit as audit_log
+from tritonab.rollout.canary import Outcome
+from tritonab.rollout.checks import CheckResult, MetricSource, evaluate_checks
+from tritonab.rollout.spec import MetricCheck
+from tritonab.rollout.state import TERMINAL, Exclusive, tick_until_done
+from tritonab.rollout.versions import (
     Infer,
     SmokeSpec,
     grpc_infer,
@@ -39,8 +41,6 @@ from tritonab.deploy._rollout_versions import (
     smoke_inputs,
     timed_infer,
 )
-from tritonab.errors import RolloutError, TritonABError
-from tritonab.monitoring import audit as audit_log
 
 __all__ = [
     "BlueGreenController",
@@ -199,13 +199,12 @@ class BlueGreenController(Exclusive):
 
     def state(self) -> BlueGreenState | None:
         """The saved state (None before the first tick)."""
-        from tritonab.deploy._rollout_state import load_state
+        from tritonab.rollout.state import load_state
 
-        found = load_state(self.state_path, BlueGreenState)
-        return found  # type: ignore[return-value]
+        return load_state(self.state_path, BlueGreenState)
 
     def _save(self, state: BlueGreenState) -> None:
-        from tritonab.deploy._rollout_state import save_state
+        from tritonab.rollout.state import save_state
 
         save_state(self.state_path, state)
 

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from tritonclient.grpc import model_config_pb2 as mc
 
-from tritonab.deploy.bluegreen import (
+from tritonab.ensembles.config import get_parameter, set_parameter
+from tritonab.errors import ClientError, RolloutError
+from tritonab.monitoring import audit
+from tritonab.rollout import Outcome, load_state
+from tritonab.rollout.bluegreen import (
     BlueGreenController,
     load_bluegreen_dict,
     smoke_inputs,
 )
-from tritonab.deploy.rollout import Outcome, load_state
-from tritonab.ensembles.config import get_parameter, set_parameter
-from tritonab.errors import ClientError, RolloutError
-from tritonab.monitoring import audit
 from tritonab.splitter.spec import load_spec_dict, spec_from_json
 
 
