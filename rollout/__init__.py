@@ -43,9 +43,12 @@ from tritonab.rollout.checks import (
     perf_gate_runner,
 )
 from tritonab.rollout.spec import (
+    BlueGreenSpec,
+    CanarySpec,
     MetricCheck,
     PerfGateSpec,
     RolloutSpec,
+    SmokeSpec,
     StatsSpec,
     load_rollout_dict,
     load_rollout_spec,
@@ -54,6 +57,8 @@ from tritonab.rollout.state import TERMINAL, RolloutState, load_state, save_stat
 
 __all__ = [
     "TERMINAL",
+    "BlueGreenSpec",
+    "CanarySpec",
     "CanaryController",
     "CheckResult",
     "GateVerdict",
@@ -65,6 +70,7 @@ __all__ = [
     "RolloutSpec",
     "RolloutState",
     "RouterControl",
+    "SmokeSpec",
     "StatsProvider",
     "StatsSpec",
     "StatsVerdict",
@@ -84,7 +90,7 @@ __all__ = [
 
 
 def canary_controller(
-    spec: RolloutSpec,
+    spec: CanarySpec,
     control: RouterControl,
     *,
     prometheus: str | None,

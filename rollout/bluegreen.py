@@ -22,18 +22,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from tritonab._specfile import format_validation_error
 from tritonab.errors import RolloutError, TritonABError
 from tritonab.monitoring import audit as audit_log
 from tritonab.rollout.canary import Outcome
 from tritonab.rollout.checks import CheckResult, MetricSource, evaluate_checks
-from tritonab.rollout.spec import MetricCheck
+from tritonab.rollout.spec import BlueGreenSpec, SmokeSpec
 from tritonab.rollout.state import TERMINAL, Exclusive, tick_until_done
 from tritonab.rollout.versions import (
     Infer,
-    SmokeSpec,
     grpc_infer,
     pin_version,
     run_smoke,
@@ -50,7 +48,6 @@ __all__ = [
     "Infer",
     "SmokeSpec",
     "grpc_infer",
-    "load_bluegreen_dict",
     "pin_version",
     "run_smoke",
     "set_versions",
@@ -58,46 +55,6 @@ __all__ = [
 ]
 
 Phase = Literal["load", "verify", "switch", "bake", "finalize", "done"]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class BlueGreenSpec(_Model):
-    """Switch `variant` of router `experiment` to `version` of its model."""
-
-    strategy: Literal["bluegreen"] = "bluegreen"
-    experiment: str
-    variant: str
-    version: int = Field(ge=1)
-    warmup: int = Field(default=5, ge=0)
-    smoke: SmokeSpec = Field(default_factory=SmokeSpec)
-    bake_s: float = Field(default=60.0, ge=0)
-    interval_s: float = Field(default=5.0, gt=0)
-    window: str = "1m"
-    checks: list[MetricCheck] = Field(default_factory=list)
-    failed_checks: int = Field(default=1, ge=1)
-    load_deadline: int = Field(default=10, ge=1, description="ticks to wait for the new version")
-
-    @field_validator("checks")
-    @classmethod
-    def _absolute(cls, v: list[MetricCheck]) -> list[MetricCheck]:
-        if any(c.relative for c in v):
-            raise ValueError("blue-green checks must be absolute (there is no baseline variant)")
-        return v
-
-
-def load_bluegreen_dict(data: Any, *, source: str = "blue-green spec") -> BlueGreenSpec:
-    """Validate a parsed blue-green spec.
-
-    Raises:
-        RolloutError: every problem, each with its field path.
-    """
-    try:
-        return BlueGreenSpec.model_validate(data)
-    except ValidationError as exc:
-        raise RolloutError(format_validation_error(exc, source)) from None
 
 
 class BlueGreenState(BaseModel):

@@ -35,7 +35,7 @@ from tritonab.rollout.checks import (
     StatsVerdict,
     evaluate_checks,
 )
-from tritonab.rollout.spec import RolloutSpec
+from tritonab.rollout.spec import CanarySpec
 from tritonab.rollout.state import (
     Exclusive,
     RolloutState,
@@ -129,7 +129,7 @@ class CanaryController(Exclusive):
 
     def __init__(
         self,
-        spec: RolloutSpec,
+        spec: CanarySpec,
         router: RouterControl,
         *,
         state_path: str | os.PathLike[str],

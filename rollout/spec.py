@@ -1,9 +1,15 @@
 """The rollout spec: what a user writes in `rollout.yaml`, beside the experiment spec.
 
-A canary names the experiment (router), the candidate variant, the steps (percent of
-the baseline + candidate share the candidate gets), the interval between ticks, how
-many failed intervals roll back, and the checks. Parsed with pydantic so every error
-names its field path.
+One file, one strategy, chosen by its `strategy` field (a canary when left out):
+
+- `canary`: names the experiment (router), the candidate variant, the steps (percent
+  of the baseline + candidate share the candidate gets), the interval between ticks,
+  how many failed intervals roll back, the checks, the perf gate and the statistics;
+- `bluegreen`: names the experiment, the variant and the model version it switches
+  to, the warm-up, the smoke set, the bake time and the checks.
+
+Parsed with pydantic (a union discriminated on `strategy`) so every error names its
+field path.
 """
 
 from __future__ import annotations
@@ -11,16 +17,32 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeAlias, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from tritonab._specfile import read_yaml, validate_mapping
+from tritonab._specfile import format_validation_error, read_yaml
 from tritonab.errors import RolloutError
 from tritonab.perf import GateThresholds
 
 MetricName = Literal["error_rate", "latency", "request_rate", "rows"]
 _WINDOW = re.compile(r"^\d+(ms|s|m|h)$")
+
+
+def _check_window(value: str) -> str:
+    """A PromQL range such as `10s`, `500ms`, `1m`."""
+    if not _WINDOW.match(value):
+        raise ValueError(f"window `{value}` must look like `10s`, `500ms`, `1m`")
+    return value
 
 
 class _Model(BaseModel):
@@ -49,9 +71,7 @@ class MetricCheck(_Model):
     @field_validator("window")
     @classmethod
     def _window(cls, v: str | None) -> str | None:
-        if v is not None and not _WINDOW.match(v):
-            raise ValueError(f"window `{v}` must look like `10s`, `500ms`, `1m`")
-        return v
+        return None if v is None else _check_window(v)
 
     @model_validator(mode="after")
     def _bounds(self) -> MetricCheck:
@@ -101,7 +121,33 @@ class StatsSpec(_Model):
     outcomes: list[str] = Field(default_factory=list, description="extra outcome files")
 
 
-class RolloutSpec(_Model):
+class SmokeSpec(_Model):
+    """The smoke set run on both versions before a blue-green switch."""
+
+    requests: int = Field(default=20, ge=1, description="inferences per version")
+    input_data: str = Field(default="random", description="`random`, `zero` or an `.npz` file")
+    max_error_rate: float = Field(default=0.0, ge=0, le=1)
+    max_latency_ratio: float | None = Field(default=2.0, gt=0, description="new/old median latency")
+
+
+class StrategySpec(_Model):
+    """What every strategy's spec has: the router, the tick interval, the Prometheus
+    checks with their window, and how many failed intervals roll back."""
+
+    strategy: str
+    experiment: str
+    interval_s: float = Field(default=60.0, gt=0)
+    window: str = "1m"
+    checks: list[MetricCheck] = Field(default_factory=list)
+    failed_checks: int = Field(default=2, ge=1)
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, v: str) -> str:
+        return _check_window(v)
+
+
+class CanarySpec(StrategySpec):
     """A canary rollout of one variant of a running experiment.
 
     `steps` are percentages of the baseline + candidate share of traffic (with two
@@ -111,23 +157,11 @@ class RolloutSpec(_Model):
     """
 
     strategy: Literal["canary"] = "canary"
-    experiment: str
     candidate: str
     steps: list[float] = Field(default_factory=lambda: [1.0, 5.0, 25.0, 50.0, 100.0], min_length=1)
-    interval_s: float = Field(default=60.0, gt=0)
-    window: str = "1m"
-    failed_checks: int = Field(default=2, ge=1)
     progress_deadline: int = Field(default=20, ge=1)
-    checks: list[MetricCheck] = Field(default_factory=list)
     perf_gate: PerfGateSpec | None = None
     stats: StatsSpec | None = None
-
-    @field_validator("window")
-    @classmethod
-    def _window(cls, v: str) -> str:
-        if not _WINDOW.match(v):
-            raise ValueError(f"window `{v}` must look like `10s`, `500ms`, `1m`")
-        return v
 
     @field_validator("steps")
     @classmethod
@@ -141,17 +175,86 @@ class RolloutSpec(_Model):
         return v
 
 
+class BlueGreenSpec(StrategySpec):
+    """Switch `variant` of router `experiment` to `version` of its model."""
+
+    strategy: Literal["bluegreen"] = "bluegreen"
+    variant: str
+    version: int = Field(ge=1)
+    warmup: int = Field(default=5, ge=0)
+    smoke: SmokeSpec = Field(default_factory=SmokeSpec)
+    bake_s: float = Field(default=60.0, ge=0)
+    interval_s: float = Field(default=5.0, gt=0)
+    failed_checks: int = Field(default=1, ge=1)
+    load_deadline: int = Field(default=10, ge=1, description="ticks to wait for the new version")
+
+    @field_validator("checks")
+    @classmethod
+    def _absolute(cls, v: list[MetricCheck]) -> list[MetricCheck]:
+        if any(c.relative for c in v):
+            raise ValueError("blue-green checks must be absolute (there is no baseline variant)")
+        return v
+
+
+# A new strategy adds its spec class here (and a state, a step and a registry entry:
+# see `tritonab.rollout.wiring`).
+RolloutSpec: TypeAlias = Annotated[CanarySpec | BlueGreenSpec, Field(discriminator="strategy")]
+_ADAPTER: TypeAdapter[RolloutSpec] = TypeAdapter(RolloutSpec)
+STRATEGIES: tuple[str, ...] = tuple(
+    str(member.model_fields["strategy"].default) for member in get_args(get_args(RolloutSpec)[0])
+)
+"""The strategy names a spec may give, in the union's order."""
+DEFAULT_STRATEGY = "canary"
+
+
 def load_rollout_dict(data: Any, *, source: str = "rollout spec") -> RolloutSpec:
-    """Validate a parsed rollout spec.
+    """Validate a parsed rollout spec as the strategy it names.
+
+    Args:
+        data: the parsed document; without `strategy` it is a canary.
+        source: how messages name the document (a file in backticks).
+
+    Returns:
+        A `CanarySpec` or a `BlueGreenSpec`.
 
     Raises:
-        RolloutError: every problem, each with its field path.
+        RolloutError: not a mapping, an unknown strategy, or every problem, each with
+            its field path.
     """
-    return validate_mapping(RolloutSpec, data, source=source, error=RolloutError)
+    if not isinstance(data, dict):
+        raise RolloutError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    strategy = data.get("strategy", DEFAULT_STRATEGY)
+    if strategy not in STRATEGIES:
+        known = " or ".join(f"`{name}`" for name in STRATEGIES)
+        raise RolloutError(f"{source}: strategy `{strategy}` is not {known}")
+    try:
+        return _ADAPTER.validate_python({**data, "strategy": strategy})
+    except ValidationError as exc:
+        raise RolloutError(format_validation_error(_untagged(exc, strategy), source)) from exc
+
+
+def _untagged(exc: ValidationError, tag: str) -> ValidationError:
+    """The same errors without the union's tag in front of each path (`steps`, not
+    `canary.steps`): the user wrote the fields at the top level."""
+    details = [
+        InitErrorDetails(
+            type=PydanticCustomError(error["type"], error["msg"]),
+            loc=error["loc"][1:] if error["loc"][:1] == (tag,) else error["loc"],
+            input=error["input"],
+        )
+        for error in exc.errors()
+    ]
+    return ValidationError.from_exception_data(exc.title, details)
 
 
 def load_rollout_spec(path: str | os.PathLike[str]) -> RolloutSpec:
     """Read a rollout spec from YAML.
+
+    Args:
+        path: the YAML file.
+
+    Returns:
+        A `CanarySpec` or a `BlueGreenSpec`, by the file's `strategy`.
 
     Raises:
         RolloutError: unreadable file, bad YAML, or an invalid spec.

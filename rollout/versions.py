@@ -11,25 +11,14 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
 
 from tritonab.errors import RolloutError, TritonABError
+from tritonab.rollout.spec import SmokeSpec
 from tritonab.splitter.spec import load_spec_dict
 
 Inputs = Mapping[str, npt.NDArray[Any]]
 Infer = Callable[[str, int, Inputs], None]
 """`(model, version, inputs)`: one inference; raises on failure."""
-
-
-class SmokeSpec(BaseModel):
-    """The smoke set run on both versions before the switch."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    requests: int = Field(default=20, ge=1, description="inferences per version")
-    input_data: str = Field(default="random", description="`random`, `zero` or an `.npz` file")
-    max_error_rate: float = Field(default=0.0, ge=0, le=1)
-    max_latency_ratio: float | None = Field(default=2.0, gt=0, description="new/old median latency")
 
 
 def set_versions(control: Any, model: str, versions: Sequence[int]) -> None:

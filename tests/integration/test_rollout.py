@@ -31,8 +31,8 @@ from tritonab.monitoring import audit
 from tritonab.monitoring.promql import RouterQueries
 from tritonab.monitoring.router_log import LOG_DIR_ENV
 from tritonab.monitoring.segments import read_records
-from tritonab.rollout import load_state
-from tritonab.rollout.bluegreen import BlueGreenController, grpc_infer, load_bluegreen_dict
+from tritonab.rollout import load_rollout_dict, load_state
+from tritonab.rollout.bluegreen import BlueGreenController, grpc_infer
 from tritonab.splitter import load_spec_dict
 
 pytestmark = pytest.mark.integration
@@ -296,8 +296,9 @@ def test_slow_candidate_fails_the_perf_gate_before_any_traffic_moves(server, pro
 
 
 def test_blue_green_keeps_the_old_version_while_baking_then_unloads_it(server, prometheus, tmp_path):
-    spec = load_bluegreen_dict(
+    spec = load_rollout_dict(
         {
+            "strategy": "bluegreen",
             "experiment": "ro_bg",
             "variant": "main",
             "version": 2,

@@ -71,34 +71,13 @@ def _printer():
     return show
 
 
-def _load_any(path: str):
-    """A canary `RolloutSpec` or a `BlueGreenSpec`, by the file's `strategy`."""
-    from pathlib import Path
-
-    import yaml
-
-    from tritonab.errors import RolloutError
-    from tritonab.rollout import load_rollout_dict, load_rollout_spec
-    from tritonab.rollout.bluegreen import load_bluegreen_dict
-
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return load_rollout_spec(path)  # raises with the reason
-    if isinstance(data, dict) and data.get("strategy") == "bluegreen":
-        return load_bluegreen_dict(data, source=f"`{path}`")
-    if isinstance(data, dict) and data.get("strategy", "canary") != "canary":
-        raise RolloutError(f"`{path}`: strategy `{data['strategy']}` is not `canary` or `bluegreen`")
-    return load_rollout_dict(data, source=f"`{path}`")
-
-
 def _run(args: argparse.Namespace) -> int:
     from tritonab.deploy.control import ModelControl
     from tritonab.errors import RolloutError, TritonABError
-    from tritonab.rollout import canary_controller, exit_code
+    from tritonab.rollout import canary_controller, exit_code, load_rollout_spec
     from tritonab.rollout.bluegreen import BlueGreenController, BlueGreenSpec, grpc_infer
 
-    spec = _load_any(args.spec)
+    spec = load_rollout_spec(args.spec)
     try:
         with ModelControl(args.triton) as control:
             if isinstance(spec, BlueGreenSpec):
@@ -192,18 +171,18 @@ def _status(args: argparse.Namespace) -> int:
 def _abort(args: argparse.Namespace) -> int:
     from tritonab.deploy.control import ModelControl
     from tritonab.errors import RolloutError
-    from tritonab.rollout import CanaryController, load_rollout_dict
-    from tritonab.rollout.bluegreen import BlueGreenController, grpc_infer, load_bluegreen_dict
+    from tritonab.rollout import BlueGreenSpec, CanaryController, load_rollout_dict
+    from tritonab.rollout.bluegreen import BlueGreenController, grpc_infer
     from tritonab.rollout.state import read_state_json
 
     data = read_state_json(args.state)
     if data is None:
         raise RolloutError(f"no rollout state at `{args.state}`")
     with ModelControl(args.triton) as control:
-        if data.get("kind") == "bluegreen":
-            bg = load_bluegreen_dict(data["spec"], source=f"`{args.state}`")
+        spec = load_rollout_dict(data["spec"], source=f"`{args.state}`")
+        if isinstance(spec, BlueGreenSpec):
             event = BlueGreenController(
-                bg,
+                spec,
                 control,
                 grpc_infer(args.triton),
                 state_path=args.state,
@@ -211,7 +190,6 @@ def _abort(args: argparse.Namespace) -> int:
                 actor=args.actor,
             ).abort(args.reason)
         else:
-            spec = load_rollout_dict(data["spec"], source=f"`{args.state}`")
             event = CanaryController(
                 spec, control, state_path=args.state, audit_path=args.audit, actor=args.actor
             ).abort(args.reason)

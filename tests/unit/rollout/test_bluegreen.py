@@ -9,12 +9,8 @@ from tritonclient.grpc import model_config_pb2 as mc
 from tritonab.ensembles.config import get_parameter, set_parameter
 from tritonab.errors import ClientError, RolloutError
 from tritonab.monitoring import audit
-from tritonab.rollout import Outcome, load_state
-from tritonab.rollout.bluegreen import (
-    BlueGreenController,
-    load_bluegreen_dict,
-    smoke_inputs,
-)
+from tritonab.rollout import Outcome, load_rollout_dict, load_state
+from tritonab.rollout.bluegreen import BlueGreenController, smoke_inputs
 from tritonab.splitter.spec import load_spec_dict, spec_from_json
 
 
@@ -62,6 +58,7 @@ class FakeControl:
 
 def make(tmp_path, control, infer=None, **overrides):
     data = {
+        "strategy": "bluegreen",
         "experiment": "r",
         "variant": "main",
         "version": 2,
@@ -77,7 +74,7 @@ def make(tmp_path, control, infer=None, **overrides):
         calls.append((model, version, inputs["input"].shape))
 
     ctl = BlueGreenController(
-        load_bluegreen_dict(data),
+        load_rollout_dict(data),
         control,
         infer or default_infer,
         state_path=tmp_path / "bg.json",
@@ -155,8 +152,9 @@ def test_a_failed_reload_holds(tmp_path):
 
 def test_spec_and_start_errors(tmp_path):
     with pytest.raises(RolloutError, match="must be absolute"):
-        load_bluegreen_dict(
+        load_rollout_dict(
             {
+                "strategy": "bluegreen",
                 "experiment": "r",
                 "variant": "main",
                 "version": 2,
