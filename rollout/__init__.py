@@ -1,35 +1,29 @@
-"""The rollout controller: canary weights step by step, gated, with automatic rollback.
+"""Rollouts: a candidate reaches its traffic only when it has earned it.
 
-A new variant reaches 100% of an experiment's traffic only when it has earned it: the
-perf gate before the first step, then at every interval the Prometheus checks on the
-router's per-variant metrics and (when configured) the statistics engine. Failing
-`failed_checks` intervals, or a significant degradation, sends it back to 0%. Every
-tick reads the saved state, takes one step and writes it back, so a restarted
-controller continues where it stopped; every decision and weight change goes to the
-hash-chained audit log (`tritonab.monitoring.audit`).
+One controller skeleton, Flagger's way: every tick takes a lock on the state file,
+reads the saved state, lets the strategy take one step, writes the state back
+(atomically), appends a hash-chained audit record (`tritonab.monitoring.audit`) and
+tells the event. A restarted controller continues where the last one stopped. The
+strategies differ only in their step:
 
-    spec = load_rollout_spec("rollout.yaml")
-    with ModelControl("127.0.0.1:8001") as control:
-        controller = canary_controller(spec, control, prometheus="http://127.0.0.1:9090",
-                                       state_path="rollout.state.json", audit_path="audit.jsonl")
-        final = controller.run()
+- canary: the candidate's weight grows step by step, after the perf gate, while the
+  Prometheus checks and the statistics allow it; failing checks roll it back to 0%;
+- blue-green: a variant's model loads its new version beside the old, passes a smoke
+  set, the router switches in one reload, and the old version unloads after a bake.
 
-Blue-green version switches are in `tritonab.rollout.bluegreen`.
+    from tritonab.rollout import exit_code, load_rollout_spec, run_rollout
+
+    spec = load_rollout_spec("rollout.yaml")  # `strategy: canary` (default) or `bluegreen`
+    final = run_rollout(spec, triton_url="127.0.0.1:8001", prometheus="http://127.0.0.1:9090",
+                        state_path="rollout.state.json", audit_path="audit.jsonl")
+    print(final.status, exit_code(final))
+
+With your own sources (or fakes): `Controller(CanaryStrategy(spec, router, metrics=...),
+state_path=...)`, then `tick()`, `run()` or `abort()`.
 """
 
-from __future__ import annotations
-
-import os
-from collections.abc import Callable
-from typing import Literal
-
-from tritonab.rollout.canary import (
-    CanaryController,
-    Outcome,
-    RouterControl,
-    TickEvent,
-    split_weights,
-)
+from tritonab.rollout.bluegreen import BlueGreenStrategy
+from tritonab.rollout.canary import CanaryStrategy, RouterControl, split_weights
 from tritonab.rollout.checks import (
     CheckResult,
     GateVerdict,
@@ -42,6 +36,7 @@ from tritonab.rollout.checks import (
     evaluate_checks,
     perf_gate_runner,
 )
+from tritonab.rollout.controller import Controller, Record, Strategy
 from tritonab.rollout.spec import (
     BlueGreenSpec,
     CanarySpec,
@@ -50,107 +45,91 @@ from tritonab.rollout.spec import (
     RolloutSpec,
     SmokeSpec,
     StatsSpec,
+    StrategySpec,
     load_rollout_dict,
     load_rollout_spec,
 )
-from tritonab.rollout.state import TERMINAL, RolloutState, load_state, save_state
+from tritonab.rollout.state import (
+    TERMINAL,
+    BlueGreenState,
+    CanaryState,
+    RolloutState,
+    SavedState,
+    Status,
+    load_state,
+    read_state_json,
+    save_state,
+)
+from tritonab.rollout.tick import StepResult, TickEvent, TickOutcome, judge_checks
+from tritonab.rollout.versions import Infer, VersionControl, grpc_infer, smoke_inputs
+from tritonab.rollout.wiring import (
+    STRATEGIES,
+    ServerControl,
+    Sources,
+    StatusTable,
+    StrategyEntry,
+    abort_rollout,
+    build_controller,
+    exit_code,
+    run_rollout,
+    saved_state,
+    status_table,
+)
 
 __all__ = [
+    "STRATEGIES",
     "TERMINAL",
     "BlueGreenSpec",
+    "BlueGreenState",
+    "BlueGreenStrategy",
     "CanarySpec",
-    "CanaryController",
+    "CanaryState",
+    "CanaryStrategy",
     "CheckResult",
+    "Controller",
     "GateVerdict",
+    "Infer",
     "MetricCheck",
     "MetricSource",
-    "Outcome",
     "PerfGate",
     "PerfGateSpec",
+    "Record",
     "RolloutSpec",
     "RolloutState",
     "RouterControl",
+    "SavedState",
+    "ServerControl",
     "SmokeSpec",
+    "Sources",
     "StatsProvider",
     "StatsSpec",
     "StatsVerdict",
+    "Status",
+    "StatusTable",
+    "StepResult",
+    "Strategy",
+    "StrategyEntry",
+    "StrategySpec",
     "TickEvent",
+    "TickOutcome",
+    "VersionControl",
+    "abort_rollout",
     "analysis_stats",
-    "canary_controller",
+    "build_controller",
     "evaluate_check",
     "evaluate_checks",
     "exit_code",
+    "grpc_infer",
+    "judge_checks",
     "load_rollout_dict",
     "load_rollout_spec",
     "load_state",
     "perf_gate_runner",
+    "read_state_json",
+    "run_rollout",
     "save_state",
+    "saved_state",
+    "smoke_inputs",
     "split_weights",
+    "status_table",
 ]
-
-
-def canary_controller(
-    spec: CanarySpec,
-    control: RouterControl,
-    *,
-    prometheus: str | None,
-    state_path: str | os.PathLike[str],
-    audit_path: str | os.PathLike[str] | None = None,
-    triton_url: str | None = None,
-    protocol: Literal["grpc", "http"] = "grpc",
-    actor: str = "tritonab-rollout",
-    on_event: Callable[[TickEvent], None] | None = None,
-    stats: StatsProvider | None = None,
-) -> CanaryController:
-    """A controller wired to the real sources the spec asks for.
-
-    Args:
-        spec: the rollout spec.
-        control: live weights (a `ModelControl`).
-        prometheus: Prometheus base URL (needed when the spec has checks).
-        state_path, audit_path: the state file and the audit log.
-        triton_url: the server the perf gate measures (needed when the spec has one).
-        protocol: `grpc` or `http`, for the perf gate.
-        actor: who acts, for the audit log.
-        on_event: called with every tick's event.
-        stats: a statistics provider; default: `analysis_stats` when the spec has `stats`.
-
-    Raises:
-        RolloutError: a source the spec needs is not given.
-    """
-    from tritonab.errors import RolloutError
-
-    metrics = None
-    if spec.checks:
-        if not prometheus:
-            raise RolloutError("the rollout spec has checks: give the Prometheus URL (--prometheus)")
-        from tritonab.monitoring.promql import RouterQueries
-
-        metrics = RouterQueries(prometheus, window=spec.window)
-    gate = None
-    if spec.perf_gate is not None:
-        if not triton_url:
-            raise RolloutError("the rollout spec has a perf gate: give the Triton URL")
-        gate = perf_gate_runner(triton_url, spec.perf_gate, protocol)
-    if stats is None and spec.stats is not None:
-        stats = analysis_stats(spec.stats)
-    return CanaryController(
-        spec,
-        control,
-        state_path=state_path,
-        audit_path=audit_path,
-        metrics=metrics,
-        perf_gate=gate,
-        stats=stats,
-        actor=actor,
-        on_event=on_event,
-    )
-
-
-def exit_code(state: RolloutState) -> int:
-    """0 promoted, 1 rolled back or aborted, 2 anything else (halted, not finished)."""
-    if state.status == "promoted":
-        return 0
-    if state.status in ("rolled_back", "aborted"):
-        return 1
-    return 2

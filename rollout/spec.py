@@ -71,10 +71,12 @@ class MetricCheck(_Model):
     @field_validator("window")
     @classmethod
     def _window(cls, v: str | None) -> str | None:
+        """A PromQL range, when given."""
         return None if v is None else _check_window(v)
 
     @model_validator(mode="after")
     def _bounds(self) -> MetricCheck:
+        """At least one bound, in order."""
         if self.min is None and self.max is None:
             raise ValueError("a check needs `min`, `max` or both")
         if self.min is not None and self.max is not None and self.min > self.max:
@@ -109,6 +111,7 @@ class PerfGateSpec(_Model):
 
     @model_validator(mode="after")
     def _some(self) -> PerfGateSpec:
+        """A gate without thresholds would pass anything."""
         if self.thresholds.is_empty():
             raise ValueError("thresholds: set at least one")
         return self
@@ -144,6 +147,7 @@ class StrategySpec(_Model):
     @field_validator("window")
     @classmethod
     def _window(cls, v: str) -> str:
+        """A PromQL range."""
         return _check_window(v)
 
 
@@ -166,6 +170,7 @@ class CanarySpec(StrategySpec):
     @field_validator("steps")
     @classmethod
     def _steps(cls, v: list[float]) -> list[float]:
+        """Increasing percentages ending at 100."""
         if any(not 0 < s <= 100 for s in v):
             raise ValueError("every step must be a percentage in (0, 100]")
         if any(b <= a for a, b in zip(v, v[1:])):
@@ -191,19 +196,20 @@ class BlueGreenSpec(StrategySpec):
     @field_validator("checks")
     @classmethod
     def _absolute(cls, v: list[MetricCheck]) -> list[MetricCheck]:
+        """No baseline variant to be relative to."""
         if any(c.relative for c in v):
             raise ValueError("blue-green checks must be absolute (there is no baseline variant)")
         return v
 
 
-# A new strategy adds its spec class here (and a state, a step and a registry entry:
-# see `tritonab.rollout.wiring`).
+# A new strategy adds its spec class here (and its state, its strategy and its entry in
+# `tritonab.rollout.wiring.STRATEGIES`).
 RolloutSpec: TypeAlias = Annotated[CanarySpec | BlueGreenSpec, Field(discriminator="strategy")]
 _ADAPTER: TypeAdapter[RolloutSpec] = TypeAdapter(RolloutSpec)
-STRATEGIES: tuple[str, ...] = tuple(
+# The strategy names a spec may give, read off the union so it cannot fall behind.
+_NAMES: tuple[str, ...] = tuple(
     str(member.model_fields["strategy"].default) for member in get_args(get_args(RolloutSpec)[0])
 )
-"""The strategy names a spec may give, in the union's order."""
 DEFAULT_STRATEGY = "canary"
 
 
@@ -224,8 +230,8 @@ def load_rollout_dict(data: Any, *, source: str = "rollout spec") -> RolloutSpec
     if not isinstance(data, dict):
         raise RolloutError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
     strategy = data.get("strategy", DEFAULT_STRATEGY)
-    if strategy not in STRATEGIES:
-        known = " or ".join(f"`{name}`" for name in STRATEGIES)
+    if strategy not in _NAMES:
+        known = " or ".join(f"`{name}`" for name in _NAMES)
         raise RolloutError(f"{source}: strategy `{strategy}` is not {known}")
     try:
         return _ADAPTER.validate_python({**data, "strategy": strategy})

@@ -1,7 +1,9 @@
 """The saved state of a rollout: one JSON file, written atomically after every tick.
 
 A restarted controller reads it and continues where the last one stopped. The state
-carries the spec it was started with, so `status` and `abort` need nothing else.
+carries the spec it was started with, so `status` and `abort` need nothing else. Each
+strategy has its own state class, told apart in the file by `kind`; `<state>.lock`
+keeps a second controller off a rollout that one is driving.
 """
 
 from __future__ import annotations
@@ -11,46 +13,39 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, TypeVar, overload
+from typing import Annotated, Any, Literal, TypeAlias, TypeVar, overload
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from tritonab._io import atomic_write_text
 from tritonab.errors import RolloutError
 
 Status = Literal["progressing", "promoted", "rolled_back", "aborted", "halted"]
 TERMINAL: frozenset[str] = frozenset({"promoted", "rolled_back", "aborted", "halted"})
-M = TypeVar("M", bound=BaseModel)
+Phase = Literal["load", "verify", "switch", "bake", "finalize", "done"]
 
 
-class RolloutState(BaseModel):
-    """Where a rollout stands.
+class SavedState(BaseModel):
+    """What every strategy's state has.
 
     Attributes:
-        step: index into the spec's steps of the weight now set; -1 before the first.
-        weights: the weights the controller last set (what the router should serve).
-        initial_weights: the router's weights when the rollout started.
-        gate: the perf gate: `pending`, `passed`, `failed` or `skipped` (none configured).
+        kind: the strategy (`canary`, `bluegreen`).
+        spec: the spec the rollout was started with (JSON).
+        status: `progressing` until the rollout ends.
         failed_checks: failed intervals so far (the rollout rolls back at the threshold).
-        holds: intervals in a row without a verdict.
+        ticks: ticks taken (an abort counts as one).
+        last_outcome, last_reason: what the last tick did, and why.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["canary"] = "canary"
+    kind: str
     experiment: str
-    baseline: str
-    candidate: str
     spec: dict[str, Any]
     status: Status = "progressing"
-    step: int = -1
-    weights: dict[str, float]
-    initial_weights: dict[str, float]
-    gate: Literal["pending", "passed", "failed", "skipped"] = "pending"
     failed_checks: int = 0
-    holds: int = 0
     ticks: int = 0
     last_outcome: str | None = None
     last_reason: str = ""
@@ -62,16 +57,71 @@ class RolloutState(BaseModel):
         """Whether the rollout has ended (nothing more to do)."""
         return self.status in TERMINAL
 
+
+class CanaryState(SavedState):
+    """Where a canary stands.
+
+    Attributes:
+        step: index into the spec's steps of the weight now set; -1 before the first.
+        weights: the weights the controller last set (what the router should serve).
+        initial_weights: the router's weights when the rollout started.
+        gate: the perf gate: `pending`, `passed`, `failed` or `skipped` (none configured).
+        holds: intervals in a row without a verdict.
+    """
+
+    kind: Literal["canary"] = "canary"
+    baseline: str
+    candidate: str
+    step: int = -1
+    weights: dict[str, float]
+    initial_weights: dict[str, float]
+    gate: Literal["pending", "passed", "failed", "skipped"] = "pending"
+    holds: int = 0
+
     @property
     def candidate_weight(self) -> float:
+        """The candidate's share of all traffic now."""
         return self.weights.get(self.candidate, 0.0)
 
 
+class BlueGreenState(SavedState):
+    """Where a blue-green switch stands.
+
+    Attributes:
+        variant, model: the router's variant and the model it calls.
+        old_version, new_version: the version served before, and the one switched to.
+        phase: `load`, `verify`, `switch`, `bake`, `finalize`, then `done`.
+        waits: ticks spent waiting for the new version to be ready.
+        switched_at: when the router moved to the new version (the bake starts).
+    """
+
+    kind: Literal["bluegreen"] = "bluegreen"
+    variant: str
+    model: str
+    old_version: int
+    new_version: int
+    phase: Phase = "load"
+    waits: int = 0
+    switched_at: float | None = None
+
+
+# A new strategy adds its state class here.
+RolloutState: TypeAlias = Annotated[CanaryState | BlueGreenState, Field(discriminator="kind")]
+_ADAPTER: TypeAdapter[RolloutState] = TypeAdapter(RolloutState)
+S = TypeVar("S", bound=SavedState)
+
+
 def read_state_json(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The saved state as a dict (any kind), or None when the file does not exist.
+    """The saved state as a dict (any kind).
+
+    Args:
+        path: the state file.
+
+    Returns:
+        The parsed JSON object, or None when the file does not exist.
 
     Raises:
-        RolloutError: the file is unreadable or not JSON.
+        RolloutError: the file is unreadable or not a JSON object.
     """
     target = Path(path)
     try:
@@ -94,29 +144,47 @@ def load_state(path: str | os.PathLike[str]) -> RolloutState | None: ...
 
 
 @overload
-def load_state(path: str | os.PathLike[str], model: type[M]) -> M | None: ...
+def load_state(path: str | os.PathLike[str], model: type[S]) -> S | None: ...
 
 
-def load_state(path: str | os.PathLike[str], model: type[BaseModel] = RolloutState) -> BaseModel | None:
-    """The saved state as `model` (a canary `RolloutState` by default), or None when the
-    file does not exist.
+def load_state(path: str | os.PathLike[str], model: type[SavedState] | None = None) -> SavedState | None:
+    """The saved state, as the class its `kind` names or as `model`.
+
+    Args:
+        path: the state file.
+        model: the state class expected (None: whichever the file's `kind` names).
+
+    Returns:
+        The state, or None when the file does not exist.
 
     Raises:
-        RolloutError: the file is unreadable or not a state of that kind.
+        RolloutError: the file is unreadable, of another kind, or not a valid state.
     """
     data = read_state_json(path)
     if data is None:
         return None
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
+    kind = data.get("kind", "canary")  # no `kind`: a canary, as for specs
+    expected = None if model is None else model.model_fields["kind"].default
+    if expected is not None and kind != expected:
         raise RolloutError(
-            f"rollout state `{path}` is not a {model.__name__}: {exc.errors()[0]['msg']}"
-        ) from None
+            f"rollout state `{path}` is a `{kind}` rollout, not `{expected}`: use another --state file"
+        )
+    try:
+        if model is not None:
+            return model.model_validate({**data, "kind": kind})
+        return _ADAPTER.validate_python({**data, "kind": kind})
+    except ValidationError as exc:
+        what = "rollout state" if model is None else model.__name__
+        raise RolloutError(f"rollout state `{path}` is not a {what}: {exc.errors()[0]['msg']}") from None
 
 
-def save_state(path: str | os.PathLike[str], state: Any) -> None:
-    """Write a state model atomically (a crash leaves the old or the new file, never half)."""
+def save_state(path: str | os.PathLike[str], state: SavedState) -> None:
+    """Write a state atomically (a crash leaves the old or the new file, never half).
+
+    Args:
+        path: the state file.
+        state: the state; its `updated_at` is set to now.
+    """
     state.updated_at = time.time()
     atomic_write_text(path, json.dumps(state.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
 
@@ -124,6 +192,9 @@ def save_state(path: str | os.PathLike[str], state: Any) -> None:
 @contextlib.contextmanager
 def state_lock(path: str | os.PathLike[str]) -> Iterator[None]:
     """Hold an exclusive lock on `<state>.lock` so only one controller drives a rollout.
+
+    Args:
+        path: the state file (the lock file sits beside it).
 
     Raises:
         RolloutError: another process holds it.
@@ -139,43 +210,3 @@ def state_lock(path: str | os.PathLike[str]) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-class Exclusive:
-    """Mixin: `_exclusive()` takes the state lock once, however deeply calls nest."""
-
-    state_path: str | os.PathLike[str]
-    _held: bool = False
-
-    @contextlib.contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        if self._held:
-            yield
-            return
-        with state_lock(self.state_path):
-            self._held = True
-            try:
-                yield
-            finally:
-                self._held = False
-
-
-def tick_until_done(
-    tick: Callable[[], Any],
-    *,
-    interval_s: float,
-    bound: int,
-    sleep: Callable[[float], None],
-    timeout_s: float | None = None,
-) -> None:
-    """Call `tick()` every `interval_s` until its event is no longer `progressing`, or
-    `bound` ticks, or `timeout_s` seconds (the caller then reads the saved state)."""
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    for i in range(bound):
-        started = time.monotonic()
-        event = tick()
-        if event.status != "progressing" or i == bound - 1:
-            return
-        if deadline is not None and time.monotonic() >= deadline:
-            return
-        sleep(max(0.0, interval_s - (time.monotonic() - started)))

@@ -31,8 +31,7 @@ from tritonab.monitoring import audit
 from tritonab.monitoring.promql import RouterQueries
 from tritonab.monitoring.router_log import LOG_DIR_ENV
 from tritonab.monitoring.segments import read_records
-from tritonab.rollout import load_rollout_dict, load_state
-from tritonab.rollout.bluegreen import BlueGreenController, grpc_infer
+from tritonab.rollout import BlueGreenStrategy, Controller, grpc_infer, load_rollout_dict, load_state
 from tritonab.splitter import load_spec_dict
 
 pytestmark = pytest.mark.integration
@@ -314,17 +313,14 @@ def test_blue_green_keeps_the_old_version_while_baking_then_unloads_it(server, p
     with ModelControl(server.urls.grpc) as control, Load(server.urls.grpc, "ro_bg") as load:
 
         def watch(event) -> None:
-            if event.phase == "bake":
+            if controller.state().phase == "bake":
                 both_loaded.append(control.is_ready("bg_model", 1) and control.is_ready("bg_model", 2))
 
-        controller = BlueGreenController(
-            spec,
-            control,
-            grpc_infer(server.urls.grpc),
-            state_path=tmp_path / "bg.json",
-            audit_path=tmp_path / "audit.jsonl",
-            metrics=RouterQueries(prometheus.url),
-            on_event=watch,
+        strategy = BlueGreenStrategy(
+            spec, control, grpc_infer(server.urls.grpc), metrics=RouterQueries(prometheus.url)
+        )
+        controller = Controller(
+            strategy, state_path=tmp_path / "bg.json", audit_path=tmp_path / "audit.jsonl", on_event=watch
         )
         state = controller.run(max_ticks=60)
         time.sleep(0.5)  # requests after the unload still succeed
