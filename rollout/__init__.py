@@ -72,7 +72,7 @@ from tritonab.rollout.wiring import (
     build_controller,
     exit_code,
     run_rollout,
-    saved_state,
+    state_json,
     status_table,
 )
 
@@ -128,8 +128,8 @@ __all__ = [
     "read_state_json",
     "run_rollout",
     "save_state",
-    "saved_state",
     "smoke_inputs",
     "split_weights",
+    "state_json",
     "status_table",
 ]

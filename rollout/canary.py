@@ -265,7 +265,7 @@ class CanaryStrategy(Strategy[CanarySpec, CanaryState]):
 
 
 def _same(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
-    """Same variants, same weights (to 1e-6: the router rounds)."""
+    """Same variants, same weights (to 1e-6: weights are rounded and travel through JSON)."""
     return a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-6 for k in a)
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from tritonab._io import atomic_write_text
 from tritonab.errors import RolloutError
+from tritonab.rollout.spec import DEFAULT_STRATEGY
 
 Status = Literal["progressing", "promoted", "rolled_back", "aborted", "halted"]
 TERMINAL: frozenset[str] = frozenset({"promoted", "rolled_back", "aborted", "halted"})
@@ -163,7 +164,7 @@ def load_state(path: str | os.PathLike[str], model: type[SavedState] | None = No
     data = read_state_json(path)
     if data is None:
         return None
-    kind = data.get("kind", "canary")  # no `kind`: a canary, as for specs
+    kind = data.get("kind", DEFAULT_STRATEGY)  # no `kind`: the default strategy, as for specs
     expected = None if model is None else model.model_fields["kind"].default
     if expected is not None and kind != expected:
         raise RolloutError(

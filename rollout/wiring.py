@@ -22,7 +22,14 @@ from tritonab.rollout.bluegreen import BlueGreenStrategy
 from tritonab.rollout.canary import CanaryStrategy, RouterControl
 from tritonab.rollout.checks import MetricSource, analysis_stats, perf_gate_runner
 from tritonab.rollout.controller import Controller, SpecT, StateT, Strategy
-from tritonab.rollout.spec import BlueGreenSpec, CanarySpec, RolloutSpec, StrategySpec, load_rollout_dict
+from tritonab.rollout.spec import (
+    DEFAULT_STRATEGY,
+    BlueGreenSpec,
+    CanarySpec,
+    RolloutSpec,
+    StrategySpec,
+    load_rollout_dict,
+)
 from tritonab.rollout.state import BlueGreenState, CanaryState, SavedState, read_state_json
 from tritonab.rollout.tick import TickEvent
 from tritonab.rollout.versions import VersionControl, grpc_infer
@@ -173,7 +180,7 @@ def run_rollout(
         raise RolloutError(f"rollout could not run: {exc}") from None
 
 
-def saved_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+def state_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The saved state of any strategy, as JSON.
 
     Raises:
@@ -211,8 +218,8 @@ def abort_rollout(
     """
     from tritonab.deploy.control import ModelControl
 
-    data = saved_state(state_path)
-    kind = data.get("kind", "canary")
+    data = state_json(state_path)
+    kind = data.get("kind", DEFAULT_STRATEGY)
     entry = STRATEGIES.get(kind) if isinstance(kind, str) else None
     if entry is None:
         raise RolloutError(f"rollout state `{state_path}` is of an unknown kind `{kind}`")
@@ -267,7 +274,7 @@ def status_table(data: Mapping[str, Any]) -> StatusTable:
     """The fields of a saved state (any kind) worth showing, with the step spelled out.
 
     Args:
-        data: the state as JSON (`saved_state`).
+        data: the state as JSON (`state_json`).
 
     Returns:
         The title and the rows.
@@ -285,4 +292,6 @@ def status_table(data: Mapping[str, Any]) -> StatusTable:
                 else f"0/{len(steps)} (not started)"
             )
         rows.append((key, str(value)))
-    return StatusTable(f"rollout of `{data.get('experiment')}` ({data.get('kind', 'canary')})", tuple(rows))
+    return StatusTable(
+        f"rollout of `{data.get('experiment')}` ({data.get('kind', DEFAULT_STRATEGY)})", tuple(rows)
+    )

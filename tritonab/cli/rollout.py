@@ -103,9 +103,9 @@ def _status(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from tritonab.rollout import saved_state, status_table
+    from tritonab.rollout import state_json, status_table
 
-    data = saved_state(args.state)
+    data = state_json(args.state)
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
         return 0
