@@ -21,10 +21,8 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from tritonab.cli import main
 from tritonab.client import ExperimentClient
-from tritonab.deploy.bluegreen import BlueGreenController, grpc_infer, load_bluegreen_dict
 from tritonab.deploy.control import ModelControl
 from tritonab.deploy.prometheus_server import PrometheusServer
-from tritonab.deploy.rollout import load_state
 from tritonab.deploy.server import TritonServer
 from tritonab.ensembles import build_router, load_model
 from tritonab.ensembles.config import write_config
@@ -33,6 +31,7 @@ from tritonab.monitoring import audit
 from tritonab.monitoring.promql import RouterQueries
 from tritonab.monitoring.router_log import LOG_DIR_ENV
 from tritonab.monitoring.segments import read_records
+from tritonab.rollout import BlueGreenStrategy, Controller, grpc_infer, load_rollout_dict, load_state
 from tritonab.splitter import load_spec_dict
 
 pytestmark = pytest.mark.integration
@@ -296,8 +295,9 @@ def test_slow_candidate_fails_the_perf_gate_before_any_traffic_moves(server, pro
 
 
 def test_blue_green_keeps_the_old_version_while_baking_then_unloads_it(server, prometheus, tmp_path):
-    spec = load_bluegreen_dict(
+    spec = load_rollout_dict(
         {
+            "strategy": "bluegreen",
             "experiment": "ro_bg",
             "variant": "main",
             "version": 2,
@@ -313,17 +313,14 @@ def test_blue_green_keeps_the_old_version_while_baking_then_unloads_it(server, p
     with ModelControl(server.urls.grpc) as control, Load(server.urls.grpc, "ro_bg") as load:
 
         def watch(event) -> None:
-            if event.phase == "bake":
+            if controller.state().phase == "bake":
                 both_loaded.append(control.is_ready("bg_model", 1) and control.is_ready("bg_model", 2))
 
-        controller = BlueGreenController(
-            spec,
-            control,
-            grpc_infer(server.urls.grpc),
-            state_path=tmp_path / "bg.json",
-            audit_path=tmp_path / "audit.jsonl",
-            metrics=RouterQueries(prometheus.url),
-            on_event=watch,
+        strategy = BlueGreenStrategy(
+            spec, control, grpc_infer(server.urls.grpc), metrics=RouterQueries(prometheus.url)
+        )
+        controller = Controller(
+            strategy, state_path=tmp_path / "bg.json", audit_path=tmp_path / "audit.jsonl", on_event=watch
         )
         state = controller.run(max_ticks=60)
         time.sleep(0.5)  # requests after the unload still succeed

@@ -7,7 +7,11 @@ could not run (bad spec, unreachable server, halted, or stopped by `--max-ticks`
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tritonab.rollout import TickEvent
 
 DEFAULT_STATE = "rollout.state.json"
 DEFAULT_AUDIT = "rollout.audit.jsonl"
@@ -53,167 +57,74 @@ def register(subparsers) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
+    """`--state` and `--audit`."""
     parser.add_argument("--state", default=DEFAULT_STATE, help=f"state file (default {DEFAULT_STATE})")
     parser.add_argument("--audit", default=DEFAULT_AUDIT, help=f"audit log (default {DEFAULT_AUDIT})")
 
 
-def _printer():
+def _printer() -> Callable[[TickEvent], None]:
     """A callback printing one coloured line per tick."""
     from rich.console import Console
     from rich.markup import escape
 
     console = Console(highlight=False, soft_wrap=True)
 
-    def show(event: Any) -> None:
+    def show(event: TickEvent) -> None:
+        """One line, coloured by outcome."""
         colour = _COLOURS.get(event.outcome.value, "white")
         console.print(f"[{colour}]{escape(event.line())}[/]")
 
     return show
 
 
-def _load_any(path: str):
-    """A canary `RolloutSpec` or a `BlueGreenSpec`, by the file's `strategy`."""
-    from pathlib import Path
-
-    import yaml
-
-    from tritonab.deploy.bluegreen import load_bluegreen_dict
-    from tritonab.deploy.rollout import load_rollout_dict, load_rollout_spec
-    from tritonab.errors import RolloutError
-
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return load_rollout_spec(path)  # raises with the reason
-    if isinstance(data, dict) and data.get("strategy") == "bluegreen":
-        return load_bluegreen_dict(data, source=f"`{path}`")
-    if isinstance(data, dict) and data.get("strategy", "canary") != "canary":
-        raise RolloutError(f"`{path}`: strategy `{data['strategy']}` is not `canary` or `bluegreen`")
-    return load_rollout_dict(data, source=f"`{path}`")
-
-
 def _run(args: argparse.Namespace) -> int:
-    from tritonab.deploy.bluegreen import BlueGreenController, BlueGreenSpec, grpc_infer
-    from tritonab.deploy.control import ModelControl
-    from tritonab.deploy.rollout import canary_controller, exit_code
-    from tritonab.errors import RolloutError, TritonABError
+    """`rollout run`: tick to the end, one line per tick; the exit code says how it ended."""
+    from tritonab.rollout import exit_code, load_rollout_spec, run_rollout
 
-    spec = _load_any(args.spec)
-    try:
-        with ModelControl(args.triton) as control:
-            if isinstance(spec, BlueGreenSpec):
-                metrics = None
-                if spec.checks:
-                    if not args.prometheus:
-                        raise RolloutError("the spec has checks: give --prometheus")
-                    from tritonab.monitoring.promql import RouterQueries
-
-                    metrics = RouterQueries(args.prometheus, window=spec.window)
-                state = BlueGreenController(
-                    spec,
-                    control,
-                    grpc_infer(args.triton),
-                    state_path=args.state,
-                    audit_path=args.audit,
-                    metrics=metrics,
-                    actor=args.actor,
-                    on_event=_printer(),
-                ).run(max_ticks=args.max_ticks)
-            else:
-                controller = canary_controller(
-                    spec,
-                    control,
-                    prometheus=args.prometheus,
-                    state_path=args.state,
-                    audit_path=args.audit,
-                    triton_url=args.triton,
-                    actor=args.actor,
-                    on_event=_printer(),
-                )
-                state = controller.run(max_ticks=args.max_ticks)
-    except RolloutError:
-        raise
-    except TritonABError as exc:
-        raise RolloutError(f"rollout could not run: {exc}") from None
+    spec = load_rollout_spec(args.spec)
+    state = run_rollout(
+        spec,
+        triton_url=args.triton,
+        prometheus=args.prometheus,
+        state_path=args.state,
+        audit_path=args.audit,
+        actor=args.actor,
+        on_event=_printer(),
+        max_ticks=args.max_ticks,
+    )
     print(f"rollout {state.status}; state in {args.state}, audit log in {args.audit}")
-    return exit_code(state)  # type: ignore[arg-type]
+    return exit_code(state)
 
 
 def _status(args: argparse.Namespace) -> int:
+    """`rollout status`: the state file as a table, or as JSON."""
     import json
 
     from rich.console import Console
     from rich.table import Table
 
-    from tritonab.deploy._rollout_state import read_state_json
-    from tritonab.errors import RolloutError
+    from tritonab.rollout import state_json, status_table
 
-    data = read_state_json(args.state)
-    if data is None:
-        raise RolloutError(f"no rollout state at `{args.state}`")
+    data = state_json(args.state)
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
         return 0
-    table = Table(title=f"rollout of `{data.get('experiment')}` ({data.get('kind', 'canary')})")
+    view = status_table(data)
+    table = Table(title=view.title)
     table.add_column("field")
     table.add_column("value")
-    for key in (
-        "status",
-        "baseline",
-        "candidate",
-        "step",
-        "weights",
-        "gate",
-        "failed_checks",
-        "holds",
-        "variant",
-        "model",
-        "old_version",
-        "new_version",
-        "phase",
-        "ticks",
-        "last_outcome",
-        "last_reason",
-    ):
-        if key in data:
-            value = data[key]
-            if key == "step" and "spec" in data:
-                steps = data["spec"].get("steps", [])
-                value = (
-                    f"{value + 1}/{len(steps)} ({steps[value]:g}%)"
-                    if value >= 0
-                    else f"0/{len(steps)} (not started)"
-                )
-            table.add_row(key, str(value))
+    for key, value in view.rows:
+        table.add_row(key, value)
     Console().print(table)
     return 0
 
 
 def _abort(args: argparse.Namespace) -> int:
-    from tritonab.deploy._rollout_state import read_state_json
-    from tritonab.deploy.bluegreen import BlueGreenController, grpc_infer, load_bluegreen_dict
-    from tritonab.deploy.control import ModelControl
-    from tritonab.deploy.rollout import CanaryController, load_rollout_dict
-    from tritonab.errors import RolloutError
+    """`rollout abort`: the traffic back now; 0 when it was aborted, 1 when it had ended."""
+    from tritonab.rollout import TickOutcome, abort_rollout
 
-    data = read_state_json(args.state)
-    if data is None:
-        raise RolloutError(f"no rollout state at `{args.state}`")
-    with ModelControl(args.triton) as control:
-        if data.get("kind") == "bluegreen":
-            bg = load_bluegreen_dict(data["spec"], source=f"`{args.state}`")
-            event = BlueGreenController(
-                bg,
-                control,
-                grpc_infer(args.triton),
-                state_path=args.state,
-                audit_path=args.audit,
-                actor=args.actor,
-            ).abort(args.reason)
-        else:
-            spec = load_rollout_dict(data["spec"], source=f"`{args.state}`")
-            event = CanaryController(
-                spec, control, state_path=args.state, audit_path=args.audit, actor=args.actor
-            ).abort(args.reason)
+    event = abort_rollout(
+        args.state, triton_url=args.triton, audit_path=args.audit, actor=args.actor, reason=args.reason
+    )
     _printer()(event)
-    return 0 if event.outcome.value == "abort" else 1
+    return 0 if event.outcome is TickOutcome.ABORT else 1

@@ -1,5 +1,9 @@
 """Version-level helpers for blue-green switches: version policies, the router's pinned
-version, single inferences on a version, and the smoke set run on two versions."""
+version, single inferences on a version, and the smoke set run on two versions.
+
+Model configs are `model_config_pb2.ModelConfig` messages (typed `Any`: protobuf
+classes carry no annotations here).
+"""
 
 from __future__ import annotations
 
@@ -7,40 +11,62 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+import numpy.typing as npt
 
 from tritonab.errors import RolloutError, TritonABError
-from tritonab.splitter.spec import load_spec_dict
+from tritonab.rollout.spec import SmokeSpec
+from tritonab.splitter.spec import Experiment, load_spec_dict
 
-Inputs = Mapping[str, np.ndarray]
+Inputs = Mapping[str, npt.NDArray[Any]]
 Infer = Callable[[str, int, Inputs], None]
 """`(model, version, inputs)`: one inference; raises on failure."""
 
 
-class SmokeSpec(BaseModel):
-    """The smoke set run on both versions before the switch."""
+class VersionControl(Protocol):
+    """Model control as version switches use it (`tritonab.deploy.control.ModelControl`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    def config(self, model: str) -> Any: ...
 
-    requests: int = Field(default=20, ge=1, description="inferences per version")
-    input_data: str = Field(default="random", description="`random`, `zero` or an `.npz` file")
-    max_error_rate: float = Field(default=0.0, ge=0, le=1)
-    max_latency_ratio: float | None = Field(default=2.0, gt=0, description="new/old median latency")
+    def load(self, model: str, config: Any = None) -> None: ...
+
+    def is_ready(self, model: str, version: int = -1) -> bool: ...
+
+    def experiment(self, name: str) -> tuple[Experiment, Any]: ...
 
 
-def set_versions(control: Any, model: str, versions: Sequence[int]) -> None:
-    """Reload `model` serving exactly `versions` (`version_policy { specific {...} }`)."""
+def set_versions(control: VersionControl, model: str, versions: Sequence[int]) -> None:
+    """Reload `model` serving exactly `versions` (`version_policy { specific {...} }`).
+
+    Args:
+        control: model control.
+        model: the model.
+        versions: the versions it serves after the reload.
+
+    Raises:
+        ClientError: Triton refused the reload.
+    """
     config = control.config(model)
     del config.version_policy.specific.versions[:]
     config.version_policy.specific.versions.extend(sorted(versions))
     control.load(model, config)
 
 
-def pin_version(control: Any, experiment: str, variant: str, version: int) -> None:
-    """Reload the router with `variant` pinned to `version` (one config override)."""
+def pin_version(control: VersionControl, experiment: str, variant: str, version: int) -> None:
+    """Reload the router with `variant` pinned to `version` (one config override).
+
+    Args:
+        control: model control.
+        experiment: the router.
+        variant: its variant.
+        version: the model version the variant calls after the reload.
+
+    Raises:
+        SpecError: the router's spec does not take the change.
+        ClientError: Triton refused the reload.
+    """
     from tritonab.ensembles.config import set_parameter
     from tritonab.ensembles.repository import ROUTER_PARAMETER
 
@@ -55,13 +81,21 @@ def pin_version(control: Any, experiment: str, variant: str, version: int) -> No
 
 
 def grpc_infer(url: str) -> Infer:
-    """An `Infer` over tritonclient gRPC (errors raise `RolloutError`)."""
+    """An `Infer` over tritonclient gRPC (errors raise `RolloutError`).
+
+    Args:
+        url: the server's gRPC `host:port`.
+
+    Returns:
+        The inference function (one client, reused).
+    """
     import tritonclient.grpc as grpc
     from tritonclient.utils import np_to_triton_dtype
 
     client = grpc.InferenceServerClient(url)
 
     def infer(model: str, version: int, inputs: Inputs) -> None:
+        """One request to one version; the outputs are not kept."""
         tensors = []
         for name, array in inputs.items():
             tensor = grpc.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
@@ -75,9 +109,24 @@ def grpc_infer(url: str) -> Infer:
     return infer
 
 
-def smoke_inputs(config: Any, input_data: str, count: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """`count` single-sample requests for a model config: random, zero, or from an `.npz`
-    file (one array per input, samples on the first axis)."""
+def smoke_inputs(
+    config: Any, input_data: str, count: int, seed: int = 0
+) -> list[dict[str, npt.NDArray[Any]]]:
+    """Single-sample requests for a model config: random, zero, or from an `.npz` file.
+
+    Args:
+        config: the model's config (inputs, dims, data types, max batch size).
+        input_data: `random`, `zero`, or an `.npz` file (one array per input, samples on
+            the first axis, reused in turn when there are fewer than `count`).
+        count: how many requests.
+        seed: for `random`.
+
+    Returns:
+        `count` requests, each an input name -> array mapping.
+
+    Raises:
+        RolloutError: the `.npz` file cannot be read.
+    """
     from tritonab.ensembles.config import to_numpy_dtype
 
     if input_data not in ("random", "zero"):
@@ -108,7 +157,7 @@ def smoke_inputs(config: Any, input_data: str, count: int, seed: int = 0) -> lis
 
 
 def timed_infer(infer: Infer, model: str, version: int, inputs: Inputs) -> float | None:
-    """Seconds one inference took, None when it failed."""
+    """Seconds one inference took, None when it failed (a `TritonABError`)."""
     started = time.perf_counter()
     try:
         infer(model, version, inputs)
@@ -120,7 +169,19 @@ def timed_infer(infer: Infer, model: str, version: int, inputs: Inputs) -> float
 def run_smoke(
     infer: Infer, model: str, old: int, new: int, samples: Sequence[Inputs], spec: SmokeSpec
 ) -> tuple[bool, dict[str, Any]]:
-    """The smoke set on both versions, interleaved: passed, and the figures it rests on."""
+    """The smoke set on both versions, interleaved, so both see the same load.
+
+    Args:
+        infer: one inference.
+        model: the model.
+        old, new: its two versions.
+        samples: the requests, each sent to both.
+        spec: the error-rate and latency-ratio limits.
+
+    Returns:
+        Whether the new version passed, and the figures it rests on (error rates and
+        median latencies per side, their ratio, the thresholds).
+    """
     times: dict[str, list[float | None]] = {"old": [], "new": []}
     for sample in samples:
         times["old"].append(timed_infer(infer, model, old, sample))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tritonab.deploy.rollout import MetricCheck, load_rollout_dict, load_rollout_spec
 from tritonab.errors import RolloutError
+from tritonab.rollout import BlueGreenSpec, CanarySpec, MetricCheck, load_rollout_dict, load_rollout_spec
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -59,3 +59,44 @@ def test_check_labels_and_violation_defaults():
     assert MetricCheck(metric="rows", min=1).violation == "hold"
     assert MetricCheck(metric="error_rate", max=0).violation == "fail"
     assert MetricCheck(metric="request_rate", min=1, on_violation="fail", name="rps").label == "rps"
+
+
+def test_the_strategy_picks_the_spec_type(tmp_path):
+    spec = load_rollout_dict({"strategy": "bluegreen", "experiment": "r", "variant": "main", "version": 2})
+    assert isinstance(spec, BlueGreenSpec)
+    assert (spec.variant, spec.version, spec.interval_s, spec.failed_checks) == ("main", 2, 5.0, 1)
+    canary = load_rollout_dict({"experiment": "e", "candidate": "t"})
+    assert isinstance(canary, CanarySpec) and canary.strategy == "canary"
+    assert isinstance(
+        load_rollout_dict({"strategy": "canary", "experiment": "e", "candidate": "t"}), CanarySpec
+    )
+    path = tmp_path / "bg.yaml"
+    path.write_text("strategy: bluegreen\nexperiment: r\nvariant: main\nversion: 3\n")
+    assert isinstance(load_rollout_spec(path), BlueGreenSpec)
+
+
+@pytest.mark.parametrize("strategy", ["linear", 3, None])
+def test_an_unknown_strategy_names_the_field(strategy):
+    with pytest.raises(
+        RolloutError, match=rf"^rollout.yaml: strategy `{strategy}` is not `canary` or `bluegreen`$"
+    ):
+        load_rollout_dict({"strategy": strategy, "experiment": "e"}, source="rollout.yaml")
+
+
+def test_errors_name_the_field_as_written_not_the_union_member():
+    with pytest.raises(RolloutError) as caught:
+        load_rollout_dict(
+            {"strategy": "bluegreen", "experiment": "r", "variant": "v", "version": 0, "x": 1},
+            source="bg.yaml",
+        )
+    assert str(caught.value).splitlines() == [
+        "bg.yaml: version: Input should be greater than or equal to 1",
+        "bg.yaml: x: Extra inputs are not permitted",
+    ]
+    with pytest.raises(RolloutError, match=r"^bg.yaml: window: window `1 minute` must look like"):
+        load_rollout_dict(
+            {"strategy": "bluegreen", "experiment": "r", "variant": "v", "version": 1, "window": "1 minute"},
+            source="bg.yaml",
+        )
+    with pytest.raises(RolloutError, match=r"^rollout.yaml: expected a mapping at the top level, got list$"):
+        load_rollout_dict([1, 2], source="rollout.yaml")

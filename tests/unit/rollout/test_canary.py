@@ -6,18 +6,19 @@ import json
 
 import pytest
 
-from tritonab.deploy.rollout import (
-    CanaryController,
+from tritonab.errors import ClientError, MonitoringError, RolloutError
+from tritonab.monitoring import audit
+from tritonab.rollout import (
+    CanaryStrategy,
+    Controller,
     GateVerdict,
-    Outcome,
     StatsVerdict,
+    TickOutcome,
     exit_code,
     load_rollout_dict,
     load_state,
     split_weights,
 )
-from tritonab.errors import ClientError, MonitoringError, RolloutError
-from tritonab.monitoring import audit
 from tritonab.splitter.spec import load_spec_dict
 
 
@@ -106,15 +107,10 @@ def make_spec(**overrides):
     return load_rollout_dict(data)
 
 
-def controller(tmp_path, router, metrics=None, **kwargs):
-    spec = kwargs.pop("spec", None) or make_spec()
-    return CanaryController(
-        spec,
-        router,
-        state_path=tmp_path / "state.json",
-        audit_path=tmp_path / "audit.jsonl",
-        metrics=metrics,
-        **kwargs,
+def controller(tmp_path, router, metrics=None, *, spec=None, perf_gate=None, stats=None, **kwargs):
+    strategy = CanaryStrategy(spec or make_spec(), router, metrics=metrics, perf_gate=perf_gate, stats=stats)
+    return Controller(
+        strategy, state_path=tmp_path / "state.json", audit_path=tmp_path / "audit.jsonl", **kwargs
     )
 
 
@@ -125,12 +121,12 @@ def outcomes(ctl, n):
 def test_healthy_candidate_is_promoted_step_by_step(tmp_path):
     router = FakeRouter()
     ctl = controller(tmp_path, router, FakeMetrics())
-    assert outcomes(ctl, 3) == [Outcome.ADVANCE, Outcome.ADVANCE, Outcome.PROMOTE]
+    assert outcomes(ctl, 3) == [TickOutcome.ADVANCE, TickOutcome.ADVANCE, TickOutcome.PROMOTE]
     assert router.candidate_history == [0.1, 0.5, 1.0]
     assert router.history[-1] == {"control": 0.0, "treatment": 1.0}
     state = load_state(tmp_path / "state.json")
     assert state.status == "promoted" and exit_code(state) == 0
-    assert ctl.tick().outcome is Outcome.DONE
+    assert ctl.tick().outcome is TickOutcome.DONE
     assert len(router.history) == 3
 
 
@@ -138,7 +134,11 @@ def test_failing_candidate_rolls_back_at_the_threshold(tmp_path):
     router = FakeRouter()
     ctl = controller(tmp_path, router, FakeMetrics(error_rate={"treatment": 0.2}))
     events = [ctl.tick() for _ in range(3)]
-    assert [e.outcome for e in events] == [Outcome.ADVANCE, Outcome.FAILED_CHECK, Outcome.ROLLBACK]
+    assert [e.outcome for e in events] == [
+        TickOutcome.ADVANCE,
+        TickOutcome.FAILED_CHECK,
+        TickOutcome.ROLLBACK,
+    ]
     assert "failed error rate (1/2)" in events[1].reason
     assert "candidate back to 0%" in events[2].reason
     assert router.candidate_history == [0.1, 0.0]
@@ -150,12 +150,12 @@ def test_no_data_holds_and_never_advances_then_deadline_rolls_back(tmp_path):
     router = FakeRouter()
     metrics = FakeMetrics(rows={"treatment": None})
     ctl = controller(tmp_path, router, metrics)
-    assert ctl.tick().outcome is Outcome.ADVANCE
+    assert ctl.tick().outcome is TickOutcome.ADVANCE
     metrics.down = True  # unreachable Prometheus is a hold too
-    assert outcomes(ctl, 2) == [Outcome.HOLD, Outcome.HOLD]
+    assert outcomes(ctl, 2) == [TickOutcome.HOLD, TickOutcome.HOLD]
     assert router.candidate_history == [0.1]
     event = ctl.tick()
-    assert event.outcome is Outcome.ROLLBACK and "progress deadline" in event.reason
+    assert event.outcome is TickOutcome.ROLLBACK and "progress deadline" in event.reason
     assert router.candidate_history == [0.1, 0.0]
 
 
@@ -163,7 +163,7 @@ def test_too_few_rows_holds(tmp_path):
     ctl = controller(tmp_path, FakeRouter(), FakeMetrics(rows={"treatment": 5.0}))
     ctl.tick()
     event = ctl.tick()
-    assert event.outcome is Outcome.HOLD
+    assert event.outcome is TickOutcome.HOLD
     assert event.checks[0].status == "hold" and "rows=5" in event.line()
 
 
@@ -184,7 +184,7 @@ def test_restarted_controller_resumes_from_the_saved_state(tmp_path):
     state = first.run(max_ticks=2)
     assert (state.status, state.step) == ("progressing", 1)
     second = controller(tmp_path, router, FakeMetrics())  # a new process, same state file
-    assert second.tick().outcome is Outcome.PROMOTE
+    assert second.tick().outcome is TickOutcome.PROMOTE
     assert router.candidate_history == [0.1, 0.5, 1.0]
 
 
@@ -203,8 +203,8 @@ def test_a_failed_reload_holds_and_the_next_tick_retries(tmp_path):
     ctl = controller(tmp_path, router, FakeMetrics())
     router.fail_sets = 1
     event = ctl.tick()
-    assert event.outcome is Outcome.HOLD and "busy" in event.reason
-    assert ctl.tick().outcome is Outcome.ADVANCE
+    assert event.outcome is TickOutcome.HOLD and "busy" in event.reason
+    assert ctl.tick().outcome is TickOutcome.ADVANCE
     assert router.candidate_history == [0.1]
 
 
@@ -227,7 +227,7 @@ def test_perf_gate_failure_rolls_back_before_any_traffic_moves(tmp_path):
 
     ctl = controller(tmp_path, router, FakeMetrics(), perf_gate=gate)
     event = ctl.tick()
-    assert event.outcome is Outcome.ROLLBACK and event.reason.startswith("perf gate failed")
+    assert event.outcome is TickOutcome.ROLLBACK and event.reason.startswith("perf gate failed")
     assert calls == [("m_control:1", "m_treatment:1")]
     assert router.history == []
     assert load_state(tmp_path / "state.json").gate == "failed"
@@ -237,7 +237,7 @@ def test_perf_gate_pass_takes_the_first_step(tmp_path):
     router = FakeRouter()
     ctl = controller(tmp_path, router, FakeMetrics(), perf_gate=lambda b, c: GateVerdict(True))
     event = ctl.tick()
-    assert event.outcome is Outcome.ADVANCE and "perf gate passed" in event.reason
+    assert event.outcome is TickOutcome.ADVANCE and "perf gate passed" in event.reason
     assert router.candidate_history == [0.1]
 
 
@@ -246,16 +246,16 @@ def test_statistics_degradation_rolls_back_and_srm_halts(tmp_path):
     verdicts = iter([StatsVerdict("rollback", ("primary worse",), {"p_value": 0.001})])
     ctl = controller(tmp_path, router, FakeMetrics(), stats=lambda e, b, c: next(verdicts))
     ctl.tick()
-    assert ctl.tick().outcome is Outcome.ROLLBACK
+    assert ctl.tick().outcome is TickOutcome.ROLLBACK
     other = tmp_path / "b"
     router = FakeRouter()
     ctl = controller(other, router, FakeMetrics(), stats=lambda e, b, c: StatsVerdict("invalid"))
     ctl.tick()
-    assert ctl.tick().outcome is Outcome.HALT
-    assert ctl.tick().outcome is Outcome.DONE
+    assert ctl.tick().outcome is TickOutcome.HALT
+    assert ctl.tick().outcome is TickOutcome.DONE
     assert router.candidate_history == [0.1]
     event = ctl.abort()
-    assert event.outcome is Outcome.ABORT and event.status == "aborted"
+    assert event.outcome is TickOutcome.ABORT and event.status == "aborted"
     assert router.candidate_history == [0.1, 0.0]
 
 
@@ -316,8 +316,8 @@ def test_split_weights():
 def test_analysis_stats_turns_decisions_into_verdicts(monkeypatch):
     from types import SimpleNamespace
 
-    from tritonab.deploy.rollout import StatsSpec, analysis_stats
     from tritonab.monitoring import analysis
+    from tritonab.rollout import StatsSpec, analysis_stats
     from tritonab.splitter import stats
 
     criteria = {"primary": {"name": "conv", "direction": "increase"}}
@@ -353,12 +353,12 @@ def test_analysis_stats_turns_decisions_into_verdicts(monkeypatch):
 
 
 def test_one_controller_at_a_time(tmp_path):
-    from tritonab.deploy._rollout_state import state_lock
+    from tritonab.rollout.state import state_lock
 
     ctl = controller(tmp_path, FakeRouter(), FakeMetrics())
     with state_lock(tmp_path / "state.json"), pytest.raises(RolloutError, match="another controller"):
         ctl.tick()
-    assert ctl.tick().outcome is Outcome.ADVANCE
+    assert ctl.tick().outcome is TickOutcome.ADVANCE
 
 
 def test_unreachable_prometheus_is_a_hold_asked_once_per_tick(tmp_path):
@@ -376,7 +376,7 @@ def test_unreachable_prometheus_is_a_hold_asked_once_per_tick(tmp_path):
     ctl.tick()
     metrics.down = True
     event = ctl.tick()
-    assert event.outcome is Outcome.HOLD and asked == ["rows"]
+    assert event.outcome is TickOutcome.HOLD and asked == ["rows"]
     assert all(c.status == "nodata" and c.detail.startswith("unreachable: ") for c in event.checks)
     assert router.candidate_history == [0.1]
 
@@ -387,4 +387,4 @@ def test_a_state_continues_only_under_the_same_rollout(tmp_path):
     with pytest.raises(RolloutError, match=r"was started with steps \[10.0, 50.0, 100.0\]"):
         other.tick()
     looser = controller(tmp_path, FakeRouter(), FakeMetrics(), spec=make_spec(failed_checks=5))
-    assert looser.tick().outcome is Outcome.ADVANCE
+    assert looser.tick().outcome is TickOutcome.ADVANCE

@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
-from tritonab.deploy._rollout_spec import MetricCheck, PerfGateSpec, StatsSpec
 from tritonab.errors import MonitoringError, PerfError, TritonABError
+from tritonab.rollout.spec import MetricCheck, PerfGateSpec, StatsSpec
 
 CheckStatus = Literal["pass", "fail", "hold", "nodata"]
 _UNREACHABLE = "unreachable: "
@@ -47,6 +47,7 @@ class CheckResult:
     detail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, for the audit log."""
         return asdict(self)
 
     def text(self) -> str:
@@ -71,13 +72,29 @@ def _read(
     """The check's metric for one variant over `window`."""
     if check.metric == "latency":
         return source.latency_quantile(experiment, variant, check.quantile, window)
-    return getattr(source, check.metric)(experiment, variant, window)
+    if check.metric == "rows":
+        return source.rows(experiment, variant, window)
+    if check.metric == "request_rate":
+        return source.request_rate(experiment, variant, window)
+    return source.error_rate(experiment, variant, window)
 
 
 def evaluate_check(
     source: MetricSource, check: MetricCheck, experiment: str, baseline: str, candidate: str, window: str
 ) -> CheckResult:
-    """Read one check for the candidate (and the baseline when relative) and judge it."""
+    """Read one check for the candidate (and the baseline when relative) and judge it.
+
+    Args:
+        source: the metrics.
+        check: the check.
+        experiment: the router.
+        baseline, candidate: the variants (the baseline is read for relative checks).
+        window: the PromQL range when the check gives none.
+
+    Returns:
+        The reading: `pass`, `fail` or `hold` by the range, `nodata` without a value
+        (or with Prometheus unreachable, the error as its detail).
+    """
     w = check.window or window
     try:
         value = _read(source, check, experiment, candidate, w)
@@ -108,7 +125,15 @@ def evaluate_checks(
     candidate: str,
     window: str,
 ) -> list[CheckResult]:
-    """Every metric check of a tick (none without a source)."""
+    """Every metric check of a tick, as `evaluate_check` reads them.
+
+    Args:
+        source: the metrics (None: no readings).
+        checks, experiment, baseline, candidate, window: as for `evaluate_check`.
+
+    Returns:
+        One reading per check, in order; none without a source.
+    """
     if source is None:
         return []
     results: list[CheckResult] = []
@@ -135,20 +160,33 @@ class GateVerdict:
     checks: list[dict[str, Any]] = field(default_factory=list)
     detail: str = ""
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, for the audit log."""
+        return {"passed": self.passed, "checks": self.checks, "detail": self.detail}
+
 
 PerfGate = Callable[[str, str], GateVerdict]
 """`(baseline "model:version", candidate "model:version") -> GateVerdict`."""
 
 
-def perf_gate_runner(url: str, spec: PerfGateSpec, protocol: str = "grpc") -> PerfGate:
+def perf_gate_runner(url: str, spec: PerfGateSpec, protocol: Literal["grpc", "http"] = "grpc") -> PerfGate:
     """A `PerfGate` that measures both models on `url` with `tritonab.perf.compare`.
 
     A measurement that cannot be taken (unreachable server, failed probe request) is a
     failed gate: a candidate that cannot be measured has not earned traffic.
+
+    Args:
+        url: the server's `host:port`.
+        spec: load, rounds and thresholds.
+        protocol: `grpc` or `http`.
+
+    Returns:
+        The gate, to call with `model:version` of the baseline and of the candidate.
     """
     from tritonab.perf import LoadOptions, MeasureSettings, compare, evaluate_gate
 
     def run(baseline: str, candidate: str) -> GateVerdict:
+        """Both models side by side, then the thresholds."""
         options = LoadOptions(
             url=url,
             protocol=protocol,
@@ -168,6 +206,9 @@ def perf_gate_runner(url: str, spec: PerfGateSpec, protocol: str = "grpc") -> Pe
 # -- the statistics engine -----------------------------------------------------------------
 
 
+StatsOutcome = Literal["continue", "promote", "rollback", "invalid"]
+
+
 @dataclass(frozen=True)
 class StatsVerdict:
     """The statistics engine's word on the candidate.
@@ -179,9 +220,13 @@ class StatsVerdict:
         details: inputs worth auditing (p-values, effects, SRM p-value).
     """
 
-    outcome: Literal["continue", "promote", "rollback", "invalid"]
+    outcome: StatsOutcome
     reasons: tuple[str, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, for the audit log: the outcome, the reasons and the details."""
+        return {"outcome": self.outcome, "reasons": list(self.reasons), **dict(self.details)}
 
 
 StatsProvider = Callable[[str, str, str], "StatsVerdict | None"]
@@ -192,6 +237,7 @@ def _decision_details(decision: Any) -> dict[str, Any]:
     """p-values and effects of a `stats.Decision`, JSON-ready."""
 
     def one(verdict: Any) -> dict[str, Any]:
+        """One metric's status, effect and p-value."""
         result = verdict.result
         return {
             "status": verdict.status,
@@ -211,10 +257,18 @@ def _decision_details(decision: Any) -> dict[str, Any]:
 def analysis_stats(spec: StatsSpec) -> StatsProvider:
     """A `StatsProvider` over `tritonab.monitoring.analysis.analyze` (DuckDB on the logs).
 
-    No exposures yet, no success criteria or no decision for the candidate give None.
+    No log folder, no exposures yet, no success criteria or no decision for the
+    candidate give None (no verdict: the checks decide alone).
+
+    Args:
+        spec: the log folder and extra outcome files.
+
+    Returns:
+        The provider.
     """
 
     def provide(experiment: str, baseline: str, candidate: str) -> StatsVerdict | None:
+        """The decision on the candidate against the baseline, if there is one."""
         from tritonab.monitoring.analysis import analyze
 
         if spec.log_dir is None:

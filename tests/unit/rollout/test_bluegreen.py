@@ -6,15 +6,17 @@ import numpy as np
 import pytest
 from tritonclient.grpc import model_config_pb2 as mc
 
-from tritonab.deploy.bluegreen import (
-    BlueGreenController,
-    load_bluegreen_dict,
-    smoke_inputs,
-)
-from tritonab.deploy.rollout import Outcome, load_state
 from tritonab.ensembles.config import get_parameter, set_parameter
 from tritonab.errors import ClientError, RolloutError
 from tritonab.monitoring import audit
+from tritonab.rollout import (
+    BlueGreenStrategy,
+    Controller,
+    TickOutcome,
+    load_rollout_dict,
+    load_state,
+    smoke_inputs,
+)
 from tritonab.splitter.spec import load_spec_dict, spec_from_json
 
 
@@ -62,6 +64,7 @@ class FakeControl:
 
 def make(tmp_path, control, infer=None, **overrides):
     data = {
+        "strategy": "bluegreen",
         "experiment": "r",
         "variant": "main",
         "version": 2,
@@ -76,10 +79,8 @@ def make(tmp_path, control, infer=None, **overrides):
     def default_infer(model, version, inputs):
         calls.append((model, version, inputs["input"].shape))
 
-    ctl = BlueGreenController(
-        load_bluegreen_dict(data),
-        control,
-        infer or default_infer,
+    ctl = Controller(
+        BlueGreenStrategy(load_rollout_dict(data), control, infer or default_infer),
         state_path=tmp_path / "bg.json",
         audit_path=tmp_path / "audit.jsonl",
         sleep=lambda s: None,
@@ -91,7 +92,7 @@ def test_switch_keeps_the_old_version_then_unloads_it(tmp_path):
     control = FakeControl()
     ctl, calls = make(tmp_path, control)
     events = [ctl.tick() for _ in range(5)]
-    assert [e.outcome for e in events] == [Outcome.ADVANCE] * 4 + [Outcome.PROMOTE]
+    assert [e.outcome for e in events] == [TickOutcome.ADVANCE] * 4 + [TickOutcome.PROMOTE]
     assert control.loads == [("m", [1, 2]), ("r", 2), ("m", [2])]
     assert calls[:2] == [("m", 2, (1, 4))] * 2  # warm-up on the new version
     assert sorted({c[1] for c in calls[2:]}) == [1, 2]  # the smoke set on both
@@ -123,9 +124,9 @@ def test_abort_during_bake_switches_back(tmp_path):
     control = FakeControl()
     ctl, _ = make(tmp_path, control, bake_s=3600)
     outcomes = [ctl.tick().outcome for _ in range(4)]
-    assert outcomes[-1] is Outcome.HOLD and control.pinned == 2
+    assert outcomes[-1] is TickOutcome.HOLD and control.pinned == 2
     event = ctl.abort()
-    assert event.outcome is Outcome.ABORT
+    assert event.outcome is TickOutcome.ABORT
     assert control.pinned == 1 and control.versions == [1]
     assert load_state(tmp_path / "bg.json", type(ctl.state())).status == "aborted"
 
@@ -134,7 +135,11 @@ def test_new_version_never_ready_rolls_back(tmp_path):
     control = FakeControl()
     control.is_ready = lambda model, version=-1: False
     ctl, _ = make(tmp_path, control, load_deadline=2)
-    assert [ctl.tick().outcome for _ in range(3)] == [Outcome.ADVANCE, Outcome.HOLD, Outcome.ROLLBACK]
+    assert [ctl.tick().outcome for _ in range(3)] == [
+        TickOutcome.ADVANCE,
+        TickOutcome.HOLD,
+        TickOutcome.ROLLBACK,
+    ]
     assert control.versions == [1]
 
 
@@ -148,15 +153,16 @@ def test_a_failed_reload_holds(tmp_path):
     control.load = refuse
     ctl, _ = make(tmp_path, control)
     event = ctl.tick()
-    assert event.outcome is Outcome.HOLD and "disk full" in event.reason
+    assert event.outcome is TickOutcome.HOLD and "disk full" in event.reason
     control.load = original
-    assert ctl.tick().outcome is Outcome.ADVANCE
+    assert ctl.tick().outcome is TickOutcome.ADVANCE
 
 
 def test_spec_and_start_errors(tmp_path):
     with pytest.raises(RolloutError, match="must be absolute"):
-        load_bluegreen_dict(
+        load_rollout_dict(
             {
+                "strategy": "bluegreen",
                 "experiment": "r",
                 "variant": "main",
                 "version": 2,
@@ -174,3 +180,12 @@ def test_smoke_inputs_from_config_and_npz(tmp_path):
     np.savez(tmp_path / "x.npz", input=np.arange(8, dtype=np.float32).reshape(2, 4))
     samples = smoke_inputs(config, str(tmp_path / "x.npz"), 3)
     assert samples[2]["input"].tolist() == [[0.0, 1.0, 2.0, 3.0]]
+
+
+def test_a_state_continues_only_under_the_same_switch(tmp_path):
+    control = FakeControl()
+    assert make(tmp_path, control)[0].tick().outcome is TickOutcome.ADVANCE
+    other, _ = make(tmp_path, control, version=3)
+    with pytest.raises(RolloutError, match=r"was started with version 2, the spec says 3"):
+        other.tick()
+    assert control.loads == [("m", [1, 2])]
