@@ -61,7 +61,7 @@ from tritonab.rollout.state import (
     save_state,
 )
 from tritonab.rollout.tick import StepResult, TickEvent, TickOutcome, judge_checks
-from tritonab.rollout.versions import Infer, VersionControl, grpc_infer, smoke_inputs
+from tritonab.rollout.versions import Infer, VersionControl, server_infer, smoke_inputs
 from tritonab.rollout.wiring import (
     STRATEGIES,
     ServerControl,
@@ -119,7 +119,7 @@ __all__ = [
     "evaluate_check",
     "evaluate_checks",
     "exit_code",
-    "grpc_infer",
+    "server_infer",
     "judge_checks",
     "load_rollout_dict",
     "load_rollout_spec",

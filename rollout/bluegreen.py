@@ -41,7 +41,7 @@ class BlueGreenStrategy(Strategy[BlueGreenSpec, BlueGreenState]):
     Args:
         spec: the blue-green spec.
         control: model control (a `ModelControl`, or a fake in tests).
-        infer: one inference on a model version (`grpc_infer(url)`).
+        infer: one inference on a model version (`server_infer(url)`).
         metrics: Prometheus queries for the bake checks (None: none).
     """
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from tritonab._transport import Connection, Endpoint
 from tritonab.errors import RolloutError, TritonABError
 from tritonab.rollout.spec import SmokeSpec
 from tritonab.splitter.spec import Experiment, load_spec_dict
@@ -80,31 +81,23 @@ def pin_version(control: VersionControl, experiment: str, variant: str, version:
     control.load(experiment, config)
 
 
-def grpc_infer(url: str) -> Infer:
-    """An `Infer` over tritonclient gRPC (errors raise `RolloutError`).
+def server_infer(endpoint: Endpoint | str) -> Infer:
+    """An `Infer` over one connection to the server (errors raise `RolloutError`).
 
     Args:
-        url: the server's gRPC `host:port`.
+        endpoint: the server (`host:port` for plaintext gRPC, or an `Endpoint`).
 
     Returns:
-        The inference function (one client, reused).
+        The inference function (one connection, reused).
     """
-    import tritonclient.grpc as grpc
-    from tritonclient.utils import np_to_triton_dtype
-
-    client = grpc.InferenceServerClient(url)
+    connection = Connection(endpoint, error=RolloutError)
 
     def infer(model: str, version: int, inputs: Inputs) -> None:
         """One request to one version; the outputs are not kept."""
-        tensors = []
-        for name, array in inputs.items():
-            tensor = grpc.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
-            tensor.set_data_from_numpy(array)
-            tensors.append(tensor)
         try:
-            client.infer(model, tensors, model_version=str(version), client_timeout=30)
-        except Exception as exc:  # tritonclient's InferenceServerException and transport errors
-            raise RolloutError(f"`{model}` version {version}: {exc}") from None
+            connection.infer(model, inputs, version=version)
+        except RolloutError as exc:
+            raise RolloutError(f"`{model}` version {version}: {exc}") from exc
 
     return infer
 

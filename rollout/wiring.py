@@ -32,7 +32,7 @@ from tritonab.rollout.spec import (
 )
 from tritonab.rollout.state import BlueGreenState, CanaryState, SavedState, read_state_json
 from tritonab.rollout.tick import TickEvent
-from tritonab.rollout.versions import VersionControl, grpc_infer
+from tritonab.rollout.versions import VersionControl, server_infer
 
 DEFAULT_ACTOR = "tritonab-rollout"
 
@@ -88,7 +88,7 @@ def _canary(spec: CanarySpec, sources: Sources) -> CanaryStrategy:
 def _bluegreen(spec: BlueGreenSpec, sources: Sources) -> BlueGreenStrategy:
     """A blue-green switch on model control, gRPC inferences and Prometheus."""
     return BlueGreenStrategy(
-        spec, sources.control, grpc_infer(sources.triton_url), metrics=_metrics(spec, sources)
+        spec, sources.control, server_infer(sources.triton_url), metrics=_metrics(spec, sources)
     )
 
 

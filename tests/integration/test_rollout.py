@@ -31,7 +31,7 @@ from tritonab.monitoring import audit
 from tritonab.monitoring.promql import RouterQueries
 from tritonab.monitoring.router_log import LOG_DIR_ENV
 from tritonab.monitoring.segments import read_records
-from tritonab.rollout import BlueGreenStrategy, Controller, grpc_infer, load_rollout_dict, load_state
+from tritonab.rollout import BlueGreenStrategy, Controller, load_rollout_dict, load_state, server_infer
 from tritonab.splitter import load_spec_dict
 
 pytestmark = pytest.mark.integration
@@ -317,7 +317,7 @@ def test_blue_green_keeps_the_old_version_while_baking_then_unloads_it(server, p
                 both_loaded.append(control.is_ready("bg_model", 1) and control.is_ready("bg_model", 2))
 
         strategy = BlueGreenStrategy(
-            spec, control, grpc_infer(server.urls.grpc), metrics=RouterQueries(prometheus.url)
+            spec, control, server_infer(server.urls.grpc), metrics=RouterQueries(prometheus.url)
         )
         controller = Controller(
             strategy, state_path=tmp_path / "bg.json", audit_path=tmp_path / "audit.jsonl", on_event=watch
