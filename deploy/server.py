@@ -18,7 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -71,7 +71,9 @@ class TritonServer:
         host: address every endpoint binds to (loopback by default).
         http_port, grpc_port, metrics_port: ports; 0 picks a free one.
         model_control_mode: `none` (load all at start), `explicit` (load/unload via
-            the API; everything is loaded at start) or `poll`.
+            the API; `load_models` are loaded at start) or `poll`.
+        load_models: in explicit mode, the models loaded at start (default: all, `*`);
+            the others wait for a `load` through the API.
         log_dir: where `tritonserver.log` goes (a temporary folder by default).
         env: extra environment for the server and its Python-backend stubs.
         startup_timeout: seconds to wait for readiness.
@@ -91,6 +93,7 @@ class TritonServer:
         env: dict[str, str] | None = None,
         startup_timeout: float = 120.0,
         extra_args: tuple[str, ...] = (),
+        load_models: Sequence[str] = ("*",),
     ) -> None:
         self.repository = Path(repository).resolve()
         self.host = host
@@ -102,6 +105,7 @@ class TritonServer:
         self._env = dict(env or {})
         self.startup_timeout = startup_timeout
         self.extra_args = tuple(extra_args)
+        self.load_models = tuple(load_models)
         self._process: subprocess.Popen[bytes] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.log_path: Path | None = None
@@ -151,7 +155,7 @@ class TritonServer:
             f"--backend-config=python,shm-region-prefix-name={self._shm_prefix}",
         ]
         if self.model_control_mode == "explicit":
-            args += ["--model-control-mode=explicit", "--load-model=*"]
+            args += ["--model-control-mode=explicit", *(f"--load-model={m}" for m in self.load_models)]
         elif self.model_control_mode == "poll":
             args += ["--model-control-mode=poll", "--repository-poll-secs=2"]
         return args + list(self.extra_args)

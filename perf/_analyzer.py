@@ -8,8 +8,9 @@ perf_analyzer's CSV has no error column. So that a gate on the error rate has
 something true to check, the wrapper runs perf_analyzer once per load level and reads
 Triton's statistics of the model before and after each run: the level's requests are
 the difference in success plus failure counts, its errors the difference in failures.
-Without reachable statistics both stay unknown (None), and a gate on the error rate
-fails rather than passes.
+Where the statistics cannot say (unreachable, or a backend that counts error responses
+as successes, as Triton 2.51's Python backend does: see `perf/_run.py`), both stay
+unknown (None), and a gate on the error rate fails rather than passes.
 """
 
 from __future__ import annotations

@@ -178,10 +178,9 @@ def run_perf(
         binary = None
     if binary is not None:
         with Connection(Endpoint(options.url, options.protocol), error=PerfError) as connection:
-            records = run_perf_analyzer(
-                binary, model, options, work_dir=work_dir, server_stats=_stats_snapshot(connection, model)
-            )
-        warnings = [] if all(r.errors is not None for r in records) else [_NO_ERROR_COUNTS]
+            snapshot, why_not = _failure_counts(connection, model)
+            records = run_perf_analyzer(binary, model, options, work_dir=work_dir, server_stats=snapshot)
+        warnings = [] if all(r.errors is not None for r in records) else [_NO_ERROR_COUNTS + why_not]
         warnings += [
             f"{_level_name(r)}: {r.errors} of {r.count} requests failed" for r in records if r.errors
         ]
@@ -190,14 +189,31 @@ def run_perf(
 
 
 _NO_ERROR_COUNTS = (
-    "Triton's statistics were not readable: failed requests are unknown (perf_analyzer's CSV has no "
-    "error column), so a gate on the error rate will fail"
+    "failed requests are unknown (perf_analyzer's CSV has no error column; `perf compare` and "
+    "the built-in generator count them at the client), so a gate on the error rate will fail: "
 )
+# Measured on Triton 2.51: a Python-backend model that answers a request with an error is
+# counted as a success in its statistics (and in nv_inference_request_failure), and an
+# ensemble's `fail` count is not one per failed request. Only other backends' statistics
+# say how many requests failed.
+_UNCOUNTED_BACKENDS = {"python": "Triton's Python backend counts error responses as successes"}
 
 
-def _stats_snapshot(connection: Connection, model: str) -> Callable[[], ServerStats | None]:
-    """Snapshots of `model`'s statistics through `connection` (None when unreadable)."""
+def _failure_counts(
+    connection: Connection, model: str
+) -> tuple[Callable[[], ServerStats | None] | None, str]:
+    """Snapshots of `model`'s statistics when they count its failed requests, else None;
+    and why failures may stay unknown."""
     name, version = split_model_spec(model)
+    try:
+        config = connection.model_config(name, version or -1)
+    except PerfError as exc:
+        return None, f"the model's config is not readable ({exc})"
+    backend = str(config.get("backend") or config.get("platform") or "")
+    if backend == "ensemble":
+        return None, "an ensemble's statistics do not count one failure per failed request"
+    if backend in _UNCOUNTED_BACKENDS:
+        return None, f"{_UNCOUNTED_BACKENDS[backend]} in its statistics"
 
     def snapshot() -> ServerStats | None:
         try:
@@ -205,7 +221,7 @@ def _stats_snapshot(connection: Connection, model: str) -> Callable[[], ServerSt
         except PerfError:
             return None
 
-    return snapshot
+    return snapshot, "Triton's statistics were not readable"
 
 
 def write_run(run: PerfRun, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:

@@ -1,7 +1,8 @@
 """Converted models served by the real Triton (embedded, Python-backend ONNX runner).
 
-One server for the module, on a repository written by `convert`; every model is
-called over gRPC and must agree with its scikit-learn source within tolerance.
+The models are written by `convert` into the session repository and loaded on the
+session server; every model is called over gRPC and must agree with its scikit-learn
+source within tolerance.
 """
 
 from __future__ import annotations
@@ -46,25 +47,23 @@ def _models():
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    from tritonab.deploy.server import TritonServer
-
-    repo = tmp_path_factory.mktemp("converted_repo")
+def served(server, repository, loaded):
+    """The converted models, written into the session repository and loaded."""
     models = _models()
     for name, (estimator, x) in models.items():
-        convert(estimator, name=name, repository=repo, sample_input=x, max_batch_size=32)
+        convert(estimator, name=name, repository=repository, sample_input=x, max_batch_size=32)
     # A second version of one model: the config stays valid and v2 is served.
     convert(
         models["diabetes_gbr"][0],
         name="diabetes_gbr",
-        repository=repo,
+        repository=repository,
         sample_input=models["diabetes_gbr"][1],
         max_batch_size=32,
     )
-    with TritonServer(repo, startup_timeout=180) as server:
+    with loaded(*models):
         client = grpcclient.InferenceServerClient(server.urls.grpc)
         try:
-            yield client, models, repo
+            yield client, models, repository
         finally:
             client.close()
 

@@ -12,7 +12,6 @@ import pytest
 from tritonab.cli import main
 from tritonab.client import ExperimentClient
 from tritonab.deploy.control import ModelControl, parse_weights
-from tritonab.deploy.server import TritonServer
 from tritonab.ensembles import read_config
 from tritonab.errors import ClientError, SpecError
 from tritonab.splitter import Allocation
@@ -21,13 +20,15 @@ from tritonab.splitter.spec import spec_from_json
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = [f"live-{i}" for i in range(400)]
+EXPERIMENT = "live_ab"
 
 
 @pytest.fixture(scope="module")
-def explicit_server(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("live") / "model_repository"
-    shutil.copytree(ROOT / "model_repository", repo)
-    with TritonServer(repo, model_control_mode="explicit") as server:
+def explicit_server(server, router, loaded):
+    """The session server (explicit mode) with `live_ab`, a copy of the demo router whose
+    weights only this module changes."""
+    router(name=EXPERIMENT)
+    with loaded(EXPERIMENT):
         yield server
 
 
@@ -48,7 +49,7 @@ def test_weights_change_under_load_with_no_failed_request(explicit_server):
             i = 0
             while not stop.is_set() and i < 20_000:
                 try:
-                    client.infer("demo_ab", {"input": x}, unit_id=UNITS[i % len(UNITS)])
+                    client.infer(EXPERIMENT, {"input": x}, unit_id=UNITS[i % len(UNITS)])
                     served[0] += 1
                 except ClientError as exc:
                     failures.append(str(exc))
@@ -60,10 +61,10 @@ def test_weights_change_under_load_with_no_failed_request(explicit_server):
     try:
         with ModelControl(explicit_server.urls.grpc) as control:
             for share in (0.1, 0.9, 0.5):
-                spec = control.set_weights("demo_ab", {"control": 1 - share, "treatment": share})
+                spec = control.set_weights(EXPERIMENT, {"control": 1 - share, "treatment": share})
                 assert spec.weights["treatment"] == share
                 with ExperimentClient(explicit_server.urls.http, "http") as probe:
-                    got = [probe.infer("demo_ab", {"input": x}, unit_id=u).variant for u in UNITS]
+                    got = [probe.infer(EXPERIMENT, {"input": x}, unit_id=u).variant for u in UNITS]
                 assert got.count("treatment") / len(UNITS) == expected_share(spec, spec.weights)
     finally:
         stop.set()
@@ -73,14 +74,14 @@ def test_weights_change_under_load_with_no_failed_request(explicit_server):
     assert failures == []
 
 
-def test_cli_set_weights_persists_when_asked(explicit_server, capsys, tmp_path):
+def test_cli_set_weights_persists_when_asked(explicit_server, repository, capsys, tmp_path):
     repo = tmp_path / "repo"
-    shutil.copytree(ROOT / "model_repository" / "demo_ab", repo / "demo_ab")
+    shutil.copytree(repository / EXPERIMENT, repo / EXPERIMENT)
     code = main(
         [
             "experiment",
             "set-weights",
-            "demo_ab",
+            EXPERIMENT,
             "control=0.8,treatment=0.2",
             "--url",
             explicit_server.urls.grpc,
@@ -91,7 +92,7 @@ def test_cli_set_weights_persists_when_asked(explicit_server, capsys, tmp_path):
     assert code == 0
     assert "reloaded with weights control=0.8, treatment=0.2" in capsys.readouterr().out
     stored = spec_from_json(
-        read_config(repo / "demo_ab" / "config.pbtxt").parameters["experiment"].string_value
+        read_config(repo / EXPERIMENT / "config.pbtxt").parameters["experiment"].string_value
     )
     assert stored.weights == {"control": 0.8, "treatment": 0.2}
 
@@ -99,13 +100,13 @@ def test_cli_set_weights_persists_when_asked(explicit_server, capsys, tmp_path):
 def test_bad_weights_are_refused_and_the_router_keeps_serving(explicit_server):
     with ModelControl(explicit_server.urls.grpc) as control:
         with pytest.raises(SpecError, match="must sum to 1"):
-            control.set_weights("demo_ab", {"control": 0.5, "treatment": 0.6})
+            control.set_weights(EXPERIMENT, {"control": 0.5, "treatment": 0.6})
         with pytest.raises(SpecError, match=r"has no variants \['other'\]"):
-            control.set_weights("demo_ab", {"control": 1.0, "other": 0.0})
+            control.set_weights(EXPERIMENT, {"control": 1.0, "other": 0.0})
         with pytest.raises(ClientError, match="not a tritonab router"):
             control.set_weights("demo_gbt", {"control": 1.0})
     with ExperimentClient(explicit_server.urls.grpc) as client:
-        assert client.infer("demo_ab", {"input": np.zeros((1, 30), np.float32)}, unit_id="u").variant
+        assert client.infer(EXPERIMENT, {"input": np.zeros((1, 30), np.float32)}, unit_id="u").variant
 
 
 def test_parse_weights_errors():
@@ -114,11 +115,3 @@ def test_parse_weights_errors():
         parse_weights("a:1")
     with pytest.raises(SpecError, match="got nothing"):
         parse_weights(" , ")
-
-
-def test_reload_needs_explicit_mode(server):
-    with (
-        ModelControl(server.urls.grpc) as control,
-        pytest.raises(ClientError, match="loading model `demo_ab` failed: .*(explicit|not allowed)"),
-    ):
-        control.set_weights("demo_ab", {"control": 0.5, "treatment": 0.5})

@@ -1,9 +1,9 @@
 """Exposure and payload logging through the real Triton router.
 
-One server for the module (a copy of `model_repository/` whose router is rebuilt with
-payload sampling at 1.0 and small segments); the crash test runs its own server and
-kills its whole process group; the residency test starts a server that must refuse
-the router.
+On the session server: `log_ab`, the demo router rebuilt with payload sampling at 1.0
+and small segments, logging to the session's log folder. The crash test runs its own
+server and kills its whole process group; the residency test loads a router that must
+refuse its sink.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
+from tritonab.deploy.control import ModelControl
 from tritonab.ensembles import build_router
 from tritonab.ensembles.config import read_config, set_parameter, write_config
-from tritonab.errors import ServerError, SpecError
+from tritonab.errors import ClientError, SpecError
 from tritonab.monitoring import audit
 from tritonab.monitoring.metrics import log_metrics, router_metrics
 from tritonab.monitoring.router_log import LOG_DIR_ENV
@@ -34,14 +35,24 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 60
+EXPERIMENT = "log_ab"
+VARIANT_MODELS = ("demo_scaler", "demo_logreg", "demo_logreg_pipeline", "demo_gbt")
+
+
+def _logged_router(repo: Path, **logging) -> None:
+    """`log_ab`: the demo experiment with these logging settings."""
+    data = load_spec(ROOT / "examples" / "experiment.yaml").model_dump(mode="json")
+    data["logging"] = {**data["logging"], **logging}
+    data["name"] = EXPERIMENT
+    build_router(load_spec_dict(data), repo)
 
 
 def _repository(tmp: Path, **logging) -> Path:
+    """A repository of the demo's variants and `log_ab` (for a server of its own)."""
     repo = tmp / "repo"
-    shutil.copytree(ROOT / "model_repository", repo)
-    data = load_spec(ROOT / "examples" / "experiment.yaml").model_dump(mode="json")
-    data["logging"] = {**data["logging"], **logging}
-    build_router(load_spec_dict(data), repo)
+    for name in VARIANT_MODELS:
+        shutil.copytree(ROOT / "model_repository" / name, repo / name)
+    _logged_router(repo, **logging)
     return repo
 
 
@@ -52,7 +63,7 @@ def _features(n: int = 1) -> np.ndarray:
 def _infer(client, i: int):
     tensor = grpcclient.InferInput("input", [1, 30], "FP32")
     tensor.set_data_from_numpy(_features())
-    return client.infer("demo_ab", [tensor], request_id=f"req-{i}", parameters={"unit_id": f"user-{i % 17}"})
+    return client.infer(EXPERIMENT, [tensor], request_id=f"req-{i}", parameters={"unit_id": f"user-{i % 17}"})
 
 
 def _wait(predicate, timeout: float = 20.0):
@@ -65,16 +76,12 @@ def _wait(predicate, timeout: float = 20.0):
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    from tritonab.deploy.server import TritonServer
-
-    tmp = tmp_path_factory.mktemp("logging")
-    repo = _repository(tmp, sample_rate=1.0, rotate_records=25, redact=["input"])
-    logs = tmp / "logs"
-    with TritonServer(repo, env={LOG_DIR_ENV: str(logs)}, startup_timeout=180) as server:
+def served(server, repository, log_dir, loaded):
+    _logged_router(repository, sample_rate=1.0, rotate_records=25, redact=["input"])
+    with loaded(EXPERIMENT):
         client = grpcclient.InferenceServerClient(server.urls.grpc)
         try:
-            yield server, client, logs
+            yield server, client, log_dir
         finally:
             client.close()
 
@@ -83,16 +90,16 @@ def test_every_request_is_one_exposure_and_one_payload_matching_the_metrics(serv
     server, client, logs = served
     for i in range(N):
         _infer(client, i)
-    folder = logs / "demo_ab"
+    folder = logs / EXPERIMENT
     seen = []
 
     def settled():
         rows = sum(
             m.rows
-            for (_, v), m in router_metrics(server.urls.metrics, "demo_ab").items()
+            for (_, v), m in router_metrics(server.urls.metrics, EXPERIMENT).items()
             if not v.startswith("_")
         )
-        logged = log_metrics(server.urls.metrics, "demo_ab")
+        logged = log_metrics(server.urls.metrics, EXPERIMENT)
         counts = {s: m.records for (_, s), m in logged.items()}
         exposures, _ = read_records(folder / "exposures")
         payloads, _ = read_records(folder / "payloads")
@@ -113,8 +120,8 @@ def test_every_request_is_one_exposure_and_one_payload_matching_the_metrics(serv
     assert all(p["inputs"]["input"] == "[REDACTED]" for p in payloads)
     raw = b"".join(p.read_bytes() for p in (folder / "payloads").glob("*.jsonl"))
     assert str(float(_features()[0, 0]))[:8].encode() not in raw
-    assert all(m.dropped == 0 for m in log_metrics(server.urls.metrics, "demo_ab").values())
-    assert json.loads((folder / "spec.json").read_text())["name"] == "demo_ab"
+    assert all(m.dropped == 0 for m in log_metrics(server.urls.metrics, EXPERIMENT).values())
+    assert json.loads((folder / "spec.json").read_text())["name"] == EXPERIMENT
 
 
 def test_sigkill_keeps_finished_segments_and_loses_at_most_the_unflushed_tail(tmp_path):
@@ -146,7 +153,7 @@ def test_sigkill_keeps_finished_segments_and_loses_at_most_the_unflushed_tail(tm
         worker.join(30)
     finally:
         server.stop()
-    folder = logs / "demo_ab" / "exposures"
+    folder = logs / EXPERIMENT / "exposures"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         found = segment_files(folder)
@@ -170,9 +177,7 @@ def test_sigkill_keeps_finished_segments_and_loses_at_most_the_unflushed_tail(tm
     assert got <= {f"req-{i}" for i in range(len(done) + 2)}
 
 
-def test_sink_outside_allowed_regions_is_rejected_and_audited(tmp_path):
-    from tritonab.deploy.server import TritonServer
-
+def test_sink_outside_allowed_regions_is_rejected_and_audited(server, repository, log_dir):
     data = load_spec(ROOT / "examples" / "experiment.yaml").model_dump(mode="json")
     data["logging"]["sink"] = {"region": "us-east-1", "path": None}
     with pytest.raises(
@@ -180,14 +185,15 @@ def test_sink_outside_allowed_regions_is_rejected_and_audited(tmp_path):
     ):
         load_spec_dict(data)
     # A router config that bypassed `build`: the router itself refuses to load, and audits.
-    repo = tmp_path / "repo"
-    shutil.copytree(ROOT / "model_repository", repo)
-    config = read_config(repo / "demo_ab" / "config.pbtxt")
-    set_parameter(config, "experiment", json.dumps(data))
-    write_config(repo / "demo_ab" / "config.pbtxt", config)
-    logs = tmp_path / "logs"
-    with pytest.raises(ServerError, match=r"demo_ab.*logging\.sink\.region"):
-        TritonServer(repo, env={LOG_DIR_ENV: str(logs)}, startup_timeout=120).start()
-    records = audit.read(audit.audit_path(logs))
-    assert [r["event"] for r in records] == ["sink.rejected"]
-    assert "us-east-1" in records[0]["reason"] and audit.verify(audit.audit_path(logs)).ok
+    shutil.copytree(repository / "demo_ab", repository / "bad_sink")
+    config = read_config(repository / "bad_sink" / "config.pbtxt")
+    config.name = "bad_sink"
+    set_parameter(config, "experiment", json.dumps({**data, "name": "bad_sink"}))
+    write_config(repository / "bad_sink" / "config.pbtxt", config)
+    with ModelControl(server.urls.grpc) as control:
+        with pytest.raises(ClientError, match=r"bad_sink.*logging\.sink\.region"):
+            control.load("bad_sink")
+        assert not control.is_ready("bad_sink")
+    records = audit.read(audit.audit_path(log_dir))
+    assert records[-1]["event"] == "sink.rejected" and "us-east-1" in records[-1]["reason"]
+    assert audit.verify(audit.audit_path(log_dir)).ok

@@ -1,24 +1,21 @@
 """The perf harness against a real Triton: generator, CSV columns, compare, gate, errors.
 
-One server for the module on a tmp repository: `identity` (cheap Python model),
-`slow` (the same with `delay_ms` 20, the candidate that must fail a p99 gate) and
-the demo router `demo_ab` with its variants copied from `model_repository/`.
+On the session server: `identity` (cheap Python model), `slow` (the same with
+`delay_ms` 20, the candidate that must fail a p99 gate) and the demo router `demo_ab`.
 Windows are short (300 ms) and trials few: the module takes well under 90 s.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import textwrap
+import os
+import sys
 from pathlib import Path
 
 import pytest
-from tritonclient.grpc import model_config_pb2 as mc
 
 from tritonab.cli import main
-from tritonab.deploy.server import TritonServer, free_port
-from tritonab.ensembles.config import ModelConfig, TensorSpec, add_tensor, set_parameter, write_config
+from tritonab.deploy.server import free_port
 from tritonab.perf import read_perf_analyzer_csv
 
 pytestmark = pytest.mark.integration
@@ -31,51 +28,12 @@ HEADER = (
 )
 FAST = ["--measurement-interval", "300", "--max-trials", "4", "--stability-percentage", "50"]
 
-# Test-only model: echoes INPUT0 as OUTPUT0 after sleeping `delay_ms` (config parameter).
-MODEL_PY = textwrap.dedent("""
-    import json
-    import time
-
-    import triton_python_backend_utils as pb_utils
-
-
-    class TritonPythonModel:
-        def initialize(self, args):
-            params = json.loads(args["model_config"]).get("parameters", {})
-            self.delay = float(params.get("delay_ms", {}).get("string_value", "0")) / 1000.0
-
-        def execute(self, requests):
-            if self.delay:
-                time.sleep(self.delay)
-            responses = []
-            for request in requests:
-                data = pb_utils.get_input_tensor_by_name(request, "INPUT0").as_numpy()
-                out = pb_utils.Tensor("OUTPUT0", data)
-                responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
-            return responses
-""")
-
-
-def _write_model(repo: Path, name: str, delay_ms: float) -> None:
-    config = ModelConfig(name=name, backend="python", max_batch_size=8)
-    add_tensor(config.input, TensorSpec("INPUT0", mc.TYPE_FP32, (4,)))
-    add_tensor(config.output, TensorSpec("OUTPUT0", mc.TYPE_FP32, (4,)))
-    config.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_CPU)
-    set_parameter(config, "delay_ms", str(delay_ms))
-    (repo / name / "1").mkdir(parents=True)
-    (repo / name / "1" / "model.py").write_text(MODEL_PY, encoding="utf-8")
-    write_config(repo / name / "config.pbtxt", config)
-
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("perf_repo")
-    _write_model(repo, "identity", 0)
-    _write_model(repo, "slow", 20)
-    for name in ("demo_ab", "demo_gbt", "demo_logreg", "demo_logreg_pipeline", "demo_scaler"):
-        shutil.copytree(ROOT / "model_repository" / name, repo / name)
-    with TritonServer(repo, startup_timeout=180) as running:
-        yield running
+def server(server, loaded):
+    """The session server with the perf tests' echo models (`identity`, `slow`) loaded."""
+    with loaded("identity", "slow"):
+        yield server
 
 
 def _run(*args: str) -> int:
@@ -248,3 +206,56 @@ def test_mismatching_input_file_exits_2(server, tmp_path, capsys):
         == 2
     )
     assert "has 3 values, but shape [4] needs 4" in capsys.readouterr().err
+
+
+# perf_analyzer itself is not installable here (ENVIRONMENT.md): this stand-in sends real
+# requests to the real server, then writes perf_analyzer's CSV, so what the wrapper reads
+# from Triton's statistics around the run is real.
+STAND_IN = """#!{python}
+import sys
+import numpy as np
+import tritonclient.grpc as grpc
+
+argv = sys.argv[1:]
+model, url = argv[argv.index("-m") + 1], argv[argv.index("-u") + 1]
+client = grpc.InferenceServerClient(url)
+config = client.get_model_config(model, as_json=True)["config"]
+inputs = []
+for spec in config["input"]:
+    tensor = grpc.InferInput(spec["name"], [1, *map(int, spec["dims"])], "FP32")
+    tensor.set_data_from_numpy(np.zeros([1, *map(int, spec["dims"])], np.float32))
+    inputs.append(tensor)
+for _ in range(20):
+    try:
+        client.infer(model, inputs)
+    except Exception:
+        pass
+level = argv[argv.index("--concurrency-range") + 1].split(":")[0]
+header = ("Concurrency,Inferences/Second,Client Send,Client Recv,"
+          "p50 latency,p90 latency,p95 latency,p99 latency")
+open(argv[argv.index("-f") + 1], "w").write(header + "\\n" + level + ",100,1,1,900,950,980,990\\n")
+"""
+
+
+def test_perf_analyzer_runs_never_claim_failure_counts_they_cannot_see(server, tmp_path, monkeypatch):
+    """Triton 2.51's statistics count a Python-backend model's error responses as successes
+    (the stand-in's 20 failed requests to `always_fails` show up as 20 successes), so for
+    such models the wrapper leaves failures unknown, and a gate on the error rate fails."""
+    from tritonab.perf import LoadOptions, run_perf
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "perf_analyzer"
+    script.write_text(STAND_IN.format(python=sys.executable), encoding="utf-8")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    options = LoadOptions(url=server.urls.grpc, levels=(1, 2))
+    failing = run_perf("always_fails", options, backend="perf_analyzer")
+    assert [(r.count, r.errors, r.error_rate) for r in failing.records] == [(None, None, None)] * 2
+    assert "Python backend counts error responses as successes" in failing.warnings[0]
+    routed = run_perf("demo_logreg_pipeline", options, backend="perf_analyzer")
+    assert "an ensemble's statistics" in routed.warnings[0]
+    out = tmp_path / "run"
+    argv = ["run", "always_fails", "--url", server.urls.grpc, "--backend", "perf_analyzer", "--out", str(out)]
+    assert _run(*argv) == 0
+    assert json.loads((out / "perf.json").read_text())["records"][0]["error_rate"] is None

@@ -9,17 +9,11 @@ import numpy as np
 import pytest
 
 from tritonab.client import ExperimentClient
-from tritonab.deploy.prometheus_server import PrometheusServer, scrape_config
+from tritonab.deploy.prometheus_server import scrape_config
 from tritonab.errors import ClientError, MonitoringError
 from tritonab.monitoring.promql import RouterQueries
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def prometheus(server):
-    with PrometheusServer([server.urls.metrics], interval_s=0.5) as running:
-        yield running
 
 
 def wait_for(fn, timeout=20.0):

@@ -1,15 +1,14 @@
 """Rollouts on a real explicit-mode Triton scraped by a real Prometheus, under load.
 
-One server and one Prometheus for the module. Test-only models (a candidate that
-fails a share of its requests, a slow one, one with two versions) are written into a
-temporary copy of the repository; each test has its own router so their weights and
-metrics do not mix.
+The session's server and Prometheus. Test-only models (a candidate that fails a share
+of its requests, a slow one, one with two versions) are written into the session
+repository and loaded for this module; each test has its own router so their weights
+and metrics do not mix.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -22,14 +21,11 @@ from tritonclient.grpc import model_config_pb2 as mc
 from tritonab.cli import main
 from tritonab.client import ExperimentClient
 from tritonab.deploy.control import ModelControl
-from tritonab.deploy.prometheus_server import PrometheusServer
-from tritonab.deploy.server import TritonServer
 from tritonab.ensembles import build_router, load_model
 from tritonab.ensembles.config import write_config
 from tritonab.errors import ClientError
 from tritonab.monitoring import audit
 from tritonab.monitoring.promql import RouterQueries
-from tritonab.monitoring.router_log import LOG_DIR_ENV
 from tritonab.monitoring.segments import read_records
 from tritonab.rollout import BlueGreenStrategy, Controller, load_rollout_dict, load_state, server_infer
 from tritonab.splitter import load_spec_dict
@@ -99,12 +95,15 @@ def _router(repo: Path, name: str, candidate: str | None) -> None:
     build_router(load_spec_dict({"name": name, "variants": variants}), repo)
 
 
+ROLLOUT_MODELS = ("healthy_model", "flaky_model", "slow_model", "bg_model")
+ROLLOUT_ROUTERS = ("ro_healthy", "ro_flaky", "ro_slow", "ro_bg", "ro_kpi")
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    # Only the baseline model is copied: every Python-backend model costs a stub process
-    # and seconds of start-up on a small machine.
-    repo = tmp_path_factory.mktemp("rollout") / "model_repository"
-    shutil.copytree(ROOT / "model_repository" / "demo_gbt", repo / "demo_gbt")
+def server(server, repository, log_dir, loaded):
+    """The session server (explicit mode, logging to `log_dir`) with this module's
+    candidates and routers loaded."""
+    repo = repository
     _test_model(repo, "healthy_model")
     _test_model(repo, "flaky_model", error_rate=0.5)
     _test_model(repo, "slow_model", delay_ms=40)
@@ -126,16 +125,9 @@ def server(tmp_path_factory):
         ),
         repo,
     )
-    logs = repo.parent / "logs"  # the routers' exposure logs (`tritonab serve --log-dir`)
-    with TritonServer(repo, model_control_mode="explicit", env={LOG_DIR_ENV: str(logs)}) as running:
-        running.experiment_logs = logs
-        yield running
-
-
-@pytest.fixture(scope="module")
-def prometheus(server):
-    with PrometheusServer([server.urls.metrics], interval_s=0.5) as running:
-        yield running
+    with loaded(*ROLLOUT_MODELS, *ROLLOUT_ROUTERS):
+        server.experiment_logs = log_dir
+        yield server
 
 
 class Load:

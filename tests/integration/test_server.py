@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tritonab.deploy.control import ModelControl
 from tritonab.deploy.server import TritonServer, free_port
-from tritonab.errors import ServerError
+from tritonab.errors import ClientError, ServerError
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,6 +108,12 @@ def test_the_context_manager_leaves_no_process_behind(small_repo):
         pid = server.pid
         stubs = children_of(pid) & stub_pids()
         assert stubs
+        # Mode `none`: model control (and so live weights) needs explicit mode.
+        with (
+            ModelControl(server.urls.grpc) as control,
+            pytest.raises(ClientError, match="loading model `demo_scaler` failed: .*(explicit|not allowed)"),
+        ):
+            control.load("demo_scaler")
     assert not alive(pid)
     assert not any(alive(p) for p in stubs)
     assert not list(Path("/dev/shm").glob(f"tritonab_{os.getpid()}_{server.grpc_port}_*"))
