@@ -174,4 +174,6 @@ def test_cli_gate_on_csvs_cannot_pass_an_error_rate(tmp_path, capsys):
     verdict = json.loads((tmp_path / "g.json").read_text())
     assert verdict["verdict"] == "FAIL"
     assert "no failed-request counts" in verdict["checks"][0]["detail"]
-    assert main([*argv, "--max-p99-ratio", "1.1"]) == 0
+    assert main([*argv, "--max-p99-ratio", "1.1", "--out", str(tmp_path / "r.json")]) == 0
+    # The comparison saved from the CSVs carries no error counts either.
+    assert main(["perf", "gate", "--result", str(tmp_path / "r.json"), "--max-error-rate", "0.001"]) == 1
