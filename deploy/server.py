@@ -21,7 +21,8 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from types import FrameType
+from typing import Literal, TextIO
 
 from tritonab.deploy._runtime import TritonRuntime, find_runtime
 from tritonab.errors import ServerError
@@ -310,11 +311,11 @@ def stop_process_group(process: subprocess.Popen[bytes], timeout: float) -> None
         process.wait(timeout=5)
 
 
-def main_loop(server: TritonServer, *, out=sys.stdout) -> int:
+def main_loop(server: TritonServer, *, out: TextIO = sys.stdout) -> int:
     """Run `server` until SIGINT/SIGTERM or until it exits; used by `tritonab serve`."""
-    stop = {"signal": None}
+    stop: dict[str, int | None] = {"signal": None}
 
-    def _handler(signum, _frame):
+    def _handler(signum: int, _frame: FrameType | None) -> None:
         stop["signal"] = signum
 
     previous = {s: signal.signal(s, _handler) for s in (signal.SIGINT, signal.SIGTERM)}
