@@ -53,25 +53,17 @@ def main() -> int:
         for name in names:
             record_file = Path(tmp) / f"{name}.jsonl"
             code, seconds = _run(name, record_file)
-            records = (
-                [json.loads(line) for line in record_file.read_text().splitlines()]
-                if (record_file.exists())
-                else []
-            )
+            lines = record_file.read_text().splitlines() if record_file.exists() else []
+            records = [json.loads(line) for line in lines]
             floors = [f for r in records for f in r["floors"]]
             if code != 0 and not any(not f["passed"] for f in floors):
                 table.add_row(name, "(the script failed)", "-", "-", "[red]ERROR[/]", f"{seconds:.0f} s")
             for f in floors:
                 bound = ">=" if f["higher_is_better"] else "<="
                 status = "[green]PASS[/]" if f["passed"] else "[red]BELOW[/]"
-                table.add_row(
-                    name,
-                    f["name"],
-                    f"{f['value']:.3g}x",
-                    f"{bound} {f['limit']:g}x",
-                    status,
-                    f"{seconds:.0f} s",
-                )
+                unit = f.get("unit", "x")
+                value, limit = f"{f['value']:.3g}{unit}", f"{bound} {f['limit']:g}{unit}"
+                table.add_row(name, f["name"], value, limit, status, f"{seconds:.0f} s")
             failed = failed or code != 0
     Console(width=150).print(table)
     return 1 if failed else 0
