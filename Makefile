@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
+NODEPS := requirements-nodeps.txt
 # The extras the lock holds and `make` installs (not `tensorrt`: it needs a GPU).
-EXTRAS := test sklearn torch dev
+EXTRAS := test sklearn torch dev ray feast
 
 .PHONY: demo test check format lint install lock bench validate clean sysdeps
 
@@ -25,13 +26,16 @@ sysdeps:
 	fi
 
 # Every package at the version the lock pins (pip, setuptools and torch's CPU build
-# included), then tritonab itself, editable, without resolving anything again.
-$(STAMP): $(LOCK) pyproject.toml
+# included), the references whose metadata is stale (requirements-nodeps.txt), then
+# tritonab itself, editable, without resolving anything again; `pip check` must find
+# nothing but the stale pin it was told about.
+$(STAMP): $(LOCK) $(NODEPS) pyproject.toml
 	$(MAKE) --no-print-directory sysdeps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -r $(NODEPS)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
-	$(BIN)/python -m pip check
+	$(BIN)/python -m pip check | grep -v -e "^gbstats " -e "^No broken requirements" | (! grep .)
 	touch $(STAMP)
 
 install: $(STAMP)
