@@ -13,10 +13,12 @@ EXTRAS := test sklearn torch dev ray feast
 
 # Debian packages: Triton's Python-backend stub links the system libpython of the same
 # version (libpython3.11 on Debian 12); the rollout checks and their tests query a real
-# Prometheus. Installed only when missing.
+# Prometheus (the package also brings promtool, which tests the alert rules); nginx
+# balances gRPC over a fleet of replicas in the fleet tests. Installed only when missing.
 PYVER = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 APT_PACKAGES = $(shell ldconfig -p | grep -q "libpython$(PYVER).so.1.0" || echo "libpython$(PYVER)") \
-	$(shell command -v prometheus >/dev/null || echo prometheus)
+	$(shell command -v prometheus >/dev/null || echo prometheus) \
+	$(shell command -v nginx >/dev/null || test -x /usr/sbin/nginx || echo nginx)
 
 sysdeps:
 	@if [ -n "$(strip $(APT_PACKAGES))" ]; then \
