@@ -112,10 +112,8 @@ def _check_shim(path: Path, entry: ModelEntry) -> list[Problem]:
 def _check_manifest(vdir: Path) -> list[Problem]:
     if not (vdir / "manifest.json").exists():
         return []
-    try:
-        from tritonab.converters import verify_manifest
-    except ImportError:  # converters not installed in this build
-        return []
+    from tritonab.converters import verify_manifest  # here: converters import ensembles
+
     return [Problem(vdir / "manifest.json", message) for message in verify_manifest(vdir)]
 
 

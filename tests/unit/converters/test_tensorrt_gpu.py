@@ -56,8 +56,8 @@ def test_plan_for_onnx_graph(trt, tmp_path, precision):
 
 
 def test_plan_int8_torch(trt, tmp_path):
-    torch = pytest.importorskip("torch")
     import numpy as np
+    import torch
 
     net = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
     x = np.random.default_rng(0).standard_normal((64, 16)).astype(np.float32)
