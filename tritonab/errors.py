@@ -53,6 +53,8 @@ class RolloutError(TritonABError):
 class StatsError(TritonABError, ValueError):
     """The statistics engine was misused (negative counts, mismatched lengths, bad weights)."""
 
+    exit_code = 2
+
 
 class MonitoringError(TritonABError):
     """Metrics, logs or Prometheus queries could not be read."""

@@ -34,6 +34,7 @@ import pydantic
 from rich.console import Console
 from rich.table import Table
 
+from tritonab._specfile import validate_mapping
 from tritonab.errors import StatsError
 from tritonab.splitter import stats
 
@@ -163,7 +164,7 @@ def _cmd_srm(args: argparse.Namespace) -> int:
     else:
         flag = "SRM DETECTED" if result.srm_detected else "no SRM"
         print(f"chi2={result.chi2:.4g} p={result.p_value:.4g}: {flag}")
-    return 0
+    return 1 if result.srm_detected else 0  # a check that found a problem, like a failed gate
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -222,11 +223,13 @@ def _read_rows(path: Path) -> list[StatRow]:
             ]
         if not isinstance(raw, list) or not raw:
             raise StatsError(f"`{path}` holds no rows of statistics")
-        return [StatRow.model_validate(row) for row in raw]
     except json.JSONDecodeError as exc:
         raise StatsError(f"`{path}` is not valid JSON: {exc}") from exc
-    except pydantic.ValidationError as exc:
-        raise StatsError(f"`{path}` has an invalid row: {exc}") from exc
+    first = 2 if path.suffix.lower() != ".json" else 1  # CSV: line numbers after the header
+    return [
+        validate_mapping(StatRow, row, source=f"`{path}` row {i}", error=StatsError)
+        for i, row in enumerate(raw, start=first)
+    ]
 
 
 def _aggregate(rows: list[StatRow]) -> tuple[dict[str, dict[str, Any]], list[str]]:
