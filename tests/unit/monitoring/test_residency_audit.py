@@ -77,10 +77,10 @@ def test_audit_chain_verifies_and_detects_tampering(tmp_path):
     edited = lines.copy()
     edited[1] = edited[1].replace('"i": 1', '"i": 7')
     path.write_text("\n".join(edited) + "\n")
-    assert audit.verify(path).broken_at == (3,)
+    assert audit.verify(path).broken_at == (3,) and audit.verify(path).first_bad == 2
 
     path.write_text("\n".join(lines[:1] + lines[2:]) + "\n")  # a deleted record
-    assert audit.verify(path).broken_at == (2,)
+    assert audit.verify(path).broken_at == (2,) and audit.verify(path).first_bad == 2
 
     path.write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")  # reordered
     assert not audit.verify(path).ok
