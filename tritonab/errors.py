@@ -17,6 +17,8 @@ class TritonABError(Exception):
 class SpecError(TritonABError, ValueError):
     """An experiment spec (YAML/JSON) is invalid; the message carries the field path."""
 
+    exit_code = 2
+
 
 class AssignmentError(TritonABError, ValueError):
     """Assignment was asked for something it cannot do (no unit id, bad weights)."""

@@ -28,51 +28,15 @@ import argparse
 import csv
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import pydantic
 from rich.console import Console
 from rich.table import Table
 
 from tritonab._specfile import validate_mapping
 from tritonab.errors import StatsError
 from tritonab.splitter import stats
-
-_FIELDS = {
-    "mean": ("sum", "sum_squares"),
-    "proportion": ("successes",),
-    "ratio": ("num_sum", "num_sum_squares", "den_sum", "den_sum_squares", "num_den_sum"),
-}
-_TYPES = {"mean": stats.SampleMean, "proportion": stats.Proportion, "ratio": stats.Ratio}
-
-
-class StatRow(pydantic.BaseModel):
-    """One row of the `compare` input file."""
-
-    model_config = pydantic.ConfigDict(extra="forbid")
-
-    variant: str = pydantic.Field(min_length=1)
-    metric: str = pydantic.Field(min_length=1)
-    kind: Literal["mean", "proportion", "ratio"]
-    n: float = pydantic.Field(ge=0)
-    sum: float | None = None
-    sum_squares: float | None = None
-    successes: float | None = None
-    num_sum: float | None = None
-    num_sum_squares: float | None = None
-    den_sum: float | None = None
-    den_sum_squares: float | None = None
-    num_den_sum: float | None = None
-
-    def statistic(self) -> Any:
-        """The sufficient statistic this row describes."""
-        values = [getattr(self, f) for f in _FIELDS[self.kind]]
-        missing = [f for f, val in zip(_FIELDS[self.kind], values) if val is None]
-        if missing:
-            raise StatsError(
-                f"row for `{self.variant}`/`{self.metric}` ({self.kind}) lacks {', '.join(missing)}"
-            )
-        return _TYPES[self.kind](self.n, *values)
+from tritonab.splitter.stats.rows import StatRow
 
 
 def register(subparsers: Any) -> None:

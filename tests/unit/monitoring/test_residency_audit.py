@@ -57,7 +57,9 @@ def test_serving_a_bad_sink_is_refused_and_audited(tmp_path, capsys):
     repo, logs = _repository_with_bad_sink(tmp_path), tmp_path / "logs"
     with pytest.raises(SpecError, match=r"router `demo_ab`: .*logging\.sink\.region: region `us-east`"):
         check_residency(repo, logs)
-    assert main(["serve", "--repository", str(repo), "--log-dir", str(logs)]) == 1
+    assert (
+        main(["serve", "--repository", str(repo), "--log-dir", str(logs)]) == 2
+    )  # a spec the policy refuses
     assert "logging.sink.region" in capsys.readouterr().err
     records = audit.read(audit.audit_path(logs))
     assert [r["event"] for r in records] == ["sink.rejected", "sink.rejected"]
