@@ -134,6 +134,8 @@ def read_state_json(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         return None
     except OSError as exc:
         raise RolloutError(f"rollout state `{target}`: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise RolloutError(f"rollout state `{target}`: not UTF-8 text: {exc.reason}") from None
     try:
         data = json.loads(text)
     except ValueError as exc:
