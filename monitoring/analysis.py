@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from tritonab.errors import MonitoringError, SpecError
+from tritonab.monitoring.compaction import compacted_sources
 from tritonab.monitoring.outcomes import OUTCOMES_DIR, parse_outcomes
 from tritonab.monitoring.router_log import EXPOSURES
 from tritonab.monitoring.segments import dropped_total, dumps, segment_files
@@ -167,7 +168,10 @@ def _source(
             f"columns={_columns(columns)}, ignore_errors=true)"
         )
     if parquet:
-        casts = ", ".join(f"CAST({k} AS {v}) AS {k}" for k, v in columns.items())
+        import pyarrow.parquet as pq
+
+        present = {name for path in parquet for name in pq.read_schema(path).names}
+        casts = ", ".join(f"CAST({k if k in present else 'NULL'} AS {v}) AS {k}" for k, v in columns.items())
         parts.append(f"SELECT {casts} FROM read_parquet({_sql_list(parquet)}, union_by_name=true)")
     if csv:
         parts.append(
@@ -198,14 +202,18 @@ def _exposure_files(folder: Path, notes: list[str]) -> list[Path]:
             f"{len(found.unsealed)} unsealed exposure segment(s) read (writer running "
             "or crashed; `tritonab logs recover` seals crashed ones)"
         )
-    return [*found.files, *sorted(folder.glob("*.parquet"))]
+    return [*found.files, *found.parquet]
 
 
 def _outcome_files(log_dir: Path, extra: Sequence[str | os.PathLike[str]], scratch: Path) -> list[Path]:
     """The log folder's outcome files, plus `extra` ones: CSV and JSON Lines validated
     (`parse_outcomes`) and normalised into `scratch`, Parquet read as it is."""
     folder = log_dir / OUTCOMES_DIR
-    files = sorted(folder.glob("*.jsonl")) + sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    files: list[Path] = []
+    if folder.is_dir():
+        held = compacted_sources(folder)
+        files = [p for p in sorted(folder.glob("*.jsonl")) if p.name not in held]
+        files += sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
     for i, item in enumerate(extra):
         path = Path(item)
         if not path.exists():

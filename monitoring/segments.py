@@ -11,7 +11,9 @@ a sealed segment is always whole. Names carry the stream, instance, pid and star
 so two writers never share a file.
 
 Readers take sealed segments and leftover `.tmp` ones (from a crash or a live writer);
-a torn last record (no trailing newline) is skipped with a warning and counted.
+a torn last record (no trailing newline) is skipped with a warning and counted. Sealed
+segments may be compacted into Parquet (`monitoring.compaction`): readers take those
+files too, and skip the segments a Parquet file already holds.
 """
 
 from __future__ import annotations
@@ -260,9 +262,11 @@ class ReadReport:
     unsealed: list[Path] = field(default_factory=list)
     torn: list[Path] = field(default_factory=list)
     records: int = 0
+    parquet: list[Path] = field(default_factory=list)
 
     @property
     def files(self) -> list[Path]:
+        """The JSON Lines segments (sealed, then unsealed); Parquet files are `parquet`."""
         return [*self.sealed, *self.unsealed]
 
 
@@ -271,11 +275,15 @@ def segment_files(directory: str | os.PathLike[str], *, include_unsealed: bool =
 
     Warns (`TornRecordWarning`) once per segment whose last record is incomplete.
     """
+    from tritonab.monitoring.compaction import PARQUET_SUFFIX, compacted_sources
+
     folder = Path(directory)
     report = ReadReport()
     if not folder.is_dir():
         return report
-    report.sealed = sorted(folder.glob(f"*{SEGMENT_SUFFIX}"))
+    report.parquet = sorted(p for p in folder.glob(f"*{PARQUET_SUFFIX}") if not p.name.startswith("."))
+    held = compacted_sources(folder) if report.parquet else set()
+    report.sealed = sorted(p for p in folder.glob(f"*{SEGMENT_SUFFIX}") if p.name not in held)
     if include_unsealed:
         report.unsealed = sorted(folder.glob(f".*{SEGMENT_SUFFIX}.tmp"))
     for path in report.files:
@@ -307,6 +315,15 @@ def iter_records(
     found = segment_files(directory, include_unsealed=include_unsealed)
     if report is not None:
         report.sealed, report.unsealed, report.torn = found.sealed, found.unsealed, found.torn
+        report.parquet = found.parquet
+    for path in found.parquet:
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
+            rows = batch.to_pylist()
+            if report is not None:
+                report.records += len(rows)
+            yield from rows
     for path in found.files:
         with open(path, "rb") as handle:
             lines = handle.read().split(b"\n")

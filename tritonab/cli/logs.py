@@ -5,6 +5,7 @@ Examples::
     tritonab logs show logs/ demo_ab
     tritonab logs recover logs/demo_ab/exposures
     tritonab logs prune logs/ --older-than 30d [--dry-run]
+    tritonab logs compact logs/ [--min-segments 4]
 """
 
 from __future__ import annotations
@@ -34,6 +35,15 @@ def register(subparsers) -> None:
     prune.add_argument("--older-than", required=True, help="e.g. 30d, 12h, 90m")
     prune.add_argument("--dry-run", action="store_true", help="list, delete nothing, audit nothing")
     prune.set_defaults(func=_prune)
+
+    compact = sub.add_parser(
+        "compact", help="sealed JSON Lines segments into Parquet, losing nothing (audited)"
+    )
+    compact.add_argument("log_dir", help="the log folder (every stream under it), or one stream folder")
+    compact.add_argument(
+        "--min-segments", type=int, default=1, help="leave a stream with fewer sealed segments alone"
+    )
+    compact.set_defaults(func=_compact)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -81,4 +91,42 @@ def _prune(args: argparse.Namespace) -> int:
         f"{verb} {len(result.removed)} file(s), {result.bytes} bytes"
         + ("" if result.dry_run else "; recorded in the audit log")
     )
+    return 0
+
+
+def _compact(args: argparse.Namespace) -> int:
+    from tritonab.errors import MonitoringError
+    from tritonab.monitoring import audit
+    from tritonab.monitoring.compaction import compact_tree
+
+    root = Path(args.log_dir)
+    if args.min_segments < 1:
+        raise MonitoringError(f"--min-segments must be at least 1, got {args.min_segments}")
+    reports = compact_tree(root, min_segments=args.min_segments)
+    total = 0
+    for report in reports.values():
+        for path in report.written:
+            ratio = report.bytes_after / report.bytes_before if report.bytes_before else 0.0
+            print(
+                f"{path}: {report.records} record(s) from {len(report.removed)} segment(s), "
+                f"{report.bytes_before:,} -> {report.bytes_after:,} bytes ({ratio:.2f}x)"
+            )
+            total += report.records
+    written = [str(p) for r in reports.values() for p in r.written]
+    if written:
+        # The log folder's audit log: LOGS, whether LOGS, LOGS/outcomes or LOGS/<exp>/<stream> was given.
+        audit_root = {
+            "outcomes": root.parent,
+            "exposures": root.parent.parent,
+            "payloads": root.parent.parent,
+        }
+        audit_root_dir = audit_root.get(root.name, root)
+        audit.append(
+            audit.audit_path(audit_root_dir),
+            "logs.compact",
+            files=written,
+            removed=[str(p) for r in reports.values() for p in r.removed],
+            records=total,
+        )
+    print(f"{len(written)} Parquet file(s), {total} record(s) compacted")
     return 0
