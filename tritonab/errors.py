@@ -56,3 +56,14 @@ class StatsError(TritonABError, ValueError):
 
 class MonitoringError(TritonABError):
     """Metrics, logs or Prometheus queries could not be read."""
+
+
+class DeployError(TritonABError):
+    """A deploy spec is invalid, manifests could not be rendered, or replicas could not be found."""
+
+    exit_code = 2
+
+
+class FleetError(DeployError):
+    """A change could not be applied to every replica of a fleet (the ones named refused or
+    could not be reached); nothing the caller relies on moved."""

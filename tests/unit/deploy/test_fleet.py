@@ -1,0 +1,210 @@
+"""The fleet without servers: discovery through the real `kubernetes` client (against a
+local stand-in for the API server), what `status` calls differing, and what a fleet does
+when its replicas cannot be reached (nothing changes; the repository is put back).
+The fleet on real replicas is in tests/integration/test_fleet.py."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from tritonab.cli import main
+from tritonab.deploy.control import read_router_spec
+from tritonab.deploy.discovery import ready_addresses, service_endpoints
+from tritonab.deploy.fleet import Fleet, FleetStatus, ReplicaState
+from tritonab.errors import DeployError, FleetError
+from tritonab.splitter import load_spec
+
+ROOT = Path(__file__).resolve().parents[3]
+SPEC = load_spec(ROOT / "examples" / "experiment.yaml")
+
+
+def _closed_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+def _slice(ports, endpoints):
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "tritonab-abc", "labels": {"kubernetes.io/service-name": "tritonab"}},
+        "addressType": "IPv4",
+        "ports": ports,
+        "endpoints": endpoints,
+    }
+
+
+SLICES = {
+    "apiVersion": "discovery.k8s.io/v1",
+    "kind": "EndpointSliceList",
+    "metadata": {"resourceVersion": "7"},
+    "items": [
+        _slice(
+            [
+                {"name": "http", "port": 8000, "protocol": "TCP"},
+                {"name": "grpc", "port": 8001, "protocol": "TCP"},
+            ],
+            [
+                {"addresses": ["10.0.0.2"], "conditions": {"ready": True}},
+                {"addresses": ["10.0.0.1"], "conditions": {"ready": True, "serving": True}},
+                {"addresses": ["10.0.0.3"], "conditions": {"ready": False, "terminating": True}},
+                {"addresses": ["10.0.0.4"]},  # no conditions: unknown reads as ready
+            ],
+        ),
+        # A second slice while the service changes: an address seen twice counts once.
+        _slice(
+            [{"name": "grpc", "port": 8001}], [{"addresses": ["10.0.0.1"], "conditions": {"ready": True}}]
+        ),
+        _slice(
+            [{"name": "metrics", "port": 8002}], [{"addresses": ["10.0.0.9"], "conditions": {"ready": True}}]
+        ),
+    ],
+}
+
+
+@pytest.fixture
+def kube_api():
+    """A local HTTP server answering EndpointSlice lists as the API server does."""
+    seen: list[str] = []
+    answer = {"status": 200, "body": SLICES}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            seen.append(self.path)
+            body = json.dumps(answer["body"]).encode()
+            self.send_response(answer["status"])
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    configuration = client.Configuration(host=f"http://127.0.0.1:{server.server_address[1]}")
+    api = client.DiscoveryV1Api(client.ApiClient(configuration))
+    try:
+        yield api, seen, answer
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_ready_endpoints_of_the_named_port_come_from_every_slice(kube_api):
+    api, seen, _ = kube_api
+    assert service_endpoints("tritonab", "ml-serving", api=api) == [
+        "10.0.0.1:8001",
+        "10.0.0.2:8001",
+        "10.0.0.4:8001",
+    ]
+    path, _, query = seen[0].partition("?")
+    assert path == "/apis/discovery.k8s.io/v1/namespaces/ml-serving/endpointslices"
+    assert urllib.parse.parse_qs(query)["labelSelector"] == ["kubernetes.io/service-name=tritonab"]
+    assert service_endpoints("tritonab", "ml-serving", port="http", api=api) == [
+        "10.0.0.1:8000",
+        "10.0.0.2:8000",
+        "10.0.0.4:8000",
+    ]
+
+
+def test_an_api_refusal_is_a_deploy_error(kube_api):
+    api, _, answer = kube_api
+    answer.update(
+        status=403, body={"kind": "Status", "status": "Failure", "reason": "Forbidden", "code": 403}
+    )
+    with pytest.raises(DeployError, match="EndpointSlices of service `ml-serving/tritonab`: 403"):
+        service_endpoints("tritonab", "ml-serving", api=api)
+
+
+def test_ipv6_addresses_are_bracketed():
+    item = client.V1EndpointSlice(
+        address_type="IPv6",
+        endpoints=[client.V1Endpoint(addresses=["fd00::1"])],
+        ports=[client.DiscoveryV1EndpointPort(name="grpc", port=8001)],
+    )
+    assert ready_addresses([item], "grpc") == ["[fd00::1]:8001"]
+
+
+def test_a_fleet_follows_its_discovery_and_needs_replicas():
+    found = [[_closed_port(), _closed_port()]]
+    fleet = Fleet(lambda: found[0])
+    try:
+        first = list(fleet._controls)
+        found[0] = [found[0][1], _closed_port()]
+        assert fleet.urls() == found[0]
+        assert first[0] not in fleet._controls and set(fleet._controls) == set(found[0])
+        found[0] = []
+        with pytest.raises(FleetError, match="the fleet has no replicas"):
+            fleet.urls()
+    finally:
+        fleet.close()
+
+
+def test_status_names_replicas_that_differ_or_cannot_be_read():
+    desired = SPEC.with_weights({"control": 0.2, "treatment": 0.8})
+    old = SPEC
+    status = FleetStatus(
+        "demo_ab",
+        desired,
+        "repository `r`",
+        (
+            ReplicaState("a:1", desired),
+            ReplicaState("b:1", old),
+            ReplicaState("c:1", None, "unreachable"),
+        ),
+    )
+    assert [r.url for r in status.differing] == ["b:1", "c:1"] and not status.consistent
+    agreeing = FleetStatus(
+        "demo_ab", None, "the replicas", (ReplicaState("a:1", old), ReplicaState("b:1", old))
+    )
+    assert agreeing.consistent and agreeing.differing == ()
+    split = FleetStatus(
+        "demo_ab", None, "the replicas", (ReplicaState("a:1", old), ReplicaState("b:1", desired))
+    )
+    assert [r.url for r in split.differing] == ["b:1"]
+
+
+def test_unreachable_replicas_change_nothing_and_the_repository_is_put_back(tmp_path):
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "model_repository" / "demo_ab", repo / "demo_ab")
+    before = (repo / "demo_ab" / "config.pbtxt").read_bytes()
+    with Fleet.connect([_closed_port(), _closed_port()], repository=repo) as fleet:
+        with pytest.raises(FleetError, match=r"router `demo_ab` was not changed: 2 of 2 replicas failed"):
+            fleet.set_weights("demo_ab", {"control": 0.2, "treatment": 0.8})
+        assert (repo / "demo_ab" / "config.pbtxt").read_bytes() == before
+        status = fleet.status("demo_ab")
+        assert status.desired == read_router_spec(repo, "demo_ab") and status.source.startswith("repository")
+        assert [r.spec for r in status.replicas] == [None, None] and not status.consistent
+        with pytest.raises(FleetError, match="could not be read on 2 replicas"):
+            fleet.experiment("demo_ab")
+
+
+def test_without_a_repository_the_replicas_must_be_readable():
+    with Fleet.connect([_closed_port()]) as fleet:
+        with pytest.raises(FleetError, match="could not be read"):
+            fleet.desired("demo_ab")
+        assert fleet.is_ready("demo_ab") is False
+
+
+def test_cli_needs_replicas_and_reports_unreadable_ones(capsys):
+    assert main(["experiment", "set-weights", "demo_ab", "control=1,treatment=0"]) == 2
+    assert "give the server with --url" in capsys.readouterr().err
+    both = ["experiment", "status", "demo_ab", "--url", "a:1", "--service", "ns/tritonab"]
+    assert main(both) == 2
+    assert "either with --url or with --service" in capsys.readouterr().err
+    assert main(["experiment", "status", "demo_ab", "--url", _closed_port(), "--url", _closed_port()]) == 1
+    out = capsys.readouterr().out
+    assert out.count("unreadable") == 2 and "2 of 2 replicas differ" in out
