@@ -107,6 +107,16 @@ def _copied_sources(parser: DockerfileParser) -> list[str]:
     return sources
 
 
+def test_the_wheel_stage_copies_every_room_the_package_links(dockerfile):
+    rooms = {
+        os.readlink(link).removeprefix("../").rstrip("/")
+        for link in (ROOT / "tritonab").iterdir()
+        if link.is_symlink()
+    }
+    missing = rooms - set(_copied_sources(dockerfile))
+    assert not missing, f"the Dockerfile's wheel stage must COPY the rooms {sorted(missing)}"
+
+
 def test_every_copied_path_exists_and_is_not_ignored(dockerfile):
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
     assert {".git", ".venv", "tests"} <= ignored
