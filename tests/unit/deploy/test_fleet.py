@@ -1,6 +1,8 @@
 """The fleet without servers: discovery through the real `kubernetes` client (against a
-local stand-in for the API server), what `status` calls differing, and what a fleet does
-when its replicas cannot be reached (nothing changes; the repository is put back).
+local stand-in for the API server), what `status` calls differing, what a fleet does
+when its replicas cannot be reached (nothing changes; the repository is put back), and,
+on in-memory replicas, the undo of a change one replica refuses or misses, convergence
+of a stale replica, and a canary that holds until every replica takes its step.
 The fleet on real replicas is in tests/integration/test_fleet.py."""
 
 from __future__ import annotations
@@ -208,3 +210,138 @@ def test_cli_needs_replicas_and_reports_unreadable_ones(capsys):
     assert main(["experiment", "status", "demo_ab", "--url", _closed_port(), "--url", _closed_port()]) == 1
     out = capsys.readouterr().out
     assert out.count("unreadable") == 2 and "2 of 2 replicas differ" in out
+
+
+# -- changes on replicas that answer: in-memory stand-ins for ModelControl ----------------------
+# (The real replicas, reloading for real, are in tests/integration/test_fleet.py; these
+# isolate the fleet's rules: undo on a partial failure, convergence, the rollout's hold.)
+
+
+class MemoryReplica:
+    """A replica's router in memory, with ModelControl's surface that the fleet uses.
+
+    `refuse` makes reloads fail as Triton refuses a protected API; `ignore` makes them
+    succeed without changing what it serves (a reload that did not take)."""
+
+    registry: dict[str, MemoryReplica] = {}
+
+    def __init__(self, endpoint) -> None:
+        from tritonab.ensembles.config import read_config
+
+        self.url = endpoint.url
+        self.served = SPEC
+        self.refuse = False
+        self.ignore = False
+        self.reloads: list[dict[str, float]] = []
+        self._config = read_config(ROOT / "model_repository" / "demo_ab" / "config.pbtxt")
+        MemoryReplica.registry[self.url] = self
+
+    def experiment(self, name):
+        assert name == "demo_ab"
+        return self.served, self.config(name)
+
+    def config(self, model):
+        from tritonab.ensembles.config import ModelConfig, set_parameter
+        from tritonab.ensembles.repository import ROUTER_PARAMETER
+
+        config = ModelConfig()
+        config.CopyFrom(self._config)
+        set_parameter(config, ROUTER_PARAMETER, self.served.to_json())
+        return config
+
+    def apply_spec(self, spec, config=None):
+        from tritonab.errors import ClientError
+
+        if self.refuse:
+            raise ClientError(f"loading model `{spec.name}` failed: This API is restricted")
+        self.reloads.append(dict(spec.weights))
+        if not self.ignore:
+            self.served = spec
+
+    def is_ready(self, model, version=-1):
+        return True
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def memory_fleet(monkeypatch, tmp_path):
+    """A fleet of three in-memory replicas over a copy of the demo router's repository."""
+    monkeypatch.setattr("tritonab.deploy.fleet.ModelControl", MemoryReplica)
+    MemoryReplica.registry = {}
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "model_repository" / "demo_ab", repo / "demo_ab")
+    with Fleet(["a:8001", "b:8001", "c:8001"], repository=repo) as fleet:
+        yield fleet, MemoryReplica.registry
+
+
+NEW = {"control": 0.2, "treatment": 0.8}
+
+
+def test_a_change_reaches_every_replica_after_the_repository(memory_fleet):
+    fleet, replicas = memory_fleet
+    fleet.set_weights("demo_ab", NEW)
+    assert read_router_spec(fleet.repository, "demo_ab").weights == NEW
+    assert [r.served.weights for r in replicas.values()] == [NEW] * 3
+    assert fleet.status("demo_ab").consistent
+
+
+@pytest.mark.parametrize("failure", ["refuse", "ignore"])
+def test_a_replica_that_refuses_or_misses_a_reload_undoes_the_change_everywhere(memory_fleet, failure):
+    fleet, replicas = memory_fleet
+    before = (fleet.repository / "demo_ab" / "config.pbtxt").read_bytes()
+    setattr(replicas["b:8001"], failure, True)
+    with pytest.raises(FleetError, match=r"`demo_ab` was not changed: 1 of 3 replicas failed \(`b:8001`"):
+        fleet.set_weights("demo_ab", NEW)
+    assert (fleet.repository / "demo_ab" / "config.pbtxt").read_bytes() == before
+    assert [r.served.weights for r in replicas.values()] == [SPEC.weights] * 3
+    # The replicas that took the change were reloaded back to what they served.
+    assert replicas["a:8001"].reloads == [NEW, SPEC.weights]
+    assert fleet.status("demo_ab").consistent
+
+
+def test_reading_the_fleet_brings_a_stale_replica_back_and_status_only_reads(memory_fleet):
+    fleet, replicas = memory_fleet
+    fleet.set_weights("demo_ab", NEW)
+    replicas["c:8001"].served = SPEC  # restarted from an older copy of the repository
+    status = fleet.status("demo_ab")
+    assert [r.url for r in status.differing] == ["c:8001"] and replicas["c:8001"].served.weights != NEW
+    spec, _ = fleet.experiment("demo_ab")
+    assert spec.weights == NEW and replicas["c:8001"].served.weights == NEW
+    assert replicas["a:8001"].reloads == [NEW]  # the others were left alone
+
+
+def test_a_canary_holds_while_a_replica_refuses_and_advances_when_it_takes_the_change(memory_fleet, tmp_path):
+    from tritonab.rollout import CanaryStrategy, Controller, TickOutcome, load_rollout_dict
+
+    class Metrics:
+        def rows(self, experiment, variant, window=None):
+            return 100.0
+
+    fleet, replicas = memory_fleet
+    fleet.set_weights("demo_ab", {"control": 1.0, "treatment": 0.0})
+    spec = load_rollout_dict(
+        {
+            "experiment": "demo_ab",
+            "candidate": "treatment",
+            "steps": [10, 100],
+            "checks": [{"metric": "rows", "min": 1}],
+        }
+    )
+    controller = Controller(
+        CanaryStrategy(spec, fleet, metrics=Metrics()),
+        state_path=tmp_path / "state.json",
+        audit_path=tmp_path / "audit.jsonl",
+    )
+    replicas["c:8001"].refuse = True
+    held = [controller.tick(), controller.tick()]
+    assert [e.outcome for e in held] == [TickOutcome.HOLD, TickOutcome.HOLD]
+    assert "c:8001" in held[0].reason
+    assert read_router_spec(fleet.repository, "demo_ab").weights["treatment"] == 0.0
+    assert {r.served.weights["treatment"] for r in replicas.values()} == {0.0}
+
+    replicas["c:8001"].refuse = False
+    assert controller.tick().outcome is TickOutcome.ADVANCE
+    assert {r.served.weights["treatment"] for r in replicas.values()} == {0.1}
+    assert read_router_spec(fleet.repository, "demo_ab").weights["treatment"] == 0.1
