@@ -30,16 +30,25 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from tritonab._transport import Endpoint, Retry, WireProtocol
+from tritonab.deploy._fleet_state import (
+    FleetStatus,
+    Outcome,
+    ReplicaState,
+    describe,
+    errors,
+    raise_unreachable,
+)
 from tritonab.deploy.control import ModelControl, read_router_spec, write_weights
 from tritonab.ensembles.config import ModelConfig, get_parameter, read_config, write_config
 from tritonab.ensembles.repository import ROUTER_PARAMETER
 from tritonab.errors import FleetError, TritonABError
 from tritonab.splitter.spec import Experiment, spec_from_json
+
+__all__ = ["CONTROL_RETRY", "Fleet", "FleetStatus", "Outcome", "ReplicaSource", "ReplicaState"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,72 +58,6 @@ CONTROL_RETRY = Retry(attempts=3, backoff_s=0.1, max_backoff_s=0.5, infer=False)
 
 ReplicaSource = Sequence[str | Endpoint] | Callable[[], Sequence[str]]
 """URLs or endpoints of the replicas, or a function giving the URLs now (discovery)."""
-
-
-@dataclass(frozen=True)
-class Outcome(Generic[T]):
-    """What one replica answered: a value, or the error it raised."""
-
-    url: str
-    value: T | None = None
-    error: TritonABError | None = None
-
-
-@dataclass(frozen=True)
-class ReplicaState:
-    """What one replica serves for an experiment.
-
-    Attributes:
-        url: the replica's `host:port`.
-        spec: the spec its router serves (None when it could not be read).
-        error: why it could not be read.
-        matches: whether it serves the fleet's desired spec (None: no desired spec known).
-    """
-
-    url: str
-    spec: Experiment | None
-    error: str | None = None
-    matches: bool | None = None
-
-    @property
-    def weights(self) -> dict[str, float] | None:
-        """The weights it serves (None when unreadable)."""
-        return None if self.spec is None else self.spec.weights
-
-
-@dataclass(frozen=True)
-class FleetStatus:
-    """Every replica's view of one experiment, against the fleet's desired spec.
-
-    Attributes:
-        experiment: the router's name.
-        desired: the spec every replica should serve (None when nothing says which).
-        source: where `desired` comes from (`repository ...`, `the last change`, `the replicas`).
-        replicas: one state per replica, in the fleet's order.
-    """
-
-    experiment: str
-    desired: Experiment | None
-    source: str
-    replicas: tuple[ReplicaState, ...]
-
-    @property
-    def differing(self) -> tuple[ReplicaState, ...]:
-        """Replicas that could not be read or serve another spec than the desired one
-        (without a desired spec: than the first readable replica)."""
-        reference = self.desired
-        if reference is None:
-            reference = next((r.spec for r in self.replicas if r.spec is not None), None)
-        return tuple(
-            r
-            for r in self.replicas
-            if r.spec is None or reference is None or r.spec.to_json() != reference.to_json()
-        )
-
-    @property
-    def consistent(self) -> bool:
-        """Every replica was read and serves the same, desired spec."""
-        return bool(self.replicas) and not self.differing
 
 
 class Fleet:
@@ -268,11 +211,11 @@ class Fleet:
         if known is not None:
             return known
         served = self._served(name)
-        _raise_unreachable(name, served, "read")
+        raise_unreachable(name, served, "read")
         specs = {o.value.to_json(): o.value for o in served if o.value is not None}
         if len(specs) > 1:
             raise FleetError(
-                f"replicas serve different specs of `{name}` ({_describe(served)}) and no repository "
+                f"replicas serve different specs of `{name}` ({describe(served)}) and no repository "
                 "says which is right: give the repository, or set the weights"
             )
         return next(iter(specs.values()))
@@ -317,13 +260,13 @@ class Fleet:
         """
         desired = self.desired(name)
         served = self._served(name)
-        _raise_unreachable(name, served, "read")
+        raise_unreachable(name, served, "read")
         stale = [o.url for o in served if o.value is not None and o.value.to_json() != desired.to_json()]
         if stale:
             for url in stale:
                 logger.warning("replica `%s` served another spec of `%s`: reloading it", url, name)
             repaired = self._each(lambda control: _apply_one(control, desired), stale)
-            _raise_unreachable(name, repaired, "brought back to the fleet's spec")
+            raise_unreachable(name, repaired, "brought back to the fleet's spec")
         first = self.urls()[0]
         return desired, self._controls[first].config(name)
 
@@ -381,11 +324,11 @@ class Fleet:
         served = self._served(name)
         readable = [o.value for o in served if o.value is not None]
         if not readable:
-            _raise_unreachable(name, served, "read")
+            raise_unreachable(name, served, "read")
         shapes = {_without_weights(s) for s in readable}
         if len(shapes) > 1:
             raise FleetError(
-                f"replicas serve specs of `{name}` that differ in more than weights ({_describe(served)}): "
+                f"replicas serve specs of `{name}` that differ in more than weights ({describe(served)}): "
                 "give the repository, the source of truth"
             )
         return readable[0]
@@ -402,7 +345,7 @@ class Fleet:
         for outcome in outcomes:
             if outcome.value is not None:
                 return outcome.value
-        raise FleetError(f"no replica gave the config of `{model}` ({_errors(outcomes)})")
+        raise FleetError(f"no replica gave the config of `{model}` ({errors(outcomes)})")
 
     def load(self, model: str, config: ModelConfig | None = None) -> None:
         """Load (or reload) `model` on every replica.
@@ -424,7 +367,7 @@ class Fleet:
         failed = [o for o in outcomes if o.error is not None]
         if failed:
             raise FleetError(
-                f"loading `{model}` failed on {len(failed)} of {len(outcomes)} replicas ({_errors(failed)})"
+                f"loading `{model}` failed on {len(failed)} of {len(outcomes)} replicas ({errors(failed)})"
             )
 
     def is_ready(self, model: str, version: int = -1) -> bool:
@@ -466,26 +409,3 @@ def _without_weights(spec: Experiment) -> str:
     for variant in data["variants"]:
         variant["weight"] = 0.0
     return json.dumps(data, sort_keys=True)
-
-
-def _raise_unreachable(name: str, outcomes: Sequence[Outcome[T]], what: str) -> None:
-    """FleetError naming every replica whose call failed."""
-    failed = [o for o in outcomes if o.error is not None]
-    if failed:
-        raise FleetError(f"router `{name}` could not be {what} on {len(failed)} replicas ({_errors(failed)})")
-
-
-def _errors(outcomes: Sequence[Outcome[T]]) -> str:
-    """`` `url`: error; ... `` for the failed outcomes."""
-    return "; ".join(f"`{o.url}`: {o.error}" for o in outcomes if o.error is not None) or "no answer"
-
-
-def _describe(outcomes: Sequence[Outcome[Experiment]]) -> str:
-    """`` `url` control=0.5 treatment=0.5; ... `` for every replica."""
-    parts = []
-    for o in outcomes:
-        if o.value is None:
-            parts.append(f"`{o.url}`: {o.error}")
-        else:
-            parts.append(f"`{o.url}` " + " ".join(f"{k}={v:g}" for k, v in o.value.weights.items()))
-    return "; ".join(parts)
