@@ -22,7 +22,10 @@ from tritonab.cli import main
 from tritonab.deploy.control import read_router_spec
 from tritonab.deploy.discovery import ready_addresses, service_endpoints
 from tritonab.deploy.fleet import Fleet, FleetStatus, ReplicaState
-from tritonab.errors import DeployError, FleetError
+from tritonab.ensembles.config import ModelConfig, read_config, set_parameter
+from tritonab.ensembles.repository import ROUTER_PARAMETER
+from tritonab.errors import ClientError, DeployError, FleetError
+from tritonab.rollout import CanaryStrategy, Controller, TickOutcome, load_rollout_dict
 from tritonab.splitter import load_spec
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -226,13 +229,12 @@ class MemoryReplica:
     registry: dict[str, MemoryReplica] = {}
 
     def __init__(self, endpoint) -> None:
-        from tritonab.ensembles.config import read_config
-
         self.url = endpoint.url
         self.served = SPEC
         self.refuse = False
         self.ignore = False
         self.reloads: list[dict[str, float]] = []
+        self.loads: list[tuple[str, object]] = []
         self._config = read_config(ROOT / "model_repository" / "demo_ab" / "config.pbtxt")
         MemoryReplica.registry[self.url] = self
 
@@ -241,22 +243,22 @@ class MemoryReplica:
         return self.served, self.config(name)
 
     def config(self, model):
-        from tritonab.ensembles.config import ModelConfig, set_parameter
-        from tritonab.ensembles.repository import ROUTER_PARAMETER
-
         config = ModelConfig()
         config.CopyFrom(self._config)
         set_parameter(config, ROUTER_PARAMETER, self.served.to_json())
         return config
 
     def apply_spec(self, spec, config=None):
-        from tritonab.errors import ClientError
-
         if self.refuse:
             raise ClientError(f"loading model `{spec.name}` failed: This API is restricted")
         self.reloads.append(dict(spec.weights))
         if not self.ignore:
             self.served = spec
+
+    def load(self, model, config=None):
+        if self.refuse:
+            raise ClientError(f"loading model `{model}` failed: This API is restricted")
+        self.loads.append((model, config))
 
     def is_ready(self, model, version=-1):
         return True
@@ -271,7 +273,8 @@ def memory_fleet(monkeypatch, tmp_path):
     monkeypatch.setattr("tritonab.deploy.fleet.ModelControl", MemoryReplica)
     MemoryReplica.registry = {}
     repo = tmp_path / "repo"
-    shutil.copytree(ROOT / "model_repository" / "demo_ab", repo / "demo_ab")
+    for name in ("demo_ab", "demo_gbt"):
+        shutil.copytree(ROOT / "model_repository" / name, repo / name)
     with Fleet(["a:8001", "b:8001", "c:8001"], repository=repo) as fleet:
         yield fleet, MemoryReplica.registry
 
@@ -313,8 +316,6 @@ def test_reading_the_fleet_brings_a_stale_replica_back_and_status_only_reads(mem
 
 
 def test_a_canary_holds_while_a_replica_refuses_and_advances_when_it_takes_the_change(memory_fleet, tmp_path):
-    from tritonab.rollout import CanaryStrategy, Controller, TickOutcome, load_rollout_dict
-
     class Metrics:
         def rows(self, experiment, variant, window=None):
             return 100.0
@@ -345,3 +346,28 @@ def test_a_canary_holds_while_a_replica_refuses_and_advances_when_it_takes_the_c
     assert controller.tick().outcome is TickOutcome.ADVANCE
     assert {r.served.weights["treatment"] for r in replicas.values()} == {0.1}
     assert read_router_spec(fleet.repository, "demo_ab").weights["treatment"] == 0.1
+
+
+def test_a_version_switch_is_written_to_the_repository_then_loaded_on_every_replica(memory_fleet):
+    fleet, replicas = memory_fleet
+    config = read_config(fleet.repository / "demo_gbt" / "config.pbtxt")
+    config.version_policy.specific.versions[:] = [1, 2]  # blue-green: the new version beside the old
+    fleet.load("demo_gbt", config)
+    stored = read_config(fleet.repository / "demo_gbt" / "config.pbtxt")
+    assert list(stored.version_policy.specific.versions) == [1, 2]  # a restarted replica loads both
+    assert [[m for m, _ in r.loads] for r in replicas.values()] == [["demo_gbt"]] * 3
+
+    replicas["a:8001"].refuse = True
+    with pytest.raises(FleetError, match=r"loading `demo_gbt` failed on 1 of 3 replicas \(`a:8001`"):
+        fleet.load("demo_gbt", config)
+    assert fleet.is_ready("demo_gbt")
+
+
+def test_a_router_config_loaded_on_a_fleet_is_a_spec_change(memory_fleet):
+    fleet, replicas = memory_fleet
+    config = replicas["a:8001"].config("demo_ab")
+    set_parameter(config, ROUTER_PARAMETER, SPEC.with_weights(NEW).to_json())
+    fleet.load("demo_ab", config)
+    assert read_router_spec(fleet.repository, "demo_ab").weights == NEW
+    assert [r.served.weights for r in replicas.values()] == [NEW] * 3
+    assert all(r.loads == [] for r in replicas.values())  # through the checked reload, not a bare load
