@@ -21,6 +21,8 @@ from tritonab.backends._routing import VARIANT_OUTPUT, RequestError, Router
 from tritonab.errors import ClientError
 from tritonab.splitter.spec import Experiment, spec_from_json
 
+__all__ = ["ExperimentClient", "InferResult", "Retry", "TLSFiles"]
+
 
 @dataclass(frozen=True)
 class InferResult:
