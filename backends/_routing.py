@@ -18,6 +18,9 @@ from tritonab.splitter.assign import BUCKETS, bucket, buckets, random_buckets
 from tritonab.splitter.spec import Experiment
 
 VARIANT_OUTPUT = "AB_VARIANT"
+LATENCY_BUCKETS_US = (100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000)
+"""Upper bounds of the router's latency histogram (`tritonab_request_latency_us`), in
+microseconds; a latency SLO is set on one of them (`tritonab.monitoring.alerts`)."""
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import triton_python_backend_utils as pb_utils
 
 from tritonab.backends import _triton as tb
 from tritonab.backends._routing import (
+    LATENCY_BUCKETS_US,
     VARIANT_OUTPUT,
     Call,
     CallResult,
@@ -39,13 +40,25 @@ from tritonab.errors import SpecError
 from tritonab.monitoring.router_log import LOG_DIR_ENV, RouterLog, audit_rejection, resolve_log_dir
 from tritonab.splitter.spec import spec_from_json
 
-LATENCY_BUCKETS_US = [100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000]
-
 
 class _Metrics:
     """Custom metric families, labelled by (experiment, variant)."""
 
-    def __init__(self, experiment: str, variants: list[str]) -> None:
+    def __init__(self, experiment: str, variants: list[str], weights: dict[str, float]) -> None:
+        # The weights this instance routes by: a gauge per variant, so Prometheus can
+        # compare shares with targets and the replicas of a fleet with each other. Triton
+        # shares a metric between the old and the new instance of a reload, so the value
+        # switches when the new instance initializes.
+        self.weight = pb_utils.MetricFamily(
+            "tritonab_variant_weight",
+            "Target share of the variant in the weights the router serves",
+            pb_utils.MetricFamily.GAUGE,
+        )
+        self._weights = {
+            v: self.weight.Metric(labels={"experiment": experiment, "variant": v}) for v in weights
+        }
+        for v, w in weights.items():
+            self._weights[v].set(w)
         self.requests = pb_utils.MetricFamily(
             "tritonab_requests_total",
             "Inference rows routed, per experiment and variant",
@@ -70,7 +83,7 @@ class _Metrics:
         }
         self._latency = {
             v: self.latency.Metric(
-                labels={"experiment": experiment, "variant": v}, buckets=LATENCY_BUCKETS_US
+                labels={"experiment": experiment, "variant": v}, buckets=list(LATENCY_BUCKETS_US)
             )
             for v in variants
         }
@@ -189,7 +202,7 @@ class TritonPythonModel:
         self.read_inputs = names
         max_rows = int(config.get("max_batch_size", 0)) or 1
         self.router = Router(self.spec, self.forward_inputs, max_rows)
-        self.metrics = _Metrics(self.spec.name, list(self.router.names))
+        self.metrics = _Metrics(self.spec.name, list(self.router.names), self.spec.weights)
         # BLS `exec` blocks with the GIL released: a pool runs the calls of several
         # variants at once and the shadow calls in the background.
         workers = len(self.spec.variants) + len(self.spec.shadow)

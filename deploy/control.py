@@ -144,9 +144,20 @@ class ModelControl:
         """
         spec, config = self.experiment(name)
         updated = spec.with_weights(weights)
-        set_parameter(config, ROUTER_PARAMETER, updated.to_json())
-        self.load(name, config)
+        self.apply_spec(updated, config)
         return updated
+
+    def apply_spec(self, spec: Experiment, config: ModelConfig | None = None) -> None:
+        """Reload the router `spec.name` serving `spec` (its served config, or `config`,
+        with the `experiment` parameter replaced): one config override, no restart.
+
+        Raises:
+            ClientError: unknown router, or the server refused the reload.
+        """
+        if config is None:
+            config = self.config(spec.name)
+        set_parameter(config, ROUTER_PARAMETER, spec.to_json())
+        self.load(spec.name, config)
 
 
 def write_weights(repository: str | os.PathLike[str], spec: Experiment) -> Path:
@@ -157,3 +168,17 @@ def write_weights(repository: str | os.PathLike[str], spec: Experiment) -> Path:
     set_parameter(config, ROUTER_PARAMETER, spec.to_json())
     write_config(path, config)
     return path
+
+
+def read_router_spec(repository: str | os.PathLike[str], name: str) -> Experiment:
+    """The spec a repository's router `name` holds in its `config.pbtxt`.
+
+    Raises:
+        RepositoryError: no such config, or it is unreadable.
+        SpecError: the config is not a tritonab router, or its spec is invalid.
+    """
+    path = Path(repository) / name / "config.pbtxt"
+    raw = get_parameter(read_config(path), ROUTER_PARAMETER)
+    if not raw:
+        raise SpecError(f"`{path}` is not a tritonab router (no `experiment` parameter)")
+    return spec_from_json(raw)

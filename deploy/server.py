@@ -43,7 +43,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _port_busy(host: str, port: int) -> bool:
+    """Whether a server could not listen on `host:port` now. Like Triton, the probe sets
+    SO_REUSEADDR, so connections of a stopped server still in TIME_WAIT (a replica
+    restarted on its own ports) do not count, while a listener does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

@@ -12,8 +12,9 @@ subclass and one entry in `STRATEGIES`.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, Protocol
 
@@ -143,6 +144,7 @@ def run_rollout(
     actor: str = DEFAULT_ACTOR,
     on_event: Callable[[TickEvent], None] | None = None,
     max_ticks: int | None = None,
+    control: ServerControl | None = None,
 ) -> SavedState:
     """Run a rollout on a live server until it ends (or `max_ticks`).
 
@@ -150,6 +152,9 @@ def run_rollout(
         spec, triton_url, prometheus, state_path, audit_path, actor, on_event: as for
             `build_controller`.
         max_ticks: stop after this many ticks (the state stays `progressing`).
+        control: the server control to move (a `tritonab.deploy.fleet.Fleet` for every
+            replica of a deployment); default: `ModelControl(triton_url)`. `triton_url`
+            still serves the perf gate and the smoke inferences.
 
     Returns:
         The last saved state.
@@ -158,11 +163,8 @@ def run_rollout(
         RolloutError: the rollout could not run (a bad spec or state, an unreachable
             server on the first tick).
     """
-    from tritonab.deploy.control import ModelControl
-
     try:
-        with ModelControl(triton_url) as control:
-            control.require_explicit_mode()
+        with _control(triton_url, control) as control:
             controller = build_controller(
                 spec,
                 control,
@@ -179,6 +181,22 @@ def run_rollout(
         raise
     except TritonABError as exc:
         raise RolloutError(f"rollout could not run: {exc}") from None
+
+
+@contextlib.contextmanager
+def _control(triton_url: str, given: ServerControl | None) -> Iterator[ServerControl]:
+    """The control given (left open: its owner closes it), or a `ModelControl` on `triton_url`."""
+    if given is not None:
+        probe = getattr(given, "require_explicit_mode", None)  # a fleet probes every replica
+        if probe is not None:
+            probe()
+        yield given
+        return
+    from tritonab.deploy.control import ModelControl
+
+    with ModelControl(triton_url) as control:
+        control.require_explicit_mode()
+        yield control
 
 
 def state_json(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -200,6 +218,7 @@ def abort_rollout(
     audit_path: str | os.PathLike[str] | None = None,
     actor: str = "operator",
     reason: str = "aborted by the operator",
+    control: ServerControl | None = None,
 ) -> TickEvent:
     """Send a rollout's traffic back now, whatever its strategy (the state holds its spec).
 
@@ -209,6 +228,7 @@ def abort_rollout(
         audit_path: the audit log.
         actor: who acts, for the audit log.
         reason: why, for the audit log.
+        control: the server control to move (a `Fleet`); default: `ModelControl(triton_url)`.
 
     Returns:
         The abort's event (`done` when the rollout had already ended).
@@ -217,8 +237,6 @@ def abort_rollout(
         RolloutError: no state, or a state of an unknown kind or with a bad spec.
         TritonABError: the server refused.
     """
-    from tritonab.deploy.control import ModelControl
-
     data = state_json(state_path)
     kind = data.get("kind", DEFAULT_STRATEGY)
     entry = STRATEGIES.get(kind) if isinstance(kind, str) else None
@@ -229,7 +247,7 @@ def abort_rollout(
         raise RolloutError(
             f"rollout state `{state_path}` is a `{kind}` rollout with a `{spec.strategy}` spec"
         )
-    with ModelControl(triton_url) as control:
+    with _control(triton_url, control) as control:
         strategy = entry.build(spec, Sources(control, triton_url))
         controller = Controller(strategy, state_path=state_path, audit_path=audit_path, actor=actor)
         return controller.abort(reason)

@@ -2,7 +2,8 @@
 tritonclient or transport error is translated here.
 
 `Endpoint` says where a server listens and how to reach it (protocol, timeout, TLS
-files, extra headers such as an access key). `Connection` (synchronous) and
+files, extra headers such as an access key, and a `Retry` policy for idempotent calls
+that find the server unavailable). `Connection` (synchronous) and
 `AsyncConnection` (asyncio) wrap tritonclient's four clients behind one API that is
 the same over gRPC and HTTP. `translated` maps `InferenceServerException` and the
 transport errors (refused connections, timeouts, aiohttp and gRPC errors) to a tritonab
@@ -13,12 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import random
 import ssl
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +30,62 @@ from tritonab.errors import ClientError, TritonABError
 
 WireProtocol = Literal["grpc", "http"]
 PROTOCOLS: tuple[WireProtocol, ...] = ("grpc", "http")
+T = TypeVar("T")
+
+# What a call that never reached a server answers with: gRPC's UNAVAILABLE (also what a
+# gRPC load balancer sends when its upstream is gone), and a proxy's 502/503/504.
+_UNAVAILABLE = frozenset({"StatusCode.UNAVAILABLE", "UNAVAILABLE", "502", "503", "504"})
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How idempotent calls are retried when the server is unavailable.
+
+    A call is retried only when it failed because no server answered it (gRPC
+    UNAVAILABLE, a proxy's 502/503/504, a refused or reset connection): a replica that
+    restarts, or a load balancer whose upstream just went away. Waits grow exponentially
+    from `backoff_s` up to `max_backoff_s`, each drawn between half and all of its cap
+    ("equal jitter"), so clients that failed together do not retry together.
+
+    Args:
+        attempts: tries in all (1 means no retry).
+        backoff_s: the cap of the first wait.
+        max_backoff_s: the largest cap.
+        infer: whether inference is retried too (right for stateless models; a request
+            whose response was lost may then run twice).
+    """
+
+    attempts: int = 5
+    backoff_s: float = 0.05
+    max_backoff_s: float = 1.0
+    infer: bool = True
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ClientError(f"retry: attempts must be at least 1, got {self.attempts}")
+        if self.backoff_s < 0 or self.max_backoff_s < self.backoff_s:
+            raise ClientError(
+                f"retry: need 0 <= backoff_s <= max_backoff_s, got {self.backoff_s} and {self.max_backoff_s}"
+            )
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed try number `attempt` (1 for the first)."""
+        cap = min(self.max_backoff_s, self.backoff_s * 2.0 ** (attempt - 1))
+        return random.uniform(cap / 2, cap)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether a tritonclient or transport error says that no server answered the call."""
+    if isinstance(exc, (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError)):
+        return True
+    status = getattr(exc, "status", None)
+    code = status() if callable(status) else None
+    if code is None:
+        with contextlib.suppress(Exception):  # grpc.RpcError carries `code()`
+            code = exc.code()  # type: ignore[attr-defined]
+    if "restricted" in error_text(exc):  # Triton refuses a call without its access key as UNAVAILABLE
+        return False
+    return str(code) in _UNAVAILABLE or getattr(code, "name", None) == "UNAVAILABLE"
 
 
 @dataclass(frozen=True)
@@ -69,6 +128,7 @@ class Endpoint:
         timeout_s: seconds for each call (network and server).
         tls: TLS files; None for plaintext.
         headers: sent with every call (an access key, a tenant id).
+        retry: how idempotent calls retry when the server is unavailable (None: never).
     """
 
     url: str
@@ -76,6 +136,7 @@ class Endpoint:
     timeout_s: float = 30.0
     tls: TLSFiles | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    retry: Retry | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -90,7 +151,7 @@ class Endpoint:
 
     def with_url(self, url: str) -> Endpoint:
         """The same settings for another server."""
-        return Endpoint(url, self.protocol, self.timeout_s, self.tls, self.headers)
+        return Endpoint(url, self.protocol, self.timeout_s, self.tls, self.headers, self.retry)
 
 
 def as_endpoint(target: Endpoint | str, protocol: WireProtocol = "grpc") -> Endpoint:
@@ -270,25 +331,64 @@ class Connection:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def call(self, fn: Callable[[], T], what: str = "", *, idempotent: bool = True) -> T:
+        """Run one tritonclient call with its errors translated; an idempotent call that
+        found the server unavailable is tried again under the endpoint's `Retry`.
+
+        Args:
+            fn: the call (no arguments; it uses `self.client`).
+            what: the error messages' prefix, naming the operation and its object.
+            idempotent: whether running it twice is harmless.
+
+        Raises:
+            `self.error`: the last try's error, translated, its cause kept.
+        """
+        retry = self.endpoint.retry
+        attempt = 1
+        while True:
+            try:
+                with translated(self.error, what):
+                    return fn()
+            except self.error as exc:
+                cause = exc.__cause__
+                if cause is None or not is_unavailable(cause):
+                    raise
+                # A gRPC channel that lost its server waits out a growing reconnect
+                # back-off (seconds) before it tries again: a fresh client connects at
+                # once, so a restarted server is reached on the next call.
+                self.reconnect()
+                if retry is None or not idempotent or attempt >= retry.attempts:
+                    raise
+                time.sleep(retry.delay(attempt))
+                attempt += 1
+
+    def reconnect(self) -> None:
+        """Replace the client with a new one (the old one is closed)."""
+        old, self.client = self.client, create_client(self.endpoint, error=self.error)
+        if old is not None:
+            with contextlib.suppress(Exception):  # closing a broken channel may raise anything
+                old.close()
+
     def is_live(self) -> bool:
         """Whether the server answers and is live (False when unreachable)."""
         try:
-            with translated(self.error):
-                return bool(self.client.is_server_live(**self._kwargs()))
+            return self.call(lambda: bool(self.client.is_server_live(**self._kwargs())))
         except TritonABError:
             return False
 
     def is_model_ready(self, model: str, version: int | str = -1) -> bool:
         """Whether `model` (at `version`, or any) is ready (False when unknown or unreachable)."""
         try:
-            with translated(self.error):
-                return bool(self.client.is_model_ready(model, _version(version), **self._kwargs()))
+            return self.call(
+                lambda: bool(self.client.is_model_ready(model, _version(version), **self._kwargs()))
+            )
         except TritonABError:
             return False
 
     def model_config(self, model: str, version: int | str = -1) -> dict[str, Any]:
         """A model's config as a JSON dict (the same over both protocols)."""
-        with translated(self.error, f"model `{model}`"):
+
+        def read() -> dict[str, Any]:
             if self.endpoint.protocol == "grpc":
                 document = self.client.get_model_config(
                     model, _version(version), as_json=True, **self._kwargs()
@@ -296,9 +396,12 @@ class Connection:
                 return dict(document.get("config", {}))
             return dict(self.client.get_model_config(model, _version(version), **self._kwargs()))
 
+        return self.call(read, f"model `{model}`")
+
     def statistics(self, model: str = "", version: int | str = -1) -> dict[str, Any]:
         """Triton's inference statistics as a JSON dict (`model_stats`: one entry per version)."""
-        with translated(self.error, f"statistics of `{model or 'all models'}`"):
+
+        def read() -> dict[str, Any]:
             if self.endpoint.protocol == "grpc":
                 return dict(
                     self.client.get_inference_statistics(
@@ -306,6 +409,8 @@ class Connection:
                     )
                 )
             return dict(self.client.get_inference_statistics(model, _version(version), **self._kwargs()))
+
+        return self.call(read, f"statistics of `{model or 'all models'}`")
 
     def load(self, model: str, config_json: str | None = None) -> None:
         """Load (or reload) `model`, optionally with a config override (JSON)."""
@@ -328,15 +433,19 @@ class Connection:
     ) -> dict[str, npt.NDArray[Any]]:
         """One inference; every output (or those asked for) as numpy."""
         requested = [self.module.InferRequestedOutput(n) for n in outputs] if outputs else None
-        with translated(self.error):
-            response = self.client.infer(
+        tensors = infer_inputs(self.module, inputs)
+        retry = self.endpoint.retry
+        response = self.call(
+            lambda: self.client.infer(
                 model,
-                infer_inputs(self.module, inputs),
+                tensors,
                 model_version=_version(version),
                 outputs=requested,
                 parameters=dict(parameters) if parameters else None,
                 **self._kwargs(),
-            )
+            ),
+            idempotent=retry is not None and retry.infer,
+        )
         names = outputs or _output_names(response, self.endpoint.protocol)
         return {n: response.as_numpy(n) for n in names}
 

@@ -16,10 +16,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from tritonab._transport import Connection, Endpoint, TLSFiles, WireProtocol
+from tritonab._transport import Connection, Endpoint, Retry, TLSFiles, WireProtocol
 from tritonab.backends._routing import VARIANT_OUTPUT, RequestError, Router
 from tritonab.errors import ClientError
 from tritonab.splitter.spec import Experiment, spec_from_json
+
+__all__ = ["ExperimentClient", "InferResult", "Retry", "TLSFiles"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,9 @@ class ExperimentClient:
         timeout: seconds for each call (network and server).
         tls: TLS files (the server's CA; a client certificate and key for mutual TLS).
         headers: sent with every call (an access key).
+        retry: retry calls that find the server unavailable (a restarting replica, a load
+            balancer whose upstream went away), inference included: `Retry()` waits at
+            most about 1.5 s over 5 tries. None: fail at once.
 
     Example:
         >>> client = ExperimentClient("127.0.0.1:8001")  # doctest: +SKIP
@@ -60,8 +65,11 @@ class ExperimentClient:
         timeout: float = 30.0,
         tls: TLSFiles | None = None,
         headers: Mapping[str, str] | None = None,
+        retry: Retry | None = None,
     ) -> None:
-        endpoint = url if isinstance(url, Endpoint) else Endpoint(url, protocol, timeout, tls, headers or {})
+        endpoint = (
+            url if isinstance(url, Endpoint) else Endpoint(url, protocol, timeout, tls, headers or {}, retry)
+        )
         self._connection = Connection(endpoint)
         self.endpoint = endpoint
         self._specs: dict[str, Experiment] = {}

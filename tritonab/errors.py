@@ -68,3 +68,14 @@ class MonitoringError(TritonABError):
     """Metrics, logs or Prometheus queries could not be read."""
 
     exit_code = 2
+
+
+class DeployError(TritonABError):
+    """A deploy spec is invalid, manifests could not be rendered, or replicas could not be found."""
+
+    exit_code = 2
+
+
+class FleetError(DeployError):
+    """A change could not be applied to every replica of a fleet (the ones named refused or
+    could not be reached); nothing the caller relies on moved."""

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "analyze",
     "rollout",
     "audit",
+    "deploy",
     "schema",
 )
 

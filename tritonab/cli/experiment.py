@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+
+from tritonab.cli._fleet import add_replica_arguments, open_fleet, print_status
 
 
 def register(subparsers) -> None:
@@ -41,16 +44,28 @@ def register(subparsers) -> None:
 
     weights = sub.add_parser(
         "set-weights",
-        help="change a running router's weights live (model-control reload)",
+        help="change a running router's weights live, on one server or every replica",
         description="Reload the router with new weights through Triton's model-control API "
-        "(the server must run with --model-control-mode explicit).",
+        "(the servers must run with --model-control-mode explicit). With --repository, its "
+        "router config is written first, so a replica that restarts serves the new weights; "
+        "if any replica refuses, the change is undone everywhere and the command fails.",
     )
     weights.add_argument("experiment", help="the router model's name")
     weights.add_argument("weights", help="e.g. control=0.9,treatment=0.1")
-    weights.add_argument("--url", required=True, help="host:port of Triton's gRPC (or HTTP) endpoint")
+    add_replica_arguments(weights, what="Triton's gRPC (or HTTP)")
     weights.add_argument("--protocol", choices=["grpc", "http"], default="grpc")
-    weights.add_argument("--repository", help="also persist the weights in this repository's router config")
     weights.set_defaults(func=_set_weights)
+
+    status = sub.add_parser(
+        "status",
+        help="the weights every replica serves; exit 1 when they differ",
+        description="Read the router on every replica and compare it with the fleet's desired "
+        "spec (the repository's, with --repository). Exit 1 when a replica differs or cannot be read.",
+    )
+    status.add_argument("experiment", help="the router model's name")
+    add_replica_arguments(status, what="Triton's gRPC (or HTTP)")
+    status.add_argument("--protocol", choices=["grpc", "http"], default="grpc")
+    status.set_defaults(func=_status)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -86,17 +101,27 @@ def _assign(args: argparse.Namespace) -> int:
 
 
 def _set_weights(args: argparse.Namespace) -> int:
-    from tritonab.deploy.control import ModelControl, parse_weights, write_weights
+    """The repository first (when given), then every replica; all or nothing."""
+    from tritonab.deploy.control import parse_weights
 
     weights = parse_weights(args.weights)
-    with ModelControl(args.url, args.protocol) as control:
-        spec = control.set_weights(args.experiment, weights)
+    with open_fleet(args, args.protocol) as fleet:
+        spec = fleet.set_weights(args.experiment, weights)
+        count = len(fleet.urls())
     shown = ", ".join(f"{name}={weight:g}" for name, weight in spec.weights.items())
-    print(f"router `{spec.name}` reloaded with weights {shown}")
+    where = "" if count == 1 else f" on {count} replicas"
+    print(f"router `{spec.name}` reloaded{where} with weights {shown}")
     if args.repository:
-        path = write_weights(args.repository, spec)
-        print(f"persisted in {path}")
+        print(f"persisted in {Path(args.repository) / spec.name / 'config.pbtxt'}")
     return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    """A row per replica; 1 when any differs or cannot be read."""
+    with open_fleet(args, args.protocol) as fleet:
+        status = fleet.status(args.experiment)
+    print_status(status)
+    return 0 if status.consistent else 1
 
 
 def _parse_input(text: str, dtypes: dict):

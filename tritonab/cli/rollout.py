@@ -1,4 +1,6 @@
-"""`tritonab rollout run|status|abort|demo`: canary and blue-green rollouts on a live server.
+"""`tritonab rollout run|status|abort|demo`: canary and blue-green rollouts on a live
+server, or on every replica of a fleet (`--url` repeated, or `--service`; `--repository`
+is the fleet's source of truth); `demo` runs a local canary to watch.
 
 `run` ticks until the rollout ends: exit 0 promoted, 1 rolled back (or aborted), 2 it
 could not run (bad spec, unreachable server, halted, or stopped by `--max-ticks`).
@@ -7,10 +9,14 @@ could not run (bad spec, unreachable server, halted, or stopped by `--max-ticks`
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from tritonab.cli._fleet import add_replica_arguments, is_fleet, open_fleet, print_status, replica_urls
+
 if TYPE_CHECKING:
+    from tritonab.deploy.fleet import Fleet
     from tritonab.rollout import TickEvent
 
 DEFAULT_STATE = "rollout.state.json"
@@ -36,20 +42,26 @@ def register(subparsers) -> None:
         "run", help="run a rollout to completion (0 promoted, 1 rolled back, 2 could not run)"
     )
     run.add_argument("spec", help="rollout spec (YAML; `strategy: canary` or `bluegreen`)")
-    run.add_argument("--triton", required=True, help="host:port of Triton's gRPC endpoint")
+    add_replica_arguments(run, flags=("--triton", "--url"))
     run.add_argument("--prometheus", help="Prometheus base URL, e.g. http://127.0.0.1:9090")
     _common(run)
     run.add_argument("--actor", default="tritonab-rollout", help="who acts, for the audit log")
     run.add_argument("--max-ticks", type=int, help="stop after this many ticks (exit 2 if unfinished)")
     run.set_defaults(func=_run)
 
-    status = sub.add_parser("status", help="where a rollout stands (from its state file)")
+    status = sub.add_parser(
+        "status",
+        help="where a rollout stands (from its state file); with --url, every replica's weights",
+        description="The state file as a table. With --url (repeatable), --service or "
+        "--repository, also the weights every replica serves: exit 1 when one differs.",
+    )
     status.add_argument("--state", default=DEFAULT_STATE, help=f"state file (default {DEFAULT_STATE})")
     status.add_argument("--json", action="store_true", help="print the state as JSON")
+    add_replica_arguments(status, flags=("--triton", "--url"))
     status.set_defaults(func=_status)
 
     abort = sub.add_parser("abort", help="send the traffic back to the baseline now")
-    abort.add_argument("--triton", required=True, help="host:port of Triton's gRPC endpoint")
+    add_replica_arguments(abort, flags=("--triton", "--url"))
     _common(abort)
     abort.add_argument("--actor", default="operator", help="who acts, for the audit log")
     abort.add_argument("--reason", default="aborted by the operator")
@@ -93,18 +105,32 @@ def _run(args: argparse.Namespace) -> int:
     from tritonab.rollout import exit_code, load_rollout_spec, run_rollout
 
     spec = load_rollout_spec(args.spec)
-    state = run_rollout(
-        spec,
-        triton_url=args.triton,
-        prometheus=args.prometheus,
-        state_path=args.state,
-        audit_path=args.audit,
-        actor=args.actor,
-        on_event=_printer(),
-        max_ticks=args.max_ticks,
-    )
+    with _server(args) as (url, control):
+        state = run_rollout(
+            spec,
+            triton_url=url,
+            prometheus=args.prometheus,
+            state_path=args.state,
+            audit_path=args.audit,
+            actor=args.actor,
+            on_event=_printer(),
+            max_ticks=args.max_ticks,
+            control=control,
+        )
     print(f"rollout {state.status}; state in {args.state}, audit log in {args.audit}")
     return exit_code(state)
+
+
+@contextlib.contextmanager
+def _server(args: argparse.Namespace) -> Iterator[tuple[str, Fleet | None]]:
+    """The URL the perf gate and smoke inferences use (the first replica), and a `Fleet`
+    over every replica when there is more than one (or a repository, or `--service`);
+    None leaves the rollout its own `ModelControl`."""
+    if not is_fleet(args):
+        yield replica_urls(args)[0], None
+        return
+    with open_fleet(args) as fleet:
+        yield fleet.urls()[0], fleet
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -119,24 +145,35 @@ def _status(args: argparse.Namespace) -> int:
     data = state_json(args.state)
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        view = status_table(data)
+        table = Table(title=view.title)
+        table.add_column("field")
+        table.add_column("value")
+        for key, value in view.rows:
+            table.add_row(key, value)
+        Console().print(table)
+    if not (args.urls or args.service or args.repository):
         return 0
-    view = status_table(data)
-    table = Table(title=view.title)
-    table.add_column("field")
-    table.add_column("value")
-    for key, value in view.rows:
-        table.add_row(key, value)
-    Console().print(table)
-    return 0
+    with open_fleet(args) as fleet:
+        replicas = fleet.status(str(data.get("experiment")))
+    print_status(replicas)
+    return 0 if replicas.consistent else 1
 
 
 def _abort(args: argparse.Namespace) -> int:
     """`rollout abort`: the traffic back now; 0 when it was aborted, 1 when it had ended."""
     from tritonab.rollout import TickOutcome, abort_rollout
 
-    event = abort_rollout(
-        args.state, triton_url=args.triton, audit_path=args.audit, actor=args.actor, reason=args.reason
-    )
+    with _server(args) as (url, control):
+        event = abort_rollout(
+            args.state,
+            triton_url=url,
+            audit_path=args.audit,
+            actor=args.actor,
+            reason=args.reason,
+            control=control,
+        )
     _printer()(event)
     return 0 if event.outcome is TickOutcome.ABORT else 1
 

@@ -13,11 +13,13 @@ from tritonab._transport import (
     AsyncConnection,
     Connection,
     Endpoint,
+    Retry,
     TLSFiles,
     client_module,
     create_client,
     error_text,
     infer_inputs,
+    is_unavailable,
     translated,
     wire_datatype,
 )
@@ -142,3 +144,116 @@ def test_inputs_carry_triton_datatypes():
     ]
     assert wire_datatype(np.array(["a"])) == "BYTES"
     assert wire_datatype(np.zeros(1, np.int64)) == "INT64"
+
+
+# -- retries of idempotent calls ------------------------------------------------------------
+
+
+def test_retry_waits_grow_with_jitter_up_to_the_cap():
+    retry = Retry(attempts=6, backoff_s=0.1, max_backoff_s=0.5)
+    for attempt, cap in [(1, 0.1), (2, 0.2), (3, 0.4), (4, 0.5), (5, 0.5)]:
+        waits = [retry.delay(attempt) for _ in range(200)]
+        assert cap / 2 <= min(waits) and max(waits) <= cap
+        assert max(waits) - min(waits) > cap / 10  # jittered, not a constant
+    with pytest.raises(ClientError, match="attempts must be at least 1"):
+        Retry(attempts=0)
+    with pytest.raises(ClientError, match="backoff_s <= max_backoff_s"):
+        Retry(backoff_s=2.0, max_backoff_s=1.0)
+
+
+@pytest.mark.parametrize(
+    ("error", "unavailable"),
+    [
+        (InferenceServerException("gone", status="StatusCode.UNAVAILABLE"), True),
+        (
+            InferenceServerException(
+                "Received http2 header with status: 502", status="StatusCode.UNAVAILABLE"
+            ),
+            True,
+        ),
+        (InferenceServerException("bad gateway", status="503"), True),
+        (ConnectionRefusedError(111, "refused"), True),
+        (ConnectionResetError(104, "reset"), True),
+        (InferenceServerException("no such model", status="StatusCode.NOT_FOUND"), False),
+        (InferenceServerException("bad input", status="400"), False),
+        (TimeoutError("slow"), False),
+        # Triton answers a call without its access key with UNAVAILABLE: retrying cannot help.
+        (
+            InferenceServerException(
+                "This protocol is restricted, expecting header 'triton-grpc-protocol-x-key'",
+                status="StatusCode.UNAVAILABLE",
+            ),
+            False,
+        ),
+    ],
+)
+def test_unavailable_means_no_server_answered(error, unavailable):
+    assert is_unavailable(error) is unavailable
+
+
+class _Flaky:
+    """A call failing `failures` times with `error`, then answering."""
+
+    def __init__(self, failures: int, error: BaseException) -> None:
+        self.failures, self.error, self.calls = failures, error, 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return "answer"
+
+
+UNAVAILABLE = InferenceServerException("upstream gone", status="StatusCode.UNAVAILABLE")
+
+
+def test_idempotent_calls_retry_when_unavailable_and_reconnect_each_time():
+    endpoint = Endpoint(_closed_port(), retry=Retry(attempts=4, backoff_s=0.001, max_backoff_s=0.002))
+    with Connection(endpoint) as connection:
+        clients = [connection.client]
+        flaky = _Flaky(3, UNAVAILABLE)
+
+        def call() -> str:
+            clients.append(connection.client)
+            return flaky()
+
+        assert connection.call(call) == "answer"
+        assert flaky.calls == 4
+        # Each failure replaced the client: a fresh channel, not one waiting out its back-off.
+        assert len({id(c) for c in clients[1:]}) == 4
+
+
+def test_retries_stop_at_the_attempts_and_raise_the_last_error_with_its_cause():
+    endpoint = Endpoint(_closed_port(), retry=Retry(attempts=3, backoff_s=0.001, max_backoff_s=0.002))
+    with Connection(endpoint) as connection:
+        flaky = _Flaky(10, UNAVAILABLE)
+        with pytest.raises(ClientError, match=r"reading: \[StatusCode.UNAVAILABLE\] upstream gone") as info:
+            connection.call(flaky, "reading")
+        assert flaky.calls == 3
+        assert info.value.__cause__ is UNAVAILABLE
+
+
+def test_no_retry_for_other_errors_non_idempotent_calls_or_without_a_policy():
+    retry = Retry(attempts=5, backoff_s=0.001, max_backoff_s=0.002)
+    with Connection(Endpoint(_closed_port(), retry=retry)) as connection:
+        not_found = _Flaky(1, InferenceServerException("no model", status="StatusCode.NOT_FOUND"))
+        with pytest.raises(ClientError, match="no model"):
+            connection.call(not_found)
+        assert not_found.calls == 1
+        load = _Flaky(1, UNAVAILABLE)
+        with pytest.raises(ClientError):
+            connection.call(load, idempotent=False)
+        assert load.calls == 1
+    with Connection(Endpoint(_closed_port())) as connection:
+        plain = _Flaky(1, UNAVAILABLE)
+        with pytest.raises(ClientError):
+            connection.call(plain)
+        assert plain.calls == 1
+
+
+def test_a_real_refused_connection_is_retried_then_reported():
+    retry = Retry(attempts=3, backoff_s=0.001, max_backoff_s=0.002)
+    with Connection(Endpoint(_closed_port(), "http", retry=retry)) as connection:
+        with pytest.raises(ClientError, match="Connection refused"):
+            connection.model_config("m")
+    assert Endpoint("h:1", retry=retry).with_url("h:2").retry is retry
