@@ -142,3 +142,20 @@ def test_inputs_carry_triton_datatypes():
     ]
     assert wire_datatype(np.array(["a"])) == "BYTES"
     assert wire_datatype(np.zeros(1, np.int64)) == "INT64"
+
+
+def test_transient_failures_are_told_from_bad_requests():
+    from tritonab._transport import is_transient
+
+    for status in ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "503", "429"):
+        assert is_transient(InferenceServerException("x", status=status))
+    for status in ("StatusCode.INVALID_ARGUMENT", "StatusCode.INTERNAL", "400", None):
+        assert not is_transient(InferenceServerException("x", status=status))
+    assert is_transient(ConnectionRefusedError())
+    assert is_transient(TimeoutError())
+    assert not is_transient(ValueError("bad"))
+    try:
+        with translated(ClientError, "model `m`"):
+            raise InferenceServerException("failed to connect", status="StatusCode.UNAVAILABLE")
+    except ClientError as exc:
+        assert is_transient(exc)  # judged by its cause
