@@ -66,3 +66,11 @@ class SecurityError(TritonABError):
 
 class MonitoringError(TritonABError):
     """Metrics, logs or Prometheus queries could not be read."""
+
+
+class BulkError(TritonABError):
+    """Offline scoring could not run: a bad input or output folder, a model that cannot
+    run offline, an artifact that differs from its manifest, a failed batch (named by its
+    part and rows)."""
+
+    exit_code = 2
