@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -38,6 +39,19 @@ from tritonab.bulk._scorer import BatchScorer, Job
 from tritonab.errors import BulkError
 
 _OBJECT_STORE_BYTES = 512 << 20  # an in-process Ray on a shared machine: enough for streaming
+# Logical CPUs a read task asks for. Reading is light next to scoring, and the actors'
+# share is cut to leave it room: actors that hold every CPU would starve the reads that
+# feed them, and the pipeline would wait forever (2 actors on 2 CPUs did).
+_READ_CPUS = 0.25
+
+
+def actor_cpus(cpus: float, actors: int) -> float:
+    """Logical CPUs per scoring actor: one, or less so that the actors and a read task fit
+    in the cluster's `cpus` together."""
+    if cpus <= 0:
+        return 1.0
+    share = min(1.0, max(cpus - _READ_CPUS, 0.0) / actors)
+    return max(math.floor(share * 10_000) / 10_000, 0.0001)  # Ray counts to 1e-4 CPU
 
 
 def _ray() -> Any:
@@ -139,15 +153,19 @@ def ray_session(address: str | None) -> Iterator[dict[str, Any]]:
 
 
 def _bulk_cause(exc: BaseException) -> BulkError | None:
-    """The BulkError a Ray task raised, through Ray's wrappers."""
+    """The BulkError a Ray task raised, through Ray's wrappers (a `RayTaskError` carries
+    the task's own exception as `cause`; its own text is the remote traceback)."""
     seen: BaseException | None = exc
     for _ in range(10):
         if seen is None:
             return None
+        nested = getattr(seen, "cause", None)
+        if isinstance(nested, BaseException):
+            seen = nested
+            continue
         if isinstance(seen, BulkError):
             return seen
-        nested = getattr(seen, "cause", None)
-        seen = nested if isinstance(nested, BaseException) else seen.__cause__
+        seen = seen.__cause__
     return None
 
 
@@ -181,27 +199,32 @@ class RayEngine:
             context.execution_options.preserve_order = True
             context.enable_progress_bars = False
             context.print_on_execution_start = False
+            # The actor's own BulkError (naming the part and rows), not "UDF failed".
+            context.raise_original_map_exception = True
             logging.getLogger("ray.data").setLevel(logging.WARNING)
-            cpus = int(session.get("cpus") or 1)
-            actors = self.concurrency or max(1, cpus - 1)
+            cpus = float(session.get("cpus") or 0)
+            actors = self.concurrency or max(1, int(cpus) - 1)
             self._session["actors"] = actors
-            dataset = ray.data.read_datasource(_datasource(inputs, pending, columns, job.batch_size))
+            dataset = ray.data.read_datasource(
+                _datasource(inputs, pending, columns, job.batch_size),
+                num_cpus=_READ_CPUS,
+            )
             scored = dataset.map_batches(
                 RayScorer,
                 fn_constructor_kwargs={"job": job},
                 batch_size=None,
                 batch_format="pyarrow",
                 compute=ray.data.ActorPoolStrategy(size=actors),
-                num_cpus=1,
+                num_cpus=actor_cpus(cpus, actors),
             )
             try:
                 yield from scored.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=2)
-            except BulkError:
-                raise
             except Exception as exc:  # the boundary to Ray: its errors wrap the task's own
                 cause = _bulk_cause(exc)
-                if cause is not None:
-                    raise BulkError(str(cause)) from exc
+                if cause is exc:
+                    raise
+                if cause is not None:  # Ray appends lines of advice on retries to its text
+                    raise BulkError(str(cause).split("\n", 1)[0]) from exc
                 raise BulkError(f"the ray engine failed: {exc}") from exc
 
     def describe(self) -> dict[str, Any]:
