@@ -31,7 +31,7 @@ from tritonab.ensembles.config import TensorSpec, format_config, get_parameter, 
 from tritonab.ensembles.repository import ModelEntry
 from tritonab.errors import BulkError, RepositoryError, TritonABError
 
-Kind = Literal["onnx", "transform", "ensemble"]
+Kind = Literal["onnx", "transform", "ensemble", "served"]
 Arrays = dict[str, NDArray[Any]]
 
 _ONNX_RUNNER = "tritonab.backends.onnx_runner"
@@ -60,7 +60,8 @@ class PinnedModel:
 
     Attributes:
         name, version: the repository model and the version folder it resolved to.
-        kind: `onnx`, `transform` or `ensemble`.
+        kind: `onnx`, `transform`, `ensemble`, or `served` for a model only a server
+            runs (custom Python code, TensorRT...; pinned for the `triton` engine).
         inputs, outputs: the config's tensors (dims without the batch dim).
         max_batch_size: the config's `max_batch_size`.
         config_sha256: sha256 of the config's canonical text (what Triton reads).
@@ -128,11 +129,25 @@ class PinnedModel:
             return _EnsembleRunner(self, [step.model.load() for step in self.steps])
         if self.kind == "transform":
             return _TransformRunner(self)
+        if self.kind == "served":
+            raise BulkError(
+                f"model `{self.name}` ({self.backend_label()}) runs only on a server: "
+                "score it with `--engine triton --url HOST:PORT`"
+            )
         return _OnnxRunner(self)
+
+    def backend_label(self) -> str:
+        """`model.py`, `model.plan`...: the served-only model's file, for messages."""
+        return self.artifact.file if self.artifact is not None else "no model file"
 
 
 def pin_model(
-    models: Mapping[str, ModelEntry], name: str, version: int = -1, *, _chain: tuple[str, ...] = ()
+    models: Mapping[str, ModelEntry],
+    name: str,
+    version: int = -1,
+    *,
+    served: bool = False,
+    _chain: tuple[str, ...] = (),
 ) -> PinnedModel:
     """Resolve `name` at `version` in a repository's models and verify its artifacts.
 
@@ -140,6 +155,10 @@ def pin_model(
         models: the repository, by model name (`ensembles.load_repository`).
         name: the model.
         version: the version folder; -1 for the highest version its policy serves.
+        served: the model will be scored by a server (`triton` engine): a model that
+            cannot run offline (custom Python code, TensorRT...) is pinned by its config
+            and its model file (checked against the version's manifest when one covers
+            it) instead of refused.
 
     Raises:
         BulkError: unknown model or version, a model that does not batch, one that cannot
@@ -165,15 +184,39 @@ def pin_model(
     inputs, outputs, batch = entry.inputs, entry.outputs, int(entry.config.max_batch_size)
     config_sha256 = hashlib.sha256(format_config(entry.config).encode()).hexdigest()
     if entry.kind == "ensemble":
-        steps = _ensemble_steps(models, entry, (*_chain, name))
+        steps = _ensemble_steps(models, entry, (*_chain, name), served)
         return PinnedModel(name, resolved, "ensemble", inputs, outputs, batch, config_sha256, steps=steps)
-    kind, file = _runnable(entry, resolved)
+    try:
+        kind, file = _runnable(entry, resolved)
+    except BulkError:
+        if not served:
+            raise
+        return _pin_served(entry, resolved, inputs, outputs, batch, config_sha256)
     artifact = pin_artifact(entry, resolved, file)
     threads = get_parameter(entry.config, "intra_op_threads", "1") or "1"
     if not threads.isdigit():
         raise BulkError(f"model `{name}`: parameter `intra_op_threads` must be a number, got `{threads}`")
     return PinnedModel(
         name, resolved, kind, inputs, outputs, batch, config_sha256, artifact=artifact, threads=int(threads)
+    )
+
+
+def _pin_served(
+    entry: ModelEntry,
+    version: int,
+    inputs: tuple[TensorSpec, ...],
+    outputs: tuple[TensorSpec, ...],
+    batch: int,
+    config_sha256: str,
+) -> PinnedModel:
+    """A model only a server runs, pinned by its config and its model file when the
+    version folder has one (a TensorRT plan may be built on the server's own GPU)."""
+    file = entry.model_file
+    artifact = None
+    if file is not None and (entry.version_dir(version) / file).is_file():
+        artifact = pin_artifact(entry, version, file)
+    return PinnedModel(
+        entry.name, version, "served", inputs, outputs, batch, config_sha256, artifact=artifact
     )
 
 
@@ -202,12 +245,12 @@ def _runnable(entry: ModelEntry, version: int) -> tuple[Kind, str]:
 
 
 def _ensemble_steps(
-    models: Mapping[str, ModelEntry], entry: ModelEntry, chain: tuple[str, ...]
+    models: Mapping[str, ModelEntry], entry: ModelEntry, chain: tuple[str, ...], served: bool
 ) -> tuple[EnsembleStep, ...]:
     """The steps pinned, in an order where every step's inputs exist before it runs."""
     pending = []
     for step in entry.config.ensemble_scheduling.step:
-        model = pin_model(models, step.model_name, int(step.model_version), _chain=chain)
+        model = pin_model(models, step.model_name, int(step.model_version), served=served, _chain=chain)
         pending.append(
             EnsembleStep(model, tuple(sorted(step.input_map.items())), tuple(sorted(step.output_map.items())))
         )

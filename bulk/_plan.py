@@ -65,9 +65,15 @@ def load_experiment(
 
 
 def pin_targets(
-    models: Mapping[str, ModelEntry], model: str | None, version: int, experiment: Experiment | None
+    models: Mapping[str, ModelEntry],
+    model: str | None,
+    version: int,
+    experiment: Experiment | None,
+    *,
+    served: bool = False,
 ) -> tuple[PinnedModel, ...]:
-    """The pinned model, or one per experiment variant (spec order).
+    """The pinned model, or one per experiment variant (spec order); `served` when a
+    server scores them (see `pin_model`).
 
     Raises:
         BulkError: see `pin_model`; variants whose signatures differ.
@@ -76,11 +82,11 @@ def pin_targets(
     if experiment is None:
         if model is None:
             raise BulkError("name a model to score, or an experiment")
-        return (pin_model(models, model, version),)
+        return (pin_model(models, model, version, served=served),)
     from tritonab.ensembles.build import check_spec
 
     check_spec(experiment, {k: v for k, v in models.items() if k != experiment.name})
-    return tuple(pin_model(models, v.model, v.version) for v in experiment.variants)
+    return tuple(pin_model(models, v.model, v.version, served=served) for v in experiment.variants)
 
 
 def features_by_input(features: Features | None, model: PinnedModel) -> dict[str, tuple[str, ...]]:

@@ -177,7 +177,7 @@ def score(
     spec = load_experiment(experiment, models) if experiment is not None else None
     if spec is not None and version != -1:
         raise BulkError("`version` applies to a model; an experiment pins each variant's version")
-    targets = pin_targets(models, model, version, spec)
+    targets = pin_targets(models, model, version, spec, served=runner.name == "triton")
     inputs = open_input(input, input_format)
     job, columns = make_job(targets, spec, unit_column, inputs, features, keep, batch_size)
     job_digest = digest(job_identity(job, inputs.format))

@@ -87,6 +87,23 @@ def test_models_that_cannot_run_offline_are_refused_with_the_way_to_score_them(k
         pin_model(models, "nope")
 
 
+def test_a_served_only_model_is_pinned_for_a_server_and_refused_offline(kit, repo_copy):
+    """For the triton engine, custom code and TensorRT plans pin by config and model file."""
+    code = repo_copy / "demo_gbt" / "1" / "model.py"
+    code.write_text("class TritonPythonModel:\n    pass\n")
+    model = pin_model(repository_models(repo_copy), "demo_gbt", served=True)
+    assert (model.kind, model.artifact.file, model.artifact.manifest) == ("served", "model.py", False)
+    assert model.sha256 == hashlib.sha256(code.read_bytes()).hexdigest()
+    with pytest.raises(BulkError, match=r"`demo_gbt` \(model.py\) runs only on a server: .*--engine triton"):
+        model.load()
+    entry = load_model(repo_copy / "demo_logreg")
+    entry.config.backend, entry.config.platform = "", "tensorrt_plan"
+    write_config(repo_copy / "demo_logreg" / "config.pbtxt", entry.config)
+    plan = pin_model(repository_models(repo_copy), "demo_logreg", served=True)
+    assert (plan.kind, plan.artifact) == ("served", None)  # no model.plan here: built on the server
+    assert plan.identity()["configs"]["demo_logreg/1"] == plan.config_sha256
+
+
 def test_a_model_without_batching_is_refused(kit, repo_copy):
     entry = load_model(repo_copy / "demo_gbt")
     entry.config.max_batch_size = 0
