@@ -138,7 +138,8 @@ def score(
             kept and skipped).
         version: the model version; -1 for the highest its version policy serves.
         engine: `local` (in-process onnxruntime), `ray` (Ray Data) or `triton` (a live
-            server at `url`), or an engine object.
+            server at `url`, which also scores models only a server runs: custom
+            Python code, TensorRT plans), or an engine object.
         features: scalar columns filling the model's input, in order (a list for a
             one-input model, or input name -> columns); otherwise each input reads the
             list column of its own name.
