@@ -23,3 +23,12 @@ def split_rows(outputs: dict[str, np.ndarray], offsets: Sequence[int]) -> list[d
         {name: value[offsets[i] : offsets[i + 1]] for name, value in outputs.items()}
         for i in range(len(offsets) - 1)
     ]
+
+
+def as_config_dtypes(outputs: dict[str, np.ndarray], dtypes: dict[str, np.dtype]) -> dict[str, np.ndarray]:
+    """Each output as a contiguous array of its configured dtype (what a Python-backend
+    response carries: Triton's wire type is the config's, whatever the model computed)."""
+    return {
+        name: np.ascontiguousarray(value, dtype=dtypes.get(name, value.dtype))
+        for name, value in outputs.items()
+    }

@@ -34,28 +34,33 @@ class OnnxModel:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | bytes,
         *,
         providers: list | None = None,
         intra_op_threads: int = 1,
         output_dims: dict[str, tuple[int, ...]] | None = None,
         config_inputs: list[str] | None = None,
+        source: str | None = None,
     ) -> None:
+        """`path` is the model file, or its bytes already read (and verified) by the caller,
+        named `source` in messages; `intra_op_threads=0` lets onnxruntime use every core."""
         import onnxruntime as ort
 
+        model = path if isinstance(path, bytes) else os.fspath(path)
+        label = source or ("<model bytes>" if isinstance(path, bytes) else os.fspath(path))
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
         try:
             self.session = ort.InferenceSession(
-                os.fspath(path), sess_options=options, providers=providers or default_providers()
+                model, sess_options=options, providers=providers or default_providers()
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise TritonABError(f"`{path}`: onnxruntime cannot load the model: {exc}") from None
+            raise TritonABError(f"`{label}`: onnxruntime cannot load the model: {exc}") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.output_dims = dict(output_dims or {})
-        self.feed = _feed_map(config_inputs or self.input_names, self.input_names, path)
+        self.feed = _feed_map(config_inputs or self.input_names, self.input_names, label)
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One batched run; outputs reshaped to `(batch, *dims)` where dims are known."""

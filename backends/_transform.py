@@ -199,3 +199,21 @@ def load_transform(path: str | os.PathLike[str]) -> TransformSpec:
     from tritonab._specfile import read_yaml, validate_mapping
 
     return validate_mapping(TransformSpec, read_yaml(path), source=f"`{Path(path)}`")
+
+
+def parse_transform(text: str | bytes, *, source: str) -> TransformSpec:
+    """A transform spec from JSON or YAML text already read (the bulk scorer reads the
+    file once, checks its sha256, and parses those same bytes).
+
+    Raises:
+        SpecError: not JSON/YAML, or invalid (with field paths), naming `source`.
+    """
+    import yaml
+
+    from tritonab._specfile import validate_mapping
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{source}: not valid YAML: {exc}") from exc
+    return validate_mapping(TransformSpec, data, source=source)

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from tritonab.backends._batching import as_config_dtypes
+
 
 def model_config(args: dict) -> dict:
     """The model's config as a dict (Triton passes it as JSON)."""
@@ -58,10 +60,7 @@ def request_parameters(request) -> dict:
 
 def ok_response(outputs: dict[str, np.ndarray], dtypes: dict[str, np.dtype]):
     """An InferenceResponse with each output cast to its configured dtype."""
-    tensors = [
-        pb_utils.Tensor(name, np.ascontiguousarray(value, dtype=dtypes.get(name, value.dtype)))
-        for name, value in outputs.items()
-    ]
+    tensors = [pb_utils.Tensor(name, value) for name, value in as_config_dtypes(outputs, dtypes).items()]
     return pb_utils.InferenceResponse(output_tensors=tensors)
 
 

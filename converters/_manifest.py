@@ -115,11 +115,13 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_manifest(version_dir: str | Path) -> list[str]:
+def verify_manifest(version_dir: str | Path, data: bytes | None = None) -> list[str]:
     """Problems with a version folder's manifest; an empty list means it checks out.
 
     Args:
         version_dir: `DIR/NAME/<version>`.
+        data: the artifact's bytes as the caller already read them (the bulk scorer
+            checks the very bytes it loads); read from the file when omitted.
 
     Returns:
         One readable line per problem: missing or unreadable manifest, missing
@@ -147,9 +149,9 @@ def verify_manifest(version_dir: str | Path) -> list[str]:
     target = version_dir / artifact["file"]
     if Path(artifact["file"]).name != artifact["file"]:
         return [f"`{path}`: artifact `{artifact['file']}` must be a file name in the folder"]
-    if not target.is_file():
+    if data is None and not target.is_file():
         return [f"`{target}`: artifact named by the manifest is missing"]
-    actual = _file_sha256(target)
+    actual = _file_sha256(target) if data is None else sha256_bytes(data)
     if actual != artifact["sha256"]:
         return [
             f"`{target}`: sha256 {actual[:12]}... differs from the manifest's "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,13 @@ DEFAULT_MODEL_FILES = {
     "pytorch_libtorch": "model.pt",
     "tensorflow_savedmodel": "model.savedmodel",
     "openvino": "model.xml",
+}
+
+
+# Files a tritonab Python backend reads from its version folder: (config parameter, default).
+BACKEND_FILES = {
+    "tritonab.backends.onnx_runner": ("onnx_file", "model.onnx"),
+    "tritonab.backends.transform": ("transform_file", "transform.json"),
 }
 
 
@@ -67,6 +75,57 @@ class ModelEntry:
     def has_version(self, version: int) -> bool:
         """`version == -1` means the latest, which exists when any version does."""
         return bool(self.versions) if version == -1 else version in self.versions
+
+    def served_versions(self) -> tuple[int, ...]:
+        """The versions Triton loads under the config's `version_policy` (default: the latest)."""
+        policy = self.config.version_policy
+        kind = policy.WhichOneof("policy_choice")
+        if kind == "all":
+            return self.versions
+        if kind == "specific":
+            return tuple(v for v in self.versions if v in set(policy.specific.versions))
+        count = policy.latest.num_versions if kind == "latest" else 1
+        return self.versions[-max(1, count) :] if self.versions else ()
+
+    def resolve_version(self, version: int) -> int:
+        """The version a request for `version` reaches: `-1` is the highest served version.
+
+        Raises:
+            RepositoryError: no such version folder (or none served for `-1`).
+        """
+        if version == -1:
+            served = self.served_versions()
+            if not served:
+                raise RepositoryError(f"model `{self.name}` has no version its version_policy serves")
+            return served[-1]
+        if version not in self.versions:
+            raise RepositoryError(f"model `{self.name}` has no version {version} (has {list(self.versions)})")
+        return version
+
+    def backend_module(self, version: int) -> str | None:
+        """The `tritonab.*` module a Python-backend version's `model.py` shim re-exports its
+        model from (`tritonab.backends.onnx_runner`, ...); None for other backends or code.
+
+        Raises:
+            RepositoryError: the `model.py` does not parse.
+        """
+        if self.config.backend != "python":
+            return None
+        path = self.version_dir(version) / (self.model_file or "model.py")
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, UnicodeDecodeError) as exc:
+            raise RepositoryError(f"`{path}`: cannot read the model's shim: {exc}") from None
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tritonab."):
+                return node.module
+        return None
+
+    def backend_file(self, module: str) -> str:
+        """The file a tritonab backend `module` reads from the version folder (its config
+        parameter, or the default name)."""
+        key, default = BACKEND_FILES[module]
+        return get_parameter(self.config, key, default) or default
 
 
 def version_folders(model_dir: Path) -> tuple[int, ...]:

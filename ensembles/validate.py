@@ -11,6 +11,7 @@ from typing import Literal
 
 from tritonab.ensembles.config import get_parameter, type_name
 from tritonab.ensembles.repository import (
+    BACKEND_FILES,
     ROUTER_PARAMETER,
     ModelEntry,
     load_model,
@@ -127,13 +128,6 @@ def _check_model(entry: ModelEntry) -> list[Problem]:
     return problems
 
 
-# Files a tritonab backend reads from its version folder: (config parameter, default).
-_BACKEND_FILES = {
-    "tritonab.backends.onnx_runner": ("onnx_file", "model.onnx"),
-    "tritonab.backends.transform": ("transform_file", "transform.json"),
-}
-
-
 def _check_shim(path: Path, entry: ModelEntry) -> list[Problem]:
     """A `from tritonab.backends.X import ...` shim must name a module that exists, and
     the files that module reads must be beside it."""
@@ -146,8 +140,8 @@ def _check_shim(path: Path, entry: ModelEntry) -> list[Problem]:
             continue
         if importlib.util.find_spec(node.module) is None:
             return [Problem(path, f"imports `{node.module}`, which does not exist")]
-        if node.module in _BACKEND_FILES:
-            key, default = _BACKEND_FILES[node.module]
+        if node.module in BACKEND_FILES:
+            key, default = BACKEND_FILES[node.module]
             needed = get_parameter(entry.config, key, default) or default
             if not (path.parent / needed).exists():
                 return [Problem(path.parent, f"`{needed}` is missing")]

@@ -10,11 +10,15 @@ whatever the umask: the mode is set before the rename makes them visible.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
+
+from tritonab.errors import TritonABError
 
 
 def current_umask() -> int:
@@ -40,12 +44,15 @@ def dir_mode(*, private: bool = False) -> int:
     return 0o700 if private else 0o777 & ~current_umask()
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, private: bool = False) -> None:
-    """Write `data` to a temporary sibling of `path`, fsync it, then rename over `path`.
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str], *, private: bool = False) -> Iterator[BinaryIO]:
+    """Yield a binary file open on a temporary sibling of `path` (`.NAME.*.tmp`); when the
+    block ends without an exception it is fsynced and renamed over `path`, otherwise removed.
+
+    For writers that stream (a Parquet part, row group by row group).
 
     Args:
         path: the file.
-        data: its new content.
         private: 0600 (a key) instead of the umask's mode.
     """
     target = Path(path)
@@ -54,7 +61,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, private: bo
     try:
         os.fchmod(fd, file_mode(private=private))
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
@@ -64,9 +71,44 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, private: bo
         raise
 
 
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, private: bool = False) -> None:
+    """Write `data` to a temporary sibling of `path`, fsync it, then rename over `path`.
+
+    Args:
+        path: the file.
+        data: its new content.
+        private: 0600 (a key) instead of the umask's mode.
+    """
+    with atomic_file(path, private=private) as handle:
+        handle.write(data)
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, private: bool = False) -> None:
     """Text (UTF-8) form of `atomic_write_bytes`."""
     atomic_write_bytes(path, text.encode("utf-8"), private=private)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike[str], error: type[TritonABError], message: str) -> Iterator[None]:
+    """Hold an exclusive `flock` on `path` (created 0600) for the block.
+
+    Args:
+        path: the lock file.
+        error: raised when another process holds the lock...
+        message: ...with this message.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "r+b") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise error(message) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

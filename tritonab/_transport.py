@@ -190,6 +190,49 @@ def transport_errors() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
+# Statuses of a call that may succeed when tried again: the server unreachable, restarting,
+# overloaded or too slow. Not a bad request, an unknown model or a model's own error.
+_TRANSIENT_STATUSES = frozenset(
+    {
+        "StatusCode.UNAVAILABLE",
+        "StatusCode.DEADLINE_EXCEEDED",
+        "StatusCode.RESOURCE_EXHAUSTED",
+        "StatusCode.ABORTED",
+        "429",
+        "502",
+        "503",
+        "504",
+    }
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a failed call may succeed if tried again (for retries with backoff).
+
+    True for gRPC UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED and ABORTED, HTTP 429,
+    502, 503 and 504, refused or reset connections and timeouts; False for a bad request
+    or a model's own error. A translated tritonab error is judged by its cause.
+    """
+    from tritonclient.utils import InferenceServerException
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, InferenceServerException):
+            return str(seen.status()) in _TRANSIENT_STATUSES
+        if isinstance(seen, (ConnectionError, TimeoutError)):
+            return True
+        code = getattr(seen, "code", None)  # a raw grpc.RpcError
+        if callable(code) and type(seen).__module__.startswith("grpc"):
+            return str(code()) in _TRANSIENT_STATUSES
+        name = type(seen).__name__  # aiohttp's and gevent's connection failures and timeouts
+        if type(seen).__module__.split(".")[0] in ("aiohttp", "gevent") and (
+            "Connect" in name or "Timeout" in name
+        ):
+            return True
+        seen = seen.__cause__
+    return False
+
+
 @contextlib.contextmanager
 def translated(error: type[TritonABError] = ClientError, what: str = "") -> Iterator[None]:
     """Turn tritonclient and transport errors raised inside into `error`.

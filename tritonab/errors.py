@@ -79,3 +79,11 @@ class DeployError(TritonABError):
 class FleetError(DeployError):
     """A change could not be applied to every replica of a fleet (the ones named refused or
     could not be reached); nothing the caller relies on moved."""
+
+
+class BulkError(TritonABError):
+    """Offline scoring could not run: a bad input or output folder, a model that cannot
+    run offline, an artifact that differs from its manifest, a failed batch (named by its
+    part and rows)."""
+
+    exit_code = 2

@@ -30,6 +30,7 @@ BENCHES = (
     "logging_overhead",
     "loadgen_ceiling",
     "fleet_scaling",
+    "bulk_scoring",
 )
 
 

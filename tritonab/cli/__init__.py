@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "audit",
     "deploy",
     "schema",
+    "score",
 )
 
 

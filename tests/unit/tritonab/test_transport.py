@@ -257,3 +257,20 @@ def test_a_real_refused_connection_is_retried_then_reported():
         with pytest.raises(ClientError, match="Connection refused"):
             connection.model_config("m")
     assert Endpoint("h:1", retry=retry).with_url("h:2").retry is retry
+
+
+def test_transient_failures_are_told_from_bad_requests():
+    from tritonab._transport import is_transient
+
+    for status in ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "503", "429"):
+        assert is_transient(InferenceServerException("x", status=status))
+    for status in ("StatusCode.INVALID_ARGUMENT", "StatusCode.INTERNAL", "400", None):
+        assert not is_transient(InferenceServerException("x", status=status))
+    assert is_transient(ConnectionRefusedError())
+    assert is_transient(TimeoutError())
+    assert not is_transient(ValueError("bad"))
+    try:
+        with translated(ClientError, "model `m`"):
+            raise InferenceServerException("failed to connect", status="StatusCode.UNAVAILABLE")
+    except ClientError as exc:
+        assert is_transient(exc)  # judged by its cause
