@@ -1,35 +1,122 @@
-"""Router overhead: a direct call to a variant against the same call through the router.
+"""Router overhead: a variant called directly, through a bare batched BLS forwarder (the
+floor of any Python-backend router), and through the tritonab router.
 
-Over gRPC, in one run, alternating the two several times: p50 latency at
-concurrency 1 and throughput at concurrency 16. Prints both ratios (router /
-direct); the floors are throughput >= 0.6x and p50 <= 2.0x.
+Over gRPC, in one run, alternating the paths several times: p50 latency at concurrency
+1 and throughput at concurrency 16. The forwarder is a 25-line Python model (written
+into a temporary copy of the repository, with the router's batching settings) that
+concatenates the dynamic batch, makes one BLS call to the variant and slices the
+outputs, with no other logic. With `--native BUILD_DIR` (from
+`perf/bench/native_forwarder/build.sh BUILD_DIR`) a C++ backend that forwards each
+request in-process to the variant is measured too, as evidence of what leaving Python
+would buy (not a product path).
+
+Prints every path against the direct call, and the router against the forwarder.
+Floors: router/forwarder throughput >= 0.92x and p50 <= 1.10x; router/direct
+throughput >= 0.6x and p50 <= 2.0x.
 
     .venv/bin/python perf/bench/router_overhead.py [--repository model_repository]
-        [--rounds 4] [--window 3]
+        [--rounds 4] [--window 3] [--native BUILD_DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shutil
 import statistics
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 from _floors import Floor, finish
 
 from tritonab._transport import AsyncConnection
+from tritonab.deploy._runtime import find_runtime
 from tritonab.deploy.server import TritonServer
+from tritonab.ensembles.config import ModelConfig, read_config, set_parameter, write_config
 from tritonab.perf._loadgen import run_window
 from tritonab.splitter import load_spec
 
+FORWARDER = '''"""A bare batched BLS forwarder: the floor of any Python-backend router."""
+import json
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        self.target = config["parameters"]["target"]["string_value"]
+        self.inputs = [i["name"] for i in config["input"]]
+        self.outputs = [o["name"] for o in config["output"]]
+
+    def execute(self, requests):
+        get = pb_utils.get_input_tensor_by_name
+        arrays = {n: [get(r, n).as_numpy() for r in requests] for n in self.inputs}
+        sizes = [len(a) for a in arrays[self.inputs[0]]]
+        tensors = [pb_utils.Tensor(n, a[0] if len(a) == 1 else np.concatenate(a)) for n, a in arrays.items()]
+        reply = pb_utils.InferenceRequest(
+            model_name=self.target, requested_output_names=self.outputs, inputs=tensors
+        ).exec()
+        if reply.has_error():
+            return [pb_utils.InferenceResponse(error=reply.error()) for _ in requests]
+        outputs = {n: pb_utils.get_output_tensor_by_name(reply, n).as_numpy() for n in self.outputs}
+        responses, start = [], 0
+        for size in sizes:
+            part = [pb_utils.Tensor(n, v[start : start + size]) for n, v in outputs.items()]
+            responses.append(pb_utils.InferenceResponse(output_tensors=part))
+            start += size
+        return responses
+'''
+
 
 def _units_for(spec, variant: str, count: int) -> list[str]:
-    """Unit ids that the spec assigns to `variant` (so both paths do the same work)."""
+    """Unit ids that the spec assigns to `variant` (so every path does the same work)."""
     allocation = spec.allocation()
     candidates = [f"user-{i}" for i in range(count * 20)]
     names = allocation.assign_names(spec.effective_salt, candidates)
     return [u for u, n in zip(candidates, names) if n == variant][:count]
+
+
+def _forwarder_config(router: Path, name: str, target: str, backend: str) -> ModelConfig:
+    """The router's config (batching, instances, the variant's outputs) as a forwarder's."""
+    config = read_config(router / "config.pbtxt")
+    config.name, config.backend = name, backend
+    config.parameters.clear()
+    keep = [o for o in config.output if o.name != "AB_VARIANT"]
+    del config.output[:]
+    config.output.extend(keep)
+    set_parameter(config, "target", target)
+    return config
+
+
+def _prepare(args, target: str, tmp: Path) -> tuple[Path, Path | None]:
+    """A copy of the repository with the forwarders; a backend folder for the native one."""
+    repo = tmp / "repository"
+    shutil.copytree(args.repository, repo)
+    router = repo / args.router
+    forwarder = repo / "bench_forwarder"
+    (forwarder / "1").mkdir(parents=True)
+    (forwarder / "1" / "model.py").write_text(FORWARDER)
+    write_config(forwarder / "config.pbtxt", _forwarder_config(router, "bench_forwarder", target, "python"))
+    if not args.native:
+        return repo, None
+    library = Path(args.native) / "forwarder" / "libtriton_forwarder.so"
+    if not library.exists():
+        raise SystemExit(
+            f"--native: `{library}` not found (build it with perf/bench/native_forwarder/build.sh)"
+        )
+    backends = tmp / "backends"
+    backends.mkdir()
+    os.symlink(find_runtime().backend_dir / "python", backends / "python")
+    os.symlink(library.parent.resolve(), backends / "forwarder")
+    native = repo / "bench_native"
+    (native / "1").mkdir(parents=True)
+    write_config(native / "config.pbtxt", _forwarder_config(router, "bench_native", target, "forwarder"))
+    return repo, backends
 
 
 async def _measure(args) -> list[Floor]:
@@ -37,42 +124,54 @@ async def _measure(args) -> list[Floor]:
     variant = spec.variant(args.variant)
     units = _units_for(spec, variant.name, 1000)
     features = np.random.default_rng(0).normal(size=(1, args.width)).astype(np.float32)
-    with TritonServer(args.repository) as server:
-        client = AsyncConnection(server.urls.grpc)
-        inputs = client.inputs({args.input: features})
+    with tempfile.TemporaryDirectory(prefix="tritonab-router-bench-") as tmp:
+        repo, backends = _prepare(args, variant.model, Path(tmp))
+        with TritonServer(repo, backend_directory=backends) as server:
+            client = AsyncConnection(server.urls.grpc)
+            inputs = client.inputs({args.input: features})
+            version = str(variant.version) if variant.version > 0 else ""
+            paths = {
+                "direct": lambda i: (variant.model, version, inputs, None),
+                "forwarder": lambda i: ("bench_forwarder", "", inputs, None),
+                "router": lambda i: (spec.name, "", inputs, {"unit_id": units[i % len(units)]}),
+            }
+            if backends is not None:
+                paths["native"] = lambda i: ("bench_native", "", inputs, None)
+            results = {(path, c): [] for path in paths for c in (1, 16)}
+            for factory in paths.values():  # warm every path
+                await run_window(client, factory, concurrency=16, duration_s=1.0)
+            order = list(paths.items())
+            for r in range(args.rounds):
+                for c in (1, 16):
+                    for path, factory in order if r % 2 == 0 else order[::-1]:
+                        w = await run_window(
+                            client, factory, concurrency=c, duration_s=args.window, warmup_s=0.3
+                        )
+                        if w.errors:
+                            raise SystemExit(f"{path} c={c}: {w.errors} failed requests")
+                        results[(path, c)].append(w)
+            await client.close()
+    return _report(results, list(paths), args)
 
-        def direct(i):
-            return variant.model, str(variant.version) if variant.version > 0 else "", inputs, None
 
-        def routed(i):
-            return spec.name, "", inputs, {"unit_id": units[i % len(units)]}
-
-        results = {(path, c): [] for path in ("direct", "router") for c in (1, 16)}
-        for factory in (direct, routed):  # warm both paths
-            await run_window(client, factory, concurrency=16, duration_s=1.0)
-        for r in range(args.rounds):
-            for c in (1, 16):
-                order = (("direct", direct), ("router", routed))
-                for path, factory in order if r % 2 == 0 else order[::-1]:
-                    w = await run_window(client, factory, concurrency=c, duration_s=args.window, warmup_s=0.3)
-                    if w.errors:
-                        raise SystemExit(f"{path} c={c}: {w.errors} failed requests")
-                    results[(path, c)].append(w)
-        await client.close()
-    return _report(results, args)
-
-
-def _report(results, args) -> list[Floor]:
+def _report(results, paths: list[str], args) -> list[Floor]:
     def med(path, c, f):
         return statistics.median(f(w) for w in results[(path, c)])
 
-    p50 = {p: med(p, 1, lambda w: w.percentile(50)) for p in ("direct", "router")}
-    thr = {p: med(p, 16, lambda w: w.throughput) for p in ("direct", "router")}
+    p50 = {p: med(p, 1, lambda w: w.percentile(50)) for p in paths}
+    thr = {p: med(p, 16, lambda w: w.throughput) for p in paths}
     print(f"rounds={args.rounds} window={args.window}s model={args.variant} (median over rounds)")
-    print(f"{'path':8} {'p50 c=1 (us)':>14} {'throughput c=16 (req/s)':>24}")
-    for p in ("direct", "router"):
-        print(f"{p:8} {p50[p]:14.0f} {thr[p]:24.0f}")
+    print(f"{'path':10} {'p50 c=1 (us)':>13} {'vs direct':>10} {'req/s c=16':>11} {'vs direct':>10}")
+    for p in paths:
+        latency, rate = p50[p] / p50["direct"], thr[p] / thr["direct"]
+        print(f"{p:10} {p50[p]:13.0f} {latency:9.2f}x {thr[p]:11.0f} {rate:9.2f}x")
+    print(
+        f"router vs forwarder: p50 {p50['router'] / p50['forwarder']:.2f}x, "
+        f"throughput {thr['router'] / thr['forwarder']:.2f}x"
+    )
     return [
+        Floor("router/forwarder p50 (c=1)", p50["router"] / p50["forwarder"], 1.10, higher_is_better=False),
+        Floor("router/forwarder throughput (c=16)", thr["router"] / thr["forwarder"], 0.92),
         Floor("router/direct p50 (c=1)", p50["router"] / p50["direct"], 2.0, higher_is_better=False),
         Floor("router/direct throughput (c=16)", thr["router"] / thr["direct"], 0.6),
     ]
@@ -82,11 +181,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repository", default="model_repository")
     parser.add_argument("--experiment", default="examples/experiment.yaml")
+    parser.add_argument("--router", default="demo_ab", help="the router model in the repository")
     parser.add_argument("--variant", default="treatment", help="the variant called directly")
     parser.add_argument("--input", default="input")
     parser.add_argument("--width", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--window", type=float, default=3.0, help="seconds per window")
+    parser.add_argument("--native", metavar="BUILD_DIR", help="also measure the C++ forwarder built there")
     return finish("router_overhead", asyncio.run(_measure(parser.parse_args())))
 
 
