@@ -131,7 +131,7 @@ def load_key(path: str | os.PathLike[str], *, purpose: Purpose | None = None) ->
         raise SecurityError(f"key file `{target}`: its `id` does not match its key (edited?)")
     if purpose is not None and found != purpose:
         raise SecurityError(
-            f"key file `{target}` holds a {found} key: expected a {purpose} key "
+            f"key file `{target}` holds a key of purpose `{found}`: expected purpose `{purpose}` "
             "(audit and data keys are kept apart)"
         )
     return Key(material, found, str(target))
