@@ -80,3 +80,12 @@ def test_verify_residency_scans_real_paths(world, capsys):
     assert "b.jsonl` -> `" in out and "lies in region `us-east`, not in region `eu-west`" in out
     found = scan(logs, load_policy(policy_file), "eu-west")
     assert [f.path.name for f in found] == ["b.jsonl"]
+
+
+def test_the_example_policy_loads_with_roots_from_its_folder():
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[3] / "examples"
+    policy = load_policy(examples / "regions.yaml")
+    assert sorted(policy.regions) == ["eu-west-1", "local", "us-east-1"]
+    assert policy.roots("local") == (str((examples.parent / "logs").resolve()),)
