@@ -7,7 +7,7 @@ Layout of a log folder (`tritonab serve --log-dir DIR`, or the spec's `logging.s
 
     DIR/audit.jsonl                          hash-chained audit log (monitoring.audit)
     DIR/outcomes/*.jsonl                     outcomes (tritonab outcomes add, report_outcome)
-    DIR/<experiment>/spec.json               the spec the router served
+    DIR/<experiment>/spec.json               the spec the router served (hash_salt redacted)
     DIR/<experiment>/exposures/*.jsonl       one record per routed row
     DIR/<experiment>/payloads/*.jsonl        sampled requests' inputs and outputs
     DIR/<experiment>/_drops/*.jsonl          running totals of records dropped (queue full)
@@ -83,6 +83,17 @@ def resolve_log_dir(spec: Experiment, environ: dict[str, str] | None = None) -> 
     return Path(raw) if raw else None
 
 
+def _stored_spec(spec: Experiment) -> str:
+    """The spec kept beside the logs, without `logging.hash_salt`: with the salt beside
+    them, hashed payload values could be recovered by trying candidates."""
+    if not spec.logging.hash_salt:
+        return spec.to_json()
+    redacted = spec.model_copy(
+        update={"logging": spec.logging.model_copy(update={"hash_salt": "[REDACTED]"})}
+    )
+    return redacted.to_json()
+
+
 def _guard(spec: Experiment, log_dir: str | os.PathLike[str]) -> Guard | None:
     """The residency check of the router's files: the sink region under `$TRITONAB_REGION_POLICY`."""
     return guard_from_env(
@@ -123,7 +134,7 @@ class RouterLog:
         if not cfg.encrypt:
             self.key = None
         self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.folder / "spec.json", spec.to_json())
+        atomic_write_text(self.folder / "spec.json", _stored_spec(spec))
         self.names = list(names)
         self.models = [(v.model, v.version) for v in (spec.variant(n) for n in self.names)]
         self.sample_rate = cfg.sample_rate

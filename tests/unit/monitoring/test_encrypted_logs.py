@@ -49,6 +49,14 @@ def test_router_segments_hold_no_plaintext(tmp_path, log_key, make_spec, rows, r
     assert len(list(iter_records(streams / "payloads"))) == 5
 
 
+def test_the_stored_spec_never_holds_the_hash_salt(tmp_path, make_spec):
+    spec = make_spec(logging={"hash": ["unit_id"], "hash_salt": "pepper-123"})
+    RouterLog(spec, tmp_path, "exp_0_0", ["control", "treatment"]).close()
+    stored = json.loads((tmp_path / "exp" / "spec.json").read_text())
+    assert stored["logging"]["hash_salt"] == "[REDACTED]" and "pepper-123" not in json.dumps(stored)
+    assert stored["variants"] == json.loads(spec.to_json())["variants"]
+
+
 def test_encrypt_without_a_key_refuses_to_log(tmp_path, make_spec, monkeypatch):
     spec = make_spec(logging={"encrypt": True})
     monkeypatch.delenv(LOG_KEY_ENV, raising=False)
