@@ -72,9 +72,13 @@ def check_residency(repository: str | os.PathLike[str], log_dir: str | os.PathLi
             raise SpecError(f"router `{name}`: {exc}") from None
 
 
-def _at_rest_env(args: argparse.Namespace) -> dict[str, str]:
-    """Environment naming the key files and the region policy, each checked before start."""
-    from tritonab.monitoring.audit import resolve_audit_key
+def at_rest_env(args: argparse.Namespace) -> dict[str, str]:
+    """The environment naming the key files and the region policy, each loaded once first.
+
+    Raises:
+        SecurityError: an unreadable key or policy, a key of the wrong purpose, or an
+            audit key that is also one of the data keys.
+    """
     from tritonab.security import (
         AUDIT_KEY_ENV,
         LOG_KEY_ENV,
@@ -82,21 +86,20 @@ def _at_rest_env(args: argparse.Namespace) -> dict[str, str]:
         POLICY_ENV,
         load_key,
         load_policy,
+        require_distinct,
     )
 
-    env = {}
+    env, data_keys = {}, []
     for path, variable in ((args.model_key_file, MODEL_KEY_ENV), (args.log_key_file, LOG_KEY_ENV)):
         if path:
-            load_key(path, purpose="data")
+            data_keys.append(load_key(path, purpose="data"))
             env[variable] = str(Path(path).resolve())
     if args.audit_key_file:
-        os.environ.update(env)  # so the audit key is checked against these data keys
-        resolve_audit_key(args.audit_key_file)
+        require_distinct(load_key(args.audit_key_file, purpose="audit"), *data_keys)
         env[AUDIT_KEY_ENV] = str(Path(args.audit_key_file).resolve())
     if args.region_policy:
         load_policy(args.region_policy)
         env[POLICY_ENV] = str(Path(args.region_policy).resolve())
-    os.environ.update(env)  # this process's own audit records (refused sinks) use them too
     return env
 
 
@@ -104,7 +107,8 @@ def _serve(args: argparse.Namespace) -> int:
     from tritonab.deploy.server import TritonServer, main_loop
     from tritonab.monitoring.router_log import LOG_DIR_ENV
 
-    env = _at_rest_env(args)
+    env = at_rest_env(args)
+    os.environ.update(env)  # this process's own audit records (refused sinks) use them too
     if args.log_dir:
         log_dir = Path(args.log_dir).resolve()
         log_dir.mkdir(parents=True, exist_ok=True)
