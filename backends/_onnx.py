@@ -1,4 +1,9 @@
-"""Run an ONNX model with onnxruntime, batched over several requests (no Triton here)."""
+"""Run an ONNX model with onnxruntime, batched over several requests (no Triton here).
+
+An artifact encrypted at rest (`model.onnx.enc`, see `tritonab.converters`) is
+decrypted in memory with the data key named by `$TRITONAB_MODEL_KEY_FILE` and handed to
+onnxruntime as bytes: the plaintext graph never touches the disk.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from tritonab.backends._batching import concat_rows, split_rows
-from tritonab.errors import TritonABError
+from tritonab.errors import SecurityError, TritonABError
+from tritonab.security import ARTIFACT_CONTEXT, MODEL_KEY_ENV, is_sealed, key_from_env, open_sealed
 
 
 def gpu_available() -> bool:
@@ -46,11 +52,12 @@ class OnnxModel:
         named `source` in messages; `intra_op_threads=0` lets onnxruntime use every core."""
         import onnxruntime as ort
 
-        model = path if isinstance(path, bytes) else os.fspath(path)
         label = source or ("<model bytes>" if isinstance(path, bytes) else os.fspath(path))
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
+        # A file is read through `model_bytes` (an encrypted one decrypted in memory).
+        model = path if isinstance(path, bytes) else model_bytes(path)
         try:
             self.session = ort.InferenceSession(
                 model, sess_options=options, providers=providers or default_providers()
@@ -90,6 +97,27 @@ class OnnxModel:
             return self.run(inputs)
         except Exception as exc:  # one request's failure is its own response
             return exc
+
+
+def model_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The ONNX graph at `path`, decrypted in memory when it is encrypted at rest.
+
+    Raises:
+        TritonABError: the file cannot be read.
+        SecurityError: encrypted, and no key (`$TRITONAB_MODEL_KEY_FILE`), another key, or
+            a file that fails AES-GCM authentication (tampered).
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise TritonABError(f"`{path}`: cannot read the model: {exc.strerror}") from None
+    if not is_sealed(data):
+        return data
+    key = key_from_env(MODEL_KEY_ENV, purpose="data")
+    if key is None:
+        raise SecurityError(f"`{path}` is encrypted: set ${MODEL_KEY_ENV} to the data key file")
+    return open_sealed(key, data, context=ARTIFACT_CONTEXT, what=os.fspath(path))
 
 
 def _feed_map(config_inputs: list[str], graph_inputs: list[str], path) -> dict[str, str]:

@@ -3,7 +3,12 @@
 For servers without the native `onnxruntime` backend (the embedded Triton). All
 requests of a dynamic batch run as one onnxruntime call. Config parameters:
 `onnx_file` (default `model.onnx`), `intra_op_threads` (default 1),
-`use_gpu` (`auto`|`true`|`false`).
+`use_gpu` (`auto`|`true`|`false`). An encrypted artifact (`model.onnx.enc`) is
+decrypted in memory with the key file named by `$TRITONAB_MODEL_KEY_FILE` (set in the
+server's environment); a wrong key or a tampered file fails the load, naming the file.
+A version folder holding the other form (`model.onnx` where the config names
+`model.onnx.enc`, or the reverse: versions converted with and without encryption) is
+served from the file it has.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ class TritonPythonModel:
         config = tb.model_config(args)
         params = tb.config_parameters(config)
         path = tb.version_dir(args) / params.get("onnx_file", "model.onnx")
+        if not path.exists():
+            other = path.with_name(path.name[:-4] if path.name.endswith(".enc") else f"{path.name}.enc")
+            path = other if other.exists() else path
         use_gpu = {"true": True, "false": False}.get(params.get("use_gpu", "auto").lower())
         if args.get("model_instance_kind") == "CPU":
             use_gpu = False

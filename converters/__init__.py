@@ -19,6 +19,7 @@ from tritonab.converters._convert import (
     SampleInput,
     run_conversion,
 )
+from tritonab.converters._encryption import decrypt_artifact, rotate_repository
 from tritonab.converters._manifest import MANIFEST, read_manifest, verify_manifest
 from tritonab.converters._parity import (
     DEFAULT_TOLERANCES,
@@ -29,6 +30,7 @@ from tritonab.converters._parity import (
 )
 from tritonab.converters._repository import SHIM, Runtime, Target
 from tritonab.converters._tensorrt import DEFAULT_WORKSPACE_MB
+from tritonab.security import Key, load_key
 
 __all__ = [
     "DEFAULT_TOLERANCES",
@@ -40,6 +42,8 @@ __all__ = [
     "ParityReport",
     "Tolerance",
     "convert",
+    "decrypt_artifact",
+    "rotate_repository",
     "read_manifest",
     "verify_manifest",
 ]
@@ -66,6 +70,7 @@ def convert(
     workspace_mb: int = DEFAULT_WORKSPACE_MB,
     timing_cache: str | os.PathLike[str] | None = None,
     force: bool = False,
+    encrypt_key: Key | str | os.PathLike[str] | None = None,
 ) -> ConversionResult:
     """Convert a model, check it against the source, and add it to a Triton repository.
 
@@ -96,6 +101,10 @@ def convert(
         workspace_mb: TensorRT builder workspace limit (and accelerator setting).
         timing_cache: TensorRT timing cache file, read and updated.
         force: overwrite an existing version / replace an inconsistent config.
+        encrypt_key: a data key (or its key file): the artifact is written encrypted with
+            AES-256-GCM (`model.onnx.enc`), never as a plaintext graph; the manifest records
+            the key id and the ciphertext's sha256. The runner decrypts it in memory with
+            the key named by `$TRITONAB_MODEL_KEY_FILE`. Needs `to="onnx", runtime="python"`.
 
     Returns:
         A `ConversionResult` (version folder, artifact, config path, parity report,
@@ -124,5 +133,10 @@ def convert(
         workspace_mb=workspace_mb,
         timing_cache=Path(timing_cache) if timing_cache else None,
         force=force,
+        encrypt_key=(
+            encrypt_key
+            if isinstance(encrypt_key, Key) or encrypt_key is None
+            else load_key(encrypt_key, purpose="data")
+        ),
     )
     return run_conversion(source, sample_input, opts)

@@ -39,6 +39,7 @@ from tritonab.converters._tensorrt import (
     run_plan,
 )
 from tritonab.errors import ConversionError
+from tritonab.security import ARTIFACT_CONTEXT, ENCRYPTION, Key, seal
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 SampleInput = str | os.PathLike | np.ndarray | Mapping[str, np.ndarray] | None
@@ -65,6 +66,7 @@ class ConvertOptions:
     workspace_mb: int = DEFAULT_WORKSPACE_MB
     timing_cache: Path | None = None
     force: bool = False
+    encrypt_key: Key | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,11 @@ def _check_options(opts: ConvertOptions) -> None:
         raise ConversionError(
             "accelerator `tensorrt` configures the native onnxruntime backend: "
             "use it with --to onnx --runtime native"
+        )
+    if opts.encrypt_key is not None and (opts.to != "onnx" or opts.runtime != "python"):
+        raise ConversionError(
+            "an encrypted artifact is decrypted in memory by tritonab's ONNX runner: "
+            "use it with --to onnx --runtime python"
         )
     if opts.to == "tensorrt":
         require_tensorrt()
@@ -205,6 +212,7 @@ def _entry_spec(model: onnx.ModelProto, opts: ConvertOptions) -> EntrySpec:
         inputs=tuple(_graph.graph_inputs(model)),
         outputs=tuple(_graph.graph_outputs(model)),
         accelerator=accel,
+        encrypted=opts.encrypt_key is not None,
     )
 
 
@@ -235,7 +243,7 @@ def _manifest(
         "sha256": source.sha256,
         "path": str(source.path.resolve()) if source.path else None,
     }
-    return build_manifest(
+    manifest = build_manifest(
         name=opts.name,
         version=version,
         artifact=spec.artifact,
@@ -244,6 +252,9 @@ def _manifest(
         conversion=conversion,
         parity=parity.to_dict(),
     )
+    if opts.encrypt_key is not None:
+        manifest["artifact"].update(encrypted=ENCRYPTION, key_id=opts.encrypt_key.id)
+    return manifest
 
 
 def run_conversion(source: Any, sample: SampleInput, opts: ConvertOptions) -> ConversionResult:
@@ -274,6 +285,9 @@ def run_conversion(source: Any, sample: SampleInput, opts: ConvertOptions) -> Co
         )
     spec = _entry_spec(model, opts)
     version = pick_version(model_dir, opts.version, force=opts.force)
+    if opts.encrypt_key is not None:
+        # Only ciphertext reaches the disk: the graph was built and checked in memory.
+        artifact = seal(opts.encrypt_key, artifact, context=ARTIFACT_CONTEXT)
     manifest = _manifest(loaded, model, spec, version, artifact, parity, opts)
     files = {spec.artifact: artifact, MANIFEST: dump_manifest(manifest)}
     if spec.runtime == "python" and spec.target == "onnx":

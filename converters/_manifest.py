@@ -18,6 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from tritonab.security import Key
+
 MANIFEST = "manifest.json"
 FORMAT = 1
 _LIBRARIES = ("tritonab", "onnx", "onnxruntime-gpu", "onnxruntime", "numpy")
@@ -115,13 +117,17 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_manifest(version_dir: str | Path, data: bytes | None = None) -> list[str]:
+def verify_manifest(
+    version_dir: str | Path, data: bytes | None = None, *, key: Key | None = None
+) -> list[str]:
     """Problems with a version folder's manifest; an empty list means it checks out.
 
     Args:
         version_dir: `DIR/NAME/<version>`.
         data: the artifact's bytes as the caller already read them (the bulk scorer
             checks the very bytes it loads); read from the file when omitted.
+        key: the data key of an encrypted artifact: its AES-GCM tag is checked too, which
+            catches a file changed together with its manifest's sha256.
 
     Returns:
         One readable line per problem: missing or unreadable manifest, missing
@@ -157,4 +163,8 @@ def verify_manifest(version_dir: str | Path, data: bytes | None = None) -> list[
             f"`{target}`: sha256 {actual[:12]}... differs from the manifest's "
             f"{artifact['sha256'][:12]}...: the file changed after conversion (tampering?)"
         ]
+    if key is not None and artifact.get("encrypted"):
+        from tritonab.converters._encryption import check_with_key  # it imports this module
+
+        return check_with_key(version_dir, manifest, key)
     return []

@@ -35,6 +35,7 @@ from tritonab.errors import ConversionError, RepositoryError
 
 Runtime = Literal["python", "native"]
 Target = Literal["onnx", "tensorrt"]
+ENCRYPTED_SUFFIX = ".enc"
 SHIM = "from tritonab.backends.onnx_runner import TritonPythonModel  # noqa: F401\n"
 
 
@@ -50,11 +51,13 @@ class EntrySpec:
     outputs: tuple[GraphTensor, ...]
     accelerator: dict[str, str] | None = None
     instance_count: int = 1
+    encrypted: bool = False
 
     @property
     def artifact(self) -> str:
-        """The model file's name inside the version folder."""
-        return "model.plan" if self.target == "tensorrt" else "model.onnx"
+        """The model file's name inside the version folder (`.enc` when encrypted at rest)."""
+        name = "model.plan" if self.target == "tensorrt" else "model.onnx"
+        return f"{name}{ENCRYPTED_SUFFIX}" if self.encrypted else name
 
 
 def _tensor_spec(tensor: GraphTensor, batched: bool) -> tuple[TensorSpec, tuple[int, ...] | None]:

@@ -18,6 +18,7 @@ from tritonab.ensembles.repository import (
     model_dirs,
 )
 from tritonab.errors import RepositoryError, SpecError
+from tritonab.security import Key
 from tritonab.splitter.spec import spec_from_json
 
 
@@ -59,7 +60,9 @@ TARGET_BACKENDS: dict[str, frozenset[str]] = {
 Target = Literal["embedded", "container"]
 
 
-def validate_repository(repository: str | os.PathLike[str], *, target: Target | None = None) -> list[Problem]:
+def validate_repository(
+    repository: str | os.PathLike[str], *, target: Target | None = None, key: Key | None = None
+) -> list[Problem]:
     """Every problem of a repository (an empty list when it is valid).
 
     Checks: each config parses and names its folder; version folders exist and hold
@@ -67,7 +70,8 @@ def validate_repository(repository: str | os.PathLike[str], *, target: Target | 
     ensemble steps reference existing models with matching tensor names and dtypes;
     routers' variants exist and share one signature; with `target`, every model's
     backend exists on that kind of server (`embedded`: the wheel's tritonserver, Python
-    backend only; `container`: NVIDIA's Triton container).
+    backend only; `container`: NVIDIA's Triton container); with `key` (a data key),
+    encrypted artifacts under it are decrypted in memory and their AES-GCM tags checked.
     """
     root = Path(repository)
     try:
@@ -82,7 +86,7 @@ def validate_repository(repository: str | os.PathLike[str], *, target: Target | 
         except RepositoryError as exc:
             problems.append(Problem(model_dir / "config.pbtxt", str(exc)))
     for entry in models.values():
-        problems += _check_model(entry)
+        problems += _check_model(entry, key)
         if target is not None:
             problems += _check_target(entry, target)
     for entry in models.values():
@@ -106,7 +110,7 @@ def _check_target(entry: ModelEntry, target: Target) -> list[Problem]:
     ]
 
 
-def _check_model(entry: ModelEntry) -> list[Problem]:
+def _check_model(entry: ModelEntry, key: Key | None = None) -> list[Problem]:
     config_path = entry.path / "config.pbtxt"
     problems = []
     if entry.config.name and entry.config.name != entry.name:
@@ -124,7 +128,7 @@ def _check_model(entry: ModelEntry) -> list[Problem]:
             problems.append(Problem(vdir, f"`{filename}` is missing"))
         elif filename == "model.py":
             problems += _check_shim(vdir / filename, entry)
-        problems += _check_manifest(vdir)
+        problems += _check_manifest(vdir, key)
     return problems
 
 
@@ -148,12 +152,12 @@ def _check_shim(path: Path, entry: ModelEntry) -> list[Problem]:
     return []
 
 
-def _check_manifest(vdir: Path) -> list[Problem]:
+def _check_manifest(vdir: Path, key: Key | None = None) -> list[Problem]:
     if not (vdir / "manifest.json").exists():
         return []
     from tritonab.converters import verify_manifest  # here: converters import ensembles
 
-    return [Problem(vdir / "manifest.json", message) for message in verify_manifest(vdir)]
+    return [Problem(vdir / "manifest.json", message) for message in verify_manifest(vdir, key=key)]
 
 
 def _check_ensemble(entry: ModelEntry, models: dict[str, ModelEntry]) -> list[Problem]:

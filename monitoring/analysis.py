@@ -31,10 +31,12 @@ from typing import Any
 import numpy as np
 
 from tritonab.errors import MonitoringError, SpecError
+from tritonab.monitoring import audit
 from tritonab.monitoring.compaction import compacted_sources
 from tritonab.monitoring.outcomes import OUTCOMES_DIR, parse_outcomes
 from tritonab.monitoring.router_log import EXPOSURES
-from tritonab.monitoring.segments import dropped_total, dumps, segment_files
+from tritonab.monitoring.segments import dropped_total, dumps, is_encrypted, read_segment, segment_files
+from tritonab.security import Key
 from tritonab.splitter import stats
 from tritonab.splitter.spec import Experiment, load_spec, spec_from_json
 
@@ -157,11 +159,15 @@ def _columns(columns: dict[str, str]) -> str:
 
 
 def _source(
-    jsonl: Sequence[Path], parquet: Sequence[Path], csv: Sequence[Path], columns: dict[str, str]
+    jsonl: Sequence[Path],
+    parquet: Sequence[Path],
+    csv: Sequence[Path],
+    columns: dict[str, str],
+    registered: Sequence[str] = (),
 ) -> str:
-    """A SELECT over JSON Lines, Parquet and CSV files with the given columns."""
+    """A SELECT over JSON Lines, Parquet and CSV files and registered in-memory tables."""
     names = ", ".join(columns)
-    parts = []
+    parts = [f"SELECT {names} FROM {name}" for name in registered]
     if jsonl:
         parts.append(
             f"SELECT {names} FROM read_json({_sql_list(jsonl)}, format='newline_delimited', "
@@ -182,6 +188,31 @@ def _source(
         nulls = ", ".join(f"CAST(NULL AS {v}) AS {k}" for k, v in columns.items())
         parts.append(f"SELECT {nulls} WHERE false")
     return " UNION ALL ".join(parts)
+
+
+_ARROW_TYPES = {"DOUBLE": "float64", "VARCHAR": "string"}
+
+
+def _decrypted_table(paths: Sequence[Path], columns: dict[str, str], key: Key | None):
+    """Encrypted segments decrypted in memory into one Arrow table with `columns`
+    (for DuckDB to scan as a registered relation: no plaintext is written)."""
+    import json
+
+    import pyarrow as pa
+
+    values: dict[str, list[Any]] = {name: [] for name in columns}
+    for path in paths:
+        for line in read_segment(path, key).splitlines():
+            if not line:
+                continue
+            record = json.loads(line)
+            for name, kind in columns.items():
+                value = record.get(name)
+                if value is not None:
+                    value = float(value) if kind == "DOUBLE" else str(value)
+                values[name].append(value)
+    schema = pa.schema([(n, _ARROW_TYPES[k]) for n, k in columns.items()])
+    return pa.table(values, schema=schema)
 
 
 def _split(paths: Sequence[Path]) -> tuple[list[Path], list[Path], list[Path]]:
@@ -463,6 +494,7 @@ def analyze(
     spec: Experiment | str | os.PathLike[str] | None = None,
     bins: int = 20,
     exposure_files: Sequence[str | os.PathLike[str]] | None = None,
+    key: Key | None = None,
 ) -> Analysis:
     """Analyse an experiment from its logs.
 
@@ -473,12 +505,17 @@ def analyze(
         spec: the spec (object or path); default: the one the router stored in the logs.
         bins: time bins of the timeline.
         exposure_files: read these instead of the experiment's exposure folder.
+        key: the data key of encrypted segments (default `$TRITONAB_LOG_KEY_FILE`'s); they
+            are decrypted in memory and scanned as an Arrow table.
+
+    The read is recorded in the log folder's audit log (`logs.read`: who, when, what).
 
     Returns:
         An Analysis.
 
     Raises:
         MonitoringError: no exposures, or unreadable files.
+        SecurityError: encrypted segments without their key, or tampered ones.
     """
     import duckdb
 
@@ -492,14 +529,21 @@ def analyze(
     )
     if not files:
         raise MonitoringError(f"no exposure segments for experiment `{experiment}` under `{folder}`")
+    audit.record_read(folder, "analyze", [*files, *outcomes], experiment=experiment)
+    encrypted = [p for p in files if is_encrypted(p)]
     con = duckdb.connect()
     try:
+        registered = []
+        if encrypted:
+            con.register("encrypted_exposures", _decrypted_table(encrypted, EXPOSURE_COLUMNS, key))
+            registered.append("encrypted_exposures")
+        plain = [p for p in files if not is_encrypted(p)]
         with tempfile.TemporaryDirectory(prefix="tritonab-analysis-") as scratch:
             outcome_files = _outcome_files(folder, outcomes, Path(scratch))
             _load_tables(
                 con,
                 experiment,
-                _source(*_split(files), EXPOSURE_COLUMNS),
+                _source(*_split(plain), EXPOSURE_COLUMNS, registered),
                 _source(*_split(outcome_files), OUTCOME_COLUMNS),
             )
         return _summarise(con, experiment, folder, the_spec, bins, notes)

@@ -147,6 +147,16 @@ def _line(o: OutcomeRecord) -> str:
     return dumps(o.model_dump())
 
 
+def _check_residency(target: Path, log_dir: str | os.PathLike[str]) -> None:
+    """Refuse (and audit) an outcomes write outside the region of `$TRITONAB_REGION`."""
+    from tritonab.monitoring.audit import audit_path
+    from tritonab.security import guard_from_env
+
+    guard = guard_from_env(audit_log=audit_path(log_dir), writer="outcomes")
+    if guard is not None:
+        guard(target)
+
+
 def add_outcomes(path: str | os.PathLike[str], log_dir: str | os.PathLike[str]) -> Path:
     """Validate `path` and copy its records into `<log_dir>/outcomes/` (atomically).
 
@@ -155,17 +165,22 @@ def add_outcomes(path: str | os.PathLike[str], log_dir: str | os.PathLike[str]) 
 
     Raises:
         MonitoringError: see `parse_outcomes`.
+        ResidencyError: a region policy (`$TRITONAB_REGION_POLICY`, `$TRITONAB_REGION`) is
+            set and the file's real path lies outside the region (audited).
     """
     records = parse_outcomes(path)
     now = int(time.time() * 1000)
     target = Path(log_dir) / OUTCOMES_DIR / f"added-{Path(path).stem}-{os.getpid()}-{now}.jsonl"
+    _check_residency(target, log_dir)
     atomic_write_text(target, "".join(_line(o) + "\n" for o in records))
     return target
 
 
 def append_outcome(log_dir: str | os.PathLike[str], outcome: OutcomeRecord) -> Path:
-    """Append one record to this process's outcomes file in `<log_dir>/outcomes/`."""
+    """Append one record to this process's outcomes file in `<log_dir>/outcomes/` (checked
+    against the region policy like `add_outcomes`)."""
     target = Path(log_dir) / OUTCOMES_DIR / f"client-{os.getpid()}.jsonl"
+    _check_residency(target, log_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "a", encoding="utf-8") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)

@@ -40,7 +40,7 @@ class PruneResult:
 def _candidates(log_dir: Path) -> list[Path]:
     """Sealed segments and outcome files (never unsealed ones, the audit log or specs)."""
     files = []
-    for path in [*log_dir.rglob("*.jsonl"), *log_dir.rglob("*.parquet")]:
+    for path in [*log_dir.rglob("*.jsonl"), *log_dir.rglob("*.jsonl.enc"), *log_dir.rglob("*.parquet")]:
         if path.name.startswith(".") or path.name == audit.AUDIT_FILE:
             continue
         files.append(path)

@@ -7,10 +7,15 @@ Layout of a log folder (`tritonab serve --log-dir DIR`, or the spec's `logging.s
 
     DIR/audit.jsonl                          hash-chained audit log (monitoring.audit)
     DIR/outcomes/*.jsonl                     outcomes (tritonab outcomes add, report_outcome)
-    DIR/<experiment>/spec.json               the spec the router served
+    DIR/<experiment>/spec.json               the spec the router served (hash_salt redacted)
     DIR/<experiment>/exposures/*.jsonl       one record per routed row
     DIR/<experiment>/payloads/*.jsonl        sampled requests' inputs and outputs
     DIR/<experiment>/_drops/*.jsonl          running totals of records dropped (queue full)
+
+With `logging.encrypt: true` both streams are encrypted (`*.jsonl.enc`) under the data
+key named by `$TRITONAB_LOG_KEY_FILE`; with a region policy (`$TRITONAB_REGION_POLICY`)
+every file is checked against the sink region's storage roots by its real path before
+it is opened, and a refusal is audited.
 
 Exposure record: time, experiment, variant, unit_id, request_id, row, model, version,
 latency_us, ok, region. Payload record: time, experiment, request_id, unit_id, variants,
@@ -31,9 +36,11 @@ from numpy.typing import NDArray
 
 from tritonab._io import atomic_write_text
 from tritonab.backends._routing import CallResult, Outputs, Plan, RoutedBatch
+from tritonab.errors import SecurityError
 from tritonab.monitoring import audit
 from tritonab.monitoring.redact import Redactor
 from tritonab.monitoring.segments import SegmentWriter
+from tritonab.security import LOG_KEY_ENV, Guard, guard_from_env, key_from_env
 from tritonab.splitter.spec import Experiment
 
 LOG_DIR_ENV = "TRITONAB_LOG_DIR"
@@ -76,6 +83,24 @@ def resolve_log_dir(spec: Experiment, environ: dict[str, str] | None = None) -> 
     return Path(raw) if raw else None
 
 
+def _stored_spec(spec: Experiment) -> str:
+    """The spec kept beside the logs, without `logging.hash_salt`: with the salt beside
+    them, hashed payload values could be recovered by trying candidates."""
+    if not spec.logging.hash_salt:
+        return spec.to_json()
+    redacted = spec.model_copy(
+        update={"logging": spec.logging.model_copy(update={"hash_salt": "[REDACTED]"})}
+    )
+    return redacted.to_json()
+
+
+def _guard(spec: Experiment, log_dir: str | os.PathLike[str]) -> Guard | None:
+    """The residency check of the router's files: the sink region under `$TRITONAB_REGION_POLICY`."""
+    return guard_from_env(
+        spec.logging.sink.region, audit_log=audit.audit_path(log_dir), writer=f"router log `{spec.name}`"
+    )
+
+
 def audit_rejection(log_dir: str | os.PathLike[str], source: str, message: str) -> None:
     """Record a sink rejected for residency in the folder's audit log."""
     audit.append(audit.audit_path(log_dir), "sink.rejected", source=source, reason=message)
@@ -98,8 +123,18 @@ class RouterLog:
         cfg = spec.logging
         self.region = cfg.sink.region
         self.folder = Path(log_dir) / spec.name
+        self.guard = _guard(spec, log_dir)
+        if self.guard is not None:
+            self.guard(self.folder)
+        self.key = key_from_env(LOG_KEY_ENV, purpose="data")
+        if cfg.encrypt and self.key is None:
+            raise SecurityError(
+                f"experiment `{spec.name}`: logging.encrypt is true but ${LOG_KEY_ENV} names no key file"
+            )
+        if not cfg.encrypt:
+            self.key = None
         self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.folder / "spec.json", spec.to_json())
+        atomic_write_text(self.folder / "spec.json", _stored_spec(spec))
         self.names = list(names)
         self.models = [(v.model, v.version) for v in (spec.variant(n) for n in self.names)]
         self.sample_rate = cfg.sample_rate
@@ -122,6 +157,8 @@ class RouterLog:
             max_age_s=cfg.rotate_seconds,
             expand=expand,
             labels={"experiment": self.spec.name},
+            key=self.key,
+            guard=self.guard,
         )
 
     @property

@@ -12,8 +12,14 @@ so two writers never share a file.
 
 Readers take sealed segments and leftover `.tmp` ones (from a crash or a live writer);
 a torn last record (no trailing newline) is skipped with a warning and counted. Sealed
-segments may be compacted into Parquet (`monitoring.compaction`): readers take those
-files too, and skip the segments a Parquet file already holds.
+plain segments may be compacted into Parquet (`monitoring.compaction`): readers take
+those files too, and skip the segments a Parquet file already holds.
+
+With a data key the writer encrypts (`*.jsonl.enc`, `tritonab.security` envelope
+format): a fresh data key per segment, wrapped by the master key, and one AES-GCM chunk
+per drain of the queue (not per record), so the hot path is unchanged and a torn tail
+loses only the chunk being written. Readers decrypt in memory (`read_segment`); nothing
+plaintext is written. A `guard` (a residency check) sees every file before it is opened.
 """
 
 from __future__ import annotations
@@ -33,10 +39,16 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from tritonab.errors import SecurityError
+from tritonab.security import LOG_KEY_ENV, EnvelopeWriter, Key, complete_length, key_from_env, open_segment
+
 DROPS_DIR = "_drops"
 SEGMENT_SUFFIX = ".jsonl"
+ENCRYPTED_SUFFIX = ".jsonl.enc"
 _STOP = object()
-_NAME = re.compile(r"^(?P<stream>[a-z]+)-(?P<instance>.+)-(?P<pid>\d+)-(?P<start>\d+)-(?P<seq>\d+)\.jsonl$")
+_NAME = re.compile(
+    r"^(?P<stream>[a-z]+)-(?P<instance>.+)-(?P<pid>\d+)-(?P<start>\d+)-(?P<seq>\d+)\.jsonl(\.enc)?$"
+)
 
 
 class TornRecordWarning(UserWarning):
@@ -70,6 +82,9 @@ class SegmentWriter:
         max_records, max_bytes, max_age_s: rotate the segment past any of these.
         expand: turns one submitted item into records (default: the item is a list of dicts).
         labels: added to every drop marker (e.g. the experiment).
+        key: a data key: segments are written encrypted (`*.jsonl.enc`).
+        guard: called with every file's path before it is opened (a residency check);
+            raising refuses the write.
     """
 
     def __init__(
@@ -84,8 +99,13 @@ class SegmentWriter:
         max_age_s: float = 300.0,
         expand: Callable[[Any], Iterable[dict[str, Any]]] | None = None,
         labels: dict[str, str] | None = None,
+        key: Key | None = None,
+        guard: Callable[[Path], object] | None = None,
     ) -> None:
         self.directory = Path(directory)
+        self.key = key
+        self._guard = guard
+        self._envelope: EnvelopeWriter | None = None
         self.stream = stream
         self.instance = re.sub(r"[^A-Za-z0-9_.]", "_", instance)
         self.max_records = max_records
@@ -182,6 +202,8 @@ class SegmentWriter:
             room = max(1, self.max_records - self._records)
             chunk, lines = lines[:room], lines[room:]
             data = ("\n".join(chunk) + "\n").encode("utf-8")
+            if self._envelope is not None:
+                data = self._envelope.chunk(data)
             handle.write(data)
             handle.flush()
             self._records += len(chunk)
@@ -194,9 +216,16 @@ class SegmentWriter:
         if self._handle is None:
             self._seq += 1
             name = f"{self.stream}-{self.instance}-{os.getpid()}-{self._start}-{self._seq:06d}"
-            self._open_path = self.directory / f".{name}{SEGMENT_SUFFIX}.tmp"
-            self._handle = open(self._open_path, "wb")  # noqa: SIM115 - lives across calls
+            suffix = SEGMENT_SUFFIX if self.key is None else ENCRYPTED_SUFFIX
+            path = self.directory / f".{name}{suffix}.tmp"
+            if self._guard is not None:
+                self._guard(path)
+            self._open_path = path
+            self._handle = open(path, "wb")  # noqa: SIM115 - lives across calls
             self._records = self._bytes = 0
+            if self.key is not None:
+                self._envelope = EnvelopeWriter(self.key)
+                self._handle.write(self._envelope.header)
             self._opened_at = time.monotonic()
         return self._handle
 
@@ -234,6 +263,8 @@ class SegmentWriter:
             return
         self._marked = dropped
         sidecar = self.directory.parent / DROPS_DIR / f"{self.stream}-{self.instance}-{os.getpid()}.jsonl"
+        if self._guard is not None:
+            self._guard(sidecar)
         sidecar.parent.mkdir(parents=True, exist_ok=True)
         with open(sidecar, "a", encoding="utf-8") as handle:
             handle.write(
@@ -283,9 +314,12 @@ def segment_files(directory: str | os.PathLike[str], *, include_unsealed: bool =
         return report
     report.parquet = sorted(p for p in folder.glob(f"*{PARQUET_SUFFIX}") if not p.name.startswith("."))
     held = compacted_sources(folder) if report.parquet else set()
-    report.sealed = sorted(p for p in folder.glob(f"*{SEGMENT_SUFFIX}") if p.name not in held)
+    sealed = [*folder.glob(f"*{SEGMENT_SUFFIX}"), *folder.glob(f"*{ENCRYPTED_SUFFIX}")]
+    report.sealed = sorted(p for p in sealed if p.name not in held)
     if include_unsealed:
-        report.unsealed = sorted(folder.glob(f".*{SEGMENT_SUFFIX}.tmp"))
+        report.unsealed = sorted(
+            [*folder.glob(f".*{SEGMENT_SUFFIX}.tmp"), *folder.glob(f".*{ENCRYPTED_SUFFIX}.tmp")]
+        )
     for path in report.files:
         if is_torn(path):
             report.torn.append(path)
@@ -295,8 +329,38 @@ def segment_files(directory: str | os.PathLike[str], *, include_unsealed: bool =
     return report
 
 
+def is_encrypted(path: str | os.PathLike[str]) -> bool:
+    """True for an encrypted segment (`*.jsonl.enc`, sealed or not)."""
+    return os.fspath(path).removesuffix(".tmp").endswith(ENCRYPTED_SUFFIX)
+
+
+def read_segment(path: str | os.PathLike[str], key: Key | None = None) -> bytes:
+    """The whole records of one segment as JSON Lines bytes, decrypted in memory.
+
+    Args:
+        path: a segment, plain or encrypted.
+        key: the master key of an encrypted segment; default `$TRITONAB_LOG_KEY_FILE`'s.
+
+    Raises:
+        SecurityError: an encrypted segment and no key, another key, or a tampered chunk.
+    """
+    data = Path(path).read_bytes()
+    if is_encrypted(path):
+        key = key or key_from_env(LOG_KEY_ENV, purpose="data")
+        if key is None:
+            raise SecurityError(f"segment `{path}` is encrypted: pass --key-file or set ${LOG_KEY_ENV}")
+        data = open_segment(key, data, what=os.fspath(path)).plaintext
+    return data[: data.rfind(b"\n") + 1]
+
+
 def is_torn(path: Path) -> bool:
-    """True when a non-empty file does not end with a newline."""
+    """True when a non-empty file does not end with a newline (or, encrypted, with a whole chunk)."""
+    if is_encrypted(path):
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return False
+        return complete_length(data) < len(data)
     try:
         with open(path, "rb") as handle:
             handle.seek(0, os.SEEK_END)
@@ -309,9 +373,14 @@ def is_torn(path: Path) -> bool:
 
 
 def iter_records(
-    directory: str | os.PathLike[str], *, include_unsealed: bool = True, report: ReadReport | None = None
+    directory: str | os.PathLike[str],
+    *,
+    include_unsealed: bool = True,
+    report: ReadReport | None = None,
+    key: Key | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Every whole record of a stream folder, segment by segment (torn tails skipped)."""
+    """Every whole record of a stream folder, segment by segment (torn tails skipped);
+    encrypted segments are decrypted in memory with `key` (default `$TRITONAB_LOG_KEY_FILE`)."""
     found = segment_files(directory, include_unsealed=include_unsealed)
     if report is not None:
         report.sealed, report.unsealed, report.torn = found.sealed, found.unsealed, found.torn
@@ -325,9 +394,8 @@ def iter_records(
                 report.records += len(rows)
             yield from rows
     for path in found.files:
-        with open(path, "rb") as handle:
-            lines = handle.read().split(b"\n")
-        for line in lines[:-1]:  # the last piece is "" or the torn record
+        lines = read_segment(path, key).split(b"\n")
+        for line in lines[:-1]:  # the last piece is "" (the torn record was cut)
             if line:
                 if report is not None:
                     report.records += 1
@@ -376,13 +444,15 @@ def recover(directory: str | os.PathLike[str], *, force: bool = False) -> list[P
     Returns the segments sealed.
     """
     sealed = []
-    for path in sorted(Path(directory).glob(f".*{SEGMENT_SUFFIX}.tmp")):
+    folder = Path(directory)
+    leftovers = [*folder.glob(f".*{SEGMENT_SUFFIX}.tmp"), *folder.glob(f".*{ENCRYPTED_SUFFIX}.tmp")]
+    for path in sorted(leftovers):
         final = path.with_name(path.name[1:].removesuffix(".tmp"))
         match = _NAME.match(final.name)
         if match and not force and _pid_alive(int(match["pid"])):
             continue
         data = path.read_bytes()
-        cut = data.rfind(b"\n") + 1
+        cut = complete_length(data) if is_encrypted(path) else data.rfind(b"\n") + 1
         if cut < len(data):
             warnings.warn(
                 f"segment `{path}`: cut an incomplete last record ({len(data) - cut} bytes)",
@@ -396,3 +466,29 @@ def recover(directory: str | os.PathLike[str], *, force: bool = False) -> list[P
         os.replace(path, final)
         sealed.append(final)
     return sealed
+
+
+def rotate_segments(log_dir: str | os.PathLike[str], old: Key, new: Key) -> list[Path]:
+    """Re-encrypt every sealed encrypted segment under `log_dir` from `old` to `new`.
+
+    Each segment gets a fresh data key wrapped by `new` and is replaced atomically;
+    segments under another key, and unsealed ones (a writer may still append), are
+    left alone.
+
+    Returns:
+        The segments re-encrypted.
+
+    Raises:
+        SecurityError: a segment under `old` fails authentication (tampered).
+    """
+    from tritonab._io import atomic_write_bytes
+    from tritonab.security import rewrap
+
+    rotated = []
+    for path in sorted(Path(log_dir).rglob(f"*{ENCRYPTED_SUFFIX}")):
+        data = path.read_bytes()
+        if len(data) < 16 or data[8:16].hex() != old.id:
+            continue
+        atomic_write_bytes(path, rewrap(data, old, new, what=str(path)), private=True)
+        rotated.append(path)
+    return rotated

@@ -94,6 +94,11 @@ class LoggingConfig(_Model):
     rotate_records: int = Field(default=100_000, ge=1)
     rotate_bytes: int = Field(default=64 << 20, ge=1024)
     rotate_seconds: float = Field(default=300.0, gt=0.0)
+    encrypt: bool = Field(
+        default=False,
+        description="encrypt exposure and payload segments (envelope AES-256-GCM) under the "
+        "data key named by $TRITONAB_LOG_KEY_FILE",
+    )
 
     @model_validator(mode="after")
     def _disjoint(self) -> LoggingConfig:

@@ -65,6 +65,11 @@ SCHEMAS: dict[str, SchemaEntry] = {
         "examples/gate.yaml",
         "tritonab.perf._gate:GateThresholds",
     ),
+    "region-policy": SchemaEntry(
+        "a region policy: the storage roots each region may write under (`--region-policy`)",
+        "examples/regions.yaml",
+        "tritonab.security:RegionPolicy",
+    ),
 }
 
 

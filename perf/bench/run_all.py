@@ -31,6 +31,7 @@ BENCHES = (
     "loadgen_ceiling",
     "fleet_scaling",
     "bulk_scoring",
+    "log_encryption",
 )
 
 

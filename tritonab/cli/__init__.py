@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "deploy",
     "schema",
     "score",
+    "keys",
 )
 
 

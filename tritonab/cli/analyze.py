@@ -30,6 +30,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--spec", help="experiment spec (default: the one stored with the logs)")
     p.add_argument("--bins", type=int, default=20, help="time bins of the timeline")
+    p.add_argument("--key-file", help="data key of encrypted segments (default $TRITONAB_LOG_KEY_FILE)")
     p.add_argument("--json", dest="json_out", help="write the analysis as JSON")
     p.add_argument("--html", dest="html_out", help="write an HTML report with plots")
     p.set_defaults(func=_analyze)
@@ -38,8 +39,12 @@ def register(subparsers) -> None:
 def _analyze(args: argparse.Namespace) -> int:
     from tritonab.monitoring.analysis import analyze
     from tritonab.monitoring.report import print_analysis, write_html
+    from tritonab.security import LOG_KEY_ENV, resolve_key
 
-    result = analyze(args.experiment, args.logs, outcomes=args.outcomes, spec=args.spec, bins=args.bins)
+    key = resolve_key(args.key_file, LOG_KEY_ENV, purpose="data")
+    result = analyze(
+        args.experiment, args.logs, outcomes=args.outcomes, spec=args.spec, bins=args.bins, key=key
+    )
     print_analysis(result)
     if args.json_out:
         atomic_write_text(args.json_out, json.dumps(result.to_dict(), indent=2) + "\n")

@@ -1,4 +1,8 @@
-"""`tritonab audit verify|show`: the hash-chained audit log (`tritonab.monitoring.audit`)."""
+"""`tritonab audit verify|show`: the chained audit log (`tritonab.monitoring.audit`).
+
+tritonab audit verify logs/audit.jsonl --key-file audit.key   # HMAC-SHA256 chain
+tritonab audit verify old-audit.jsonl                          # unkeyed: a warning
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,11 @@ def register(subparsers) -> None:
     verify.add_argument(
         "--strict",
         action="store_true",
-        help="exit 1 also when something could not be checked (no head anchor)",
+        help="exit 1 also when something could not be checked (no head anchor, an unkeyed chain)",
+    )
+    verify.add_argument(
+        "--key-file",
+        help="the audit key (`tritonab keys generate F --purpose audit`); default $TRITONAB_AUDIT_KEY_FILE",
     )
     verify.set_defaults(func=_verify)
 
@@ -26,13 +34,14 @@ def register(subparsers) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from tritonab.monitoring.audit import verify
+    from tritonab.monitoring.audit import resolve_audit_key, verify
 
-    report = verify(args.file)
+    report = verify(args.file, key=resolve_audit_key(args.key_file), use_env=False)
     for warning in report.warnings:
         print(f"warning: audit log `{args.file}`: {warning}")
     if report.ok:
-        print(f"audit log `{args.file}`: {report.records} records, chain intact")
+        chain = f"HMAC-SHA256 chain under audit key {report.key_id}" if report.key_id else "chain"
+        print(f"audit log `{args.file}`: {report.records} records, {chain} intact")
         return 1 if args.strict and report.warnings else 0
     if report.first_bad is not None:
         where = f"audit log `{args.file}`: first bad record at line {report.first_bad}"

@@ -5,6 +5,7 @@ Examples:
     tritonab convert net.pt --name net --repository repo --sample-input x.npz --fp16
     tritonab convert model.onnx --name m --repository repo --to tensorrt --int8 \\
         --sample-input calib.npz
+    tritonab convert model.joblib --name churn --repository repo --encrypt-key-file model.key
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ def register(subparsers) -> None:
     p.add_argument("--workspace-mb", type=_positive, default=1024, help="TensorRT workspace")
     p.add_argument("--timing-cache", metavar="FILE", help="TensorRT timing cache file")
     p.add_argument("--force", action="store_true", help="overwrite an existing version")
+    p.add_argument(
+        "--encrypt-key-file",
+        metavar="FILE",
+        help="write the graph encrypted with AES-256-GCM under this data key (model.onnx.enc; "
+        "no plaintext graph on disk); serve with $TRITONAB_MODEL_KEY_FILE set",
+    )
     p.set_defaults(func=run)
 
 
@@ -109,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         workspace_mb=args.workspace_mb,
         timing_cache=args.timing_cache,
         force=args.force,
+        encrypt_key=args.encrypt_key_file,
     )
     print(result.parity.table())
     print(f"wrote `{result.artifact}` (version {result.version}) and `{result.config_path}`")

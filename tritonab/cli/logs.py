@@ -5,7 +5,11 @@ Examples::
     tritonab logs show logs/ demo_ab
     tritonab logs recover logs/demo_ab/exposures
     tritonab logs prune logs/ --older-than 30d [--dry-run]
-    tritonab logs compact logs/ [--min-segments 4]
+    tritonab logs compact logs/ [--min-segments 4]             # plain segments into Parquet
+    tritonab logs show logs/ demo_ab --key-file logs.key       # encrypted segments
+    tritonab logs verify-residency logs/ --policy regions.yaml [--region eu-west]
+
+Reads for analysis (`show`) are recorded in the folder's audit log.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ def register(subparsers) -> None:
     show = sub.add_parser("show", help="segments, records, drops and torn tails of an experiment")
     show.add_argument("log_dir")
     show.add_argument("experiment")
+    show.add_argument("--key-file", help="data key of encrypted segments (default $TRITONAB_LOG_KEY_FILE)")
     show.set_defaults(func=_show)
 
     recover = sub.add_parser("recover", help="seal the unsealed segments of crashed writers")
@@ -45,16 +50,33 @@ def register(subparsers) -> None:
     )
     compact.set_defaults(func=_compact)
 
+    res = sub.add_parser(
+        "verify-residency", help="find files whose real path lies outside their region (exit 1)"
+    )
+    res.add_argument("log_dir")
+    res.add_argument("--policy", required=True, help="region policy (YAML: regions -> roots)")
+    res.add_argument(
+        "--region", help="the region every file belongs to (default: each experiment's sink region)"
+    )
+    res.set_defaults(func=_verify_residency)
+
 
 def _show(args: argparse.Namespace) -> int:
-    from tritonab.monitoring.segments import ReadReport, dropped_total, iter_records
+    from tritonab.monitoring.audit import record_read
+    from tritonab.monitoring.segments import ReadReport, dropped_total, iter_records, segment_files
+    from tritonab.security import LOG_KEY_ENV, resolve_key
 
+    key = resolve_key(args.key_file, LOG_KEY_ENV, purpose="data")
     folder = Path(args.log_dir) / args.experiment
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        files = [p for s in ("exposures", "payloads") for p in segment_files(folder / s).files]
+    record_read(args.log_dir, "logs show", files, experiment=args.experiment)
     for stream in ("exposures", "payloads"):
         report = ReadReport()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            for _ in iter_records(folder / stream, report=report):
+            for _ in iter_records(folder / stream, report=report, key=key):
                 pass
         print(
             f"{stream}: {len(report.sealed)} sealed + {len(report.unsealed)} unsealed segment(s), "
@@ -129,4 +151,17 @@ def _compact(args: argparse.Namespace) -> int:
             records=total,
         )
     print(f"{len(written)} Parquet file(s), {total} record(s) compacted")
+    return 0
+
+
+def _verify_residency(args: argparse.Namespace) -> int:
+    from tritonab.security import load_policy, scan
+
+    found = scan(args.log_dir, load_policy(args.policy), args.region)
+    for item in found:
+        print(f"outside its region: {item}")
+    if found:
+        print(f"{len(found)} file(s) outside their region under `{args.log_dir}`")
+        return 1
+    print(f"`{args.log_dir}`: every file lies in its region")
     return 0

@@ -43,6 +43,11 @@ def register(subparsers) -> None:
         help="also check every backend exists on this server: embedded (the wheel's "
         "tritonserver, Python backend only) or container (NVIDIA's Triton container)",
     )
+    p.add_argument(
+        "--key-file",
+        help="data key of encrypted artifacts: decrypt each in memory and check its AES-GCM "
+        "tag (default $TRITONAB_MODEL_KEY_FILE)",
+    )
     p.set_defaults(func=_validate)
 
 
@@ -83,8 +88,10 @@ def _chain(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from tritonab.ensembles import load_repository, validate_repository
+    from tritonab.security import MODEL_KEY_ENV, resolve_key
 
-    problems = validate_repository(args.repository, target=args.target)
+    key = resolve_key(args.key_file, MODEL_KEY_ENV, purpose="data")
+    problems = validate_repository(args.repository, target=args.target, key=key)
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:

@@ -40,6 +40,13 @@ def register(subparsers) -> None:
         "payload logs (default: a temporary one, no experiment logs)",
     )
     p.add_argument("--startup-timeout", type=float, default=120.0)
+    at_rest = p.add_argument_group("encryption at rest, audit and residency (passed to the stubs)")
+    at_rest.add_argument(
+        "--model-key-file", help="data key of encrypted artifacts ($TRITONAB_MODEL_KEY_FILE)"
+    )
+    at_rest.add_argument("--log-key-file", help="data key for logging.encrypt ($TRITONAB_LOG_KEY_FILE)")
+    at_rest.add_argument("--audit-key-file", help="audit key of the audit chain ($TRITONAB_AUDIT_KEY_FILE)")
+    at_rest.add_argument("--region-policy", help="region policy checked on every log write")
     p.set_defaults(func=_serve)
 
 
@@ -66,11 +73,43 @@ def check_residency(repository: str | os.PathLike[str], log_dir: str | os.PathLi
             raise SpecError(f"router `{name}`: {exc}") from None
 
 
+def at_rest_env(args: argparse.Namespace) -> dict[str, str]:
+    """The environment naming the key files and the region policy, each loaded once first.
+
+    Raises:
+        SecurityError: an unreadable key or policy, a key of the wrong purpose, or an
+            audit key that is also one of the data keys.
+    """
+    from tritonab.security import (
+        AUDIT_KEY_ENV,
+        LOG_KEY_ENV,
+        MODEL_KEY_ENV,
+        POLICY_ENV,
+        load_key,
+        load_policy,
+        require_distinct,
+    )
+
+    env, data_keys = {}, []
+    for path, variable in ((args.model_key_file, MODEL_KEY_ENV), (args.log_key_file, LOG_KEY_ENV)):
+        if path:
+            data_keys.append(load_key(path, purpose="data"))
+            env[variable] = str(Path(path).resolve())
+    if args.audit_key_file:
+        require_distinct(load_key(args.audit_key_file, purpose="audit"), *data_keys)
+        env[AUDIT_KEY_ENV] = str(Path(args.audit_key_file).resolve())
+    if args.region_policy:
+        load_policy(args.region_policy)
+        env[POLICY_ENV] = str(Path(args.region_policy).resolve())
+    return env
+
+
 def _serve(args: argparse.Namespace) -> int:
     from tritonab.deploy.server import TritonServer, main_loop
     from tritonab.monitoring.router_log import LOG_DIR_ENV
 
-    env = {}
+    env = at_rest_env(args)
+    os.environ.update(env)  # this process's own audit records (refused sinks) use them too
     if args.log_dir:
         log_dir = Path(args.log_dir).resolve()
         log_dir.mkdir(parents=True, exist_ok=True)
