@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "repository",
     "experiment",
     "convert",
+    "variant",
     "stats",
     "perf",
     "logs",
