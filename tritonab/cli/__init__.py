@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "outcomes",
     "analyze",
     "rollout",
+    "bandit",
     "audit",
     "schema",
 )
