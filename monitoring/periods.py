@@ -246,6 +246,7 @@ def analyze_periods(
     *,
     metric: str,
     kind: MetricKind = "conversion",
+    variants: Sequence[str] | None = None,
     outcomes: Sequence[str | os.PathLike[str]] = (),
     alpha: float = 0.05,
     srm_threshold: float = stats.SRM_THRESHOLD,
@@ -256,10 +257,11 @@ def analyze_periods(
     Args:
         experiment: the experiment (router) name.
         log_dir: the log folder (`<log_dir>/<experiment>/exposures`, `<log_dir>/outcomes`).
-        periods: the allocation periods in time order; their weights name the variants
-            (the first one is the baseline of the comparisons).
+        periods: the allocation periods in time order.
         metric: the outcome metric.
         kind: `conversion` (units with a non-zero outcome) or `continuous` (its sum).
+        variants: the variants in order, the first the baseline of the comparisons
+            (default: the first period's weights, in their order).
         outcomes: extra outcome files (JSON Lines, CSV or Parquet).
         alpha: the comparisons' significance level.
         srm_threshold: the family-wise SRM threshold, divided among the periods.
@@ -283,7 +285,11 @@ def analyze_periods(
         )
     if kind not in ("conversion", "continuous"):
         raise MonitoringError(f"metric kind `{kind}`: expected `conversion` or `continuous`")
-    variants = tuple(periods[0].weights)
+    variants = tuple(periods[0].weights if variants is None else variants)
+    if len(variants) < 2:
+        raise MonitoringError(
+            f"analysis of `{experiment}` by period: expected two variants or more, got {variants}"
+        )
     folder = Path(log_dir)
     notes: list[str] = []
     files = (

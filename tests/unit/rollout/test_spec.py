@@ -78,7 +78,7 @@ def test_the_strategy_picks_the_spec_type(tmp_path):
 @pytest.mark.parametrize("strategy", ["linear", 3, None])
 def test_an_unknown_strategy_names_the_field(strategy):
     with pytest.raises(
-        RolloutError, match=rf"^rollout.yaml: strategy `{strategy}` is not `canary` or `bluegreen`$"
+        RolloutError, match=rf"^rollout.yaml: strategy `{strategy}` is not `canary`, `bluegreen` or `bandit`$"
     ):
         load_rollout_dict({"strategy": strategy, "experiment": "e"}, source="rollout.yaml")
 
