@@ -65,5 +65,11 @@ class StatsError(TritonABError, ValueError):
     exit_code = 2
 
 
+class SecurityError(TritonABError):
+    """Keys, certificates, encrypted files or a residency policy refused an operation."""
+
+    exit_code = 2
+
+
 class MonitoringError(TritonABError):
     """Metrics, logs or Prometheus queries could not be read."""
