@@ -39,6 +39,10 @@ class VariantError(ConversionError):
     exit_code = 2
 
 
+class FeatureStoreError(TritonABError):
+    """A feature store (Feast) could not be opened or read, or lacks what a transform asks."""
+
+
 class ServerError(TritonABError):
     """The embedded Triton server could not start, or stopped unexpectedly."""
 
