@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         f"sha256 {derived['sha256']}"
     )
     for change in derived["changes"]:
-        print(f"  {change['path']}: {change['before']} -> {change['after']}")
+        before = "(unset)" if change["before"] is None else change["before"]
+        print(f"  {change['path']}: {before} -> {change['after']}")
     served = result["traffic"]
     for arm, figures in served["arms"].items():
         print(
