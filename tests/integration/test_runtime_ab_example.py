@@ -22,7 +22,7 @@ VARIANT = "demo_gbt_x2_example"  # not test_runtime_variants' name: both share t
 
 
 def test_the_runtime_config_ab_example(server, repository):
-    argv = [sys.executable, str(EXAMPLE), "--requests", "120", "--workers", "4", "--window-ms", "500"]
+    argv = [sys.executable, str(EXAMPLE), "--requests", "60", "--workers", "4", "--window-ms", "200"]
     argv += ["--variant", VARIANT, "--repository", str(repository), "--triton", server.urls.grpc]
     env = {
         **os.environ,
