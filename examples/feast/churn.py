@@ -215,30 +215,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tritonab-feast-"))
     repository = args.repository or workdir / "models"
-    test, spec, model, config = build(workdir, repository, args.customers)
-    if args.triton:
-        from tritonab.deploy.control import ModelControl
+    try:
+        test, spec, model, config = build(workdir, repository, args.customers)
+        if args.triton:
+            from tritonab.deploy.control import ModelControl
 
-        with ModelControl(args.triton) as control:
-            control.load("churn")
-            try:
-                result = score(args.triton, test, spec, model, config)
-            finally:
-                for name in MODELS:
-                    control.unload(name)
-    else:
-        from tritonab.deploy.server import TritonServer
+            with ModelControl(args.triton) as control:
+                control.load("churn")
+                try:
+                    result = score(args.triton, test, spec, model, config)
+                finally:
+                    for name in MODELS:
+                        control.unload(name)
+        else:
+            from tritonab.deploy.server import TritonServer
 
-        with TritonServer(repository) as server:
-            result = score(server.urls.grpc, test, spec, model, config)
+            with TritonServer(repository) as server:
+                result = score(server.urls.grpc, test, spec, model, config)
+    finally:
+        if not args.workdir:  # a temporary folder: never left behind, also on failure
+            shutil.rmtree(workdir, ignore_errors=True)
     print(
         f"trained on {args.customers * 3} labels with point-in-time features; materialised to {END:%Y-%m-%d}"
     )
     print(f"served {result['customers']} customers through `churn` (feast_lookup -> impute -> model)")
     print(f"served vs offline probability: max |difference| {result['max_abs_difference']:.2e}")
     print(f"AUC on labels drawn after the materialisation: {result['auc']:.3f}")
-    if not args.workdir:
-        shutil.rmtree(workdir, ignore_errors=True)
     return 0 if result["max_abs_difference"] < 1e-5 else 1
 
 
