@@ -153,8 +153,9 @@ def main(argv: list[str] | None = None) -> int:
             from tritonab.deploy.control import ModelControl
 
             with ModelControl(args.triton) as control:
-                for name in models:
-                    control.load(name)
+                for name in models:  # the source may be serving already: leave it be
+                    if name != SOURCE or not control.is_ready(name):
+                        control.load(name)
                 try:
                     result = run(args.triton, args)
                 finally:
