@@ -14,6 +14,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tritonab.backends import (
     FeatureJoin,
@@ -139,6 +141,28 @@ def test_historical_features_are_point_in_time_correct(store):
     latest = historical_features(_spec(), at_end, base=root)[0]
     assert np.array_equal(latest, _asof(stats, at_end))
     assert (got != latest).any()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    ids=st.lists(st.one_of(st.integers(1, 40), st.just(999)), min_size=1, max_size=12),
+    cuts=st.lists(st.integers(1, 11), max_size=4),
+)
+def test_a_batch_answers_each_request_as_if_it_came_alone(store, ids, cuts):
+    """However a dynamic batch groups requests (repeated, unknown ids included), each
+    request gets exactly what it gets on its own: the batch's one read is cut back right."""
+    root, _ = store
+    join = FeatureJoin(_spec(on_missing="nan"), root)
+    bounds = [0, *sorted({c for c in cuts if c < len(ids)}), len(ids)]
+    requests = [
+        TransformRequest(np.arange(a, b, dtype=np.float32).reshape(-1, 1), {"driver": _ids(*ids[a:b])})
+        for a, b in zip(bounds, bounds[1:])
+    ]
+    batched = join.transform(requests)
+    alone = [join.transform([r])[0] for r in requests]
+    assert len(batched) == len(requests)
+    for together, single in zip(batched, alone):
+        assert np.array_equal(together, single)
 
 
 def test_an_unknown_entity_fails_its_request_alone(store):
