@@ -9,7 +9,7 @@ NODEPS := requirements-nodeps.txt
 # The extras the lock holds and `make` installs (not `tensorrt`: it needs a GPU).
 EXTRAS := test sklearn torch dev ray feast
 
-.PHONY: demo test check format lint install lock bench validate clean sysdeps
+.PHONY: demo demo-rollout test check format lint install lock bench validate clean sysdeps
 
 # Debian packages: Triton's Python-backend stub links the system libpython of the same
 # version (libpython3.11 on Debian 12); the rollout checks and their tests query a real
@@ -44,6 +44,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
+
+# A local canary to watch (about a minute): live table, then out/demo-rollout/rollout.png.
+demo-rollout: $(STAMP)
+	$(BIN)/tritonab rollout demo --out out/demo-rollout
 
 # Format, lint and types first: a suite that passes on unchecked code does not land.
 test: check

@@ -19,6 +19,12 @@ from tritonab.ensembles.repository import ROUTER_PARAMETER
 from tritonab.errors import ClientError, SpecError
 from tritonab.splitter.spec import Experiment, spec_from_json
 
+# Triton's words when a client asks to load or unload and the server runs in mode `none`
+# or `poll` (misleading in mode `none`, where nothing polls).
+_NOT_EXPLICIT = "explicit model load / unload is not allowed"
+# A model name no repository holds: loading it tells the modes apart without side effects.
+_PROBE_MODEL = "__tritonab_mode_probe__"
+
 
 def parse_weights(text: str) -> dict[str, float]:
     """`control=0.9,treatment=0.1` -> `{"control": 0.9, "treatment": 0.1}`.
@@ -81,7 +87,33 @@ class ModelControl:
         override = None
         if config is not None:
             override = json_format.MessageToJson(config, preserving_proto_field_name=True)
-        self.connection.load(model, override)
+        try:
+            self.connection.load(model, override)
+        except ClientError as exc:
+            if _NOT_EXPLICIT in str(exc):
+                raise ClientError(
+                    f"server `{self.url}` does not take model loads: it is not in explicit "
+                    "model-control mode (start it with `--model-control-mode=explicit`, "
+                    "`tritonab serve --model-control-mode explicit`); Triton said: "
+                    f"{str(exc).partition(': ')[2] or exc}"
+                ) from exc
+            raise
+
+    def require_explicit_mode(self) -> None:
+        """Fail at once unless the server runs in explicit model-control mode (what live
+        weights and rollouts need), by asking it to load a model that does not exist.
+
+        Other failures (an unreachable server, a refused key) are left to the calls that
+        follow, which name them in their own terms.
+
+        Raises:
+            ClientError: the server is in mode `none` or `poll`.
+        """
+        try:
+            self.load(_PROBE_MODEL)
+        except ClientError as exc:
+            if "does not take model loads" in str(exc):
+                raise
 
     def unload(self, model: str) -> None:
         """Unload `model` (requests in flight finish first).

@@ -137,10 +137,9 @@ def parse_outcomes(path: str | os.PathLike[str]) -> list[OutcomeRecord]:
         except ValidationError as exc:
             problems.extend(_problem(where, exc))
     if problems:
-        more = f"\n  ... and {len(problems) - MAX_ERRORS} more" if len(problems) > MAX_ERRORS else ""
-        raise MonitoringError(
-            f"{len(problems)} invalid outcome record(s):\n  " + "\n  ".join(problems[:MAX_ERRORS]) + more
-        )
+        extra = len(problems) - MAX_ERRORS
+        more = f"\n`{source}`: {extra} more invalid record(s)" if extra > 0 else ""
+        raise MonitoringError("\n".join(problems[:MAX_ERRORS]) + more)
     return records
 
 

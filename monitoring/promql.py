@@ -49,6 +49,29 @@ class RouterQueries:
         value = float(result[0]["value"][1])
         return None if math.isnan(value) or math.isinf(value) else value
 
+    def series(self, promql: str, start: float, end: float, step: float = 1.0) -> list[tuple[float, float]]:
+        """The (time, value) points of a range query's first series (NaNs left out).
+
+        Raises:
+            MonitoringError: Prometheus unreachable or the query rejected.
+        """
+        from datetime import datetime, timezone
+
+        try:
+            result = self._client.custom_query_range(
+                promql,
+                start_time=datetime.fromtimestamp(start, timezone.utc),
+                end_time=datetime.fromtimestamp(end, timezone.utc),
+                step=f"{step:g}s",
+                timeout=self.timeout,
+            )
+        except Exception as exc:  # requests/prometheus-api-client raise many types
+            raise MonitoringError(f"Prometheus `{self.url}`: range query `{promql}` failed: {exc}") from None
+        if not result:
+            return []
+        points = ((float(t), float(v)) for t, v in result[0]["values"])
+        return [(t, v) for t, v in points if math.isfinite(v)]
+
     def rows(self, experiment: str, variant: str, window: str | None = None) -> float | None:
         """Rows routed to the variant during the window."""
         sel = _selector(experiment, variant)

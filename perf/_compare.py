@@ -129,6 +129,8 @@ def load_compare(path: str | os.PathLike[str]) -> CompareResult:
         return CompareResult.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
     except OSError as exc:
         raise PerfError(f"compare result `{path}`: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise PerfError(f"compare result `{path}`: not UTF-8 text: {exc.reason}") from None
     except json.JSONDecodeError as exc:
         raise PerfError(f"compare result `{path}`: not valid JSON: {exc}") from None
 

@@ -17,13 +17,12 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tritonab._io import atomic_write_text
+from tritonab._specfile import format_validation_error, read_yaml
 from tritonab.errors import PerfError
 from tritonab.perf._compare import CompareResult, LevelComparison
 from tritonab.perf._records import dumps_json
@@ -61,12 +60,7 @@ def load_thresholds(path: str | os.PathLike[str] | None = None, **overrides: flo
     """
     data: dict = {}
     if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except OSError as exc:
-            raise PerfError(f"gate thresholds `{path}`: cannot read: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise PerfError(f"gate thresholds `{path}`: not valid YAML: {exc}") from None
+        loaded = read_yaml(path, error=PerfError) or {}
         if isinstance(loaded, dict) and isinstance(loaded.get("gate"), dict):
             loaded = loaded["gate"]
         if not isinstance(loaded, dict):
@@ -76,9 +70,8 @@ def load_thresholds(path: str | os.PathLike[str] | None = None, **overrides: flo
     try:
         thresholds = GateThresholds(**data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise PerfError(f"gate threshold `{where}`: {first['msg']}") from None
+        source = f"gate thresholds `{path}`" if path is not None else "gate thresholds"
+        raise PerfError(format_validation_error(exc, source)) from None
     if thresholds.is_empty():
         raise PerfError("no gate threshold given (use --thresholds FILE.yaml or the --min/--max flags)")
     return thresholds

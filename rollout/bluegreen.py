@@ -16,12 +16,13 @@ phase per tick.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tritonab.errors import RolloutError, TritonABError
 from tritonab.rollout.checks import MetricSource, evaluate_checks
 from tritonab.rollout.controller import Record, Strategy
-from tritonab.rollout.spec import BlueGreenSpec
+from tritonab.rollout.spec import BlueGreenSpec, window_seconds
 from tritonab.rollout.state import BlueGreenState
 from tritonab.rollout.tick import StepResult, TickOutcome, judge_checks
 from tritonab.rollout.versions import (
@@ -43,6 +44,7 @@ class BlueGreenStrategy(Strategy[BlueGreenSpec, BlueGreenState]):
         control: model control (a `ModelControl`, or a fake in tests).
         infer: one inference on a model version (`server_infer(url)`).
         metrics: Prometheus queries for the bake checks (None: none).
+        clock: the time (seconds since the epoch), for tests.
     """
 
     state_type = BlueGreenState
@@ -56,8 +58,10 @@ class BlueGreenStrategy(Strategy[BlueGreenSpec, BlueGreenState]):
         infer: Infer,
         *,
         metrics: MetricSource | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.spec, self.control, self.infer, self.metrics = spec, control, infer, metrics
+        self.clock = clock
 
     # -- what the skeleton asks ---------------------------------------------------------------
 
@@ -121,7 +125,8 @@ class BlueGreenStrategy(Strategy[BlueGreenSpec, BlueGreenState]):
     def max_ticks(self) -> int:
         """Every phase once, the load deadline, the failed checks and the bake, with room."""
         spec = self.spec
-        return 5 + spec.load_deadline + spec.failed_checks + int(spec.bake_s / spec.interval_s) + 20
+        bake = max(spec.bake_s, window_seconds(spec.window))
+        return 5 + spec.load_deadline + spec.failed_checks + int(bake / spec.interval_s) + 20
 
     # -- phases ----------------------------------------------------------------------------------
 
@@ -159,13 +164,22 @@ class BlueGreenStrategy(Strategy[BlueGreenSpec, BlueGreenState]):
     def _switch(self, state: BlueGreenState, record: Record) -> StepResult:
         """The router's variant moves to the new version in one reload."""
         pin_version(self.control, state.experiment, state.variant, state.new_version)
-        state.switched_at, state.phase = time.time(), "bake"
+        state.switched_at, state.phase = self.clock(), "bake"
         record("switch", to_version=state.new_version)
         reason = f"router `{state.experiment}` switched to v{state.new_version}"
         return StepResult(TickOutcome.ADVANCE, reason)
 
     def _bake(self, state: BlueGreenState, record: Record) -> StepResult:
-        """The checks on the variant for `bake_s`, the old version still loaded."""
+        """The checks on the variant for `bake_s`, the old version still loaded; readings
+        start at the switch (the variant's metrics before it are the old version's)."""
+        now = self.clock()
+        elapsed = now - (state.switched_at or now)
+        needed = window_seconds(self.spec.window)
+        if self.metrics is not None and self.spec.checks and elapsed < needed:
+            reason = (
+                f"baking {elapsed:.1f}/{self.spec.bake_s:g} s; the first {needed:g} s window is not served"
+            )
+            return StepResult(TickOutcome.HOLD, reason)
         checks = tuple(
             evaluate_checks(
                 self.metrics,
@@ -174,6 +188,7 @@ class BlueGreenStrategy(Strategy[BlueGreenSpec, BlueGreenState]):
                 state.variant,
                 state.variant,
                 self.spec.window,
+                elapsed,
             )
         )
         judged = judge_checks(checks, failed_checks=state.failed_checks, threshold=self.spec.failed_checks)
@@ -182,7 +197,6 @@ class BlueGreenStrategy(Strategy[BlueGreenSpec, BlueGreenState]):
             return StepResult(judged.outcome, self._rollback(state, judged.reason, record), checks)
         if judged.outcome is TickOutcome.FAILED_CHECK:
             return StepResult(judged.outcome, judged.reason, checks)
-        elapsed = time.time() - (state.switched_at or time.time())
         if judged.outcome is TickOutcome.HOLD or elapsed < self.spec.bake_s:
             why = judged.reason if judged.outcome is TickOutcome.HOLD else "checks pass"
             return StepResult(TickOutcome.HOLD, f"baking {elapsed:.1f}/{self.spec.bake_s:g} s; {why}", checks)

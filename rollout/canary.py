@@ -12,7 +12,9 @@ step is the promotion.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import math
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tritonab.errors import RolloutError, TritonABError
@@ -25,7 +27,7 @@ from tritonab.rollout.checks import (
     evaluate_checks,
 )
 from tritonab.rollout.controller import Record, Strategy
-from tritonab.rollout.spec import CanarySpec
+from tritonab.rollout.spec import CanarySpec, window_seconds
 from tritonab.rollout.state import CanaryState
 from tritonab.rollout.tick import StepResult, TickOutcome, judge_checks
 from tritonab.rollout.weights import RouterControl as RouterControl  # re-export: it used to live here
@@ -59,6 +61,11 @@ class CanaryStrategy(Strategy[CanarySpec, CanaryState]):
         metrics: Prometheus queries (None: no metric checks).
         perf_gate: run before the first step (None: no gate).
         stats: the statistics engine's decision (None: not consulted).
+        clock: the time (seconds since the epoch), for tests.
+
+    A step is judged only once it has served a full window (`spec.window`), and every
+    reading's range is capped at the time since the step, so a candidate is never judged
+    on traffic it served at an earlier weight.
     """
 
     state_type = CanaryState
@@ -73,9 +80,11 @@ class CanaryStrategy(Strategy[CanarySpec, CanaryState]):
         metrics: MetricSource | None = None,
         perf_gate: PerfGate | None = None,
         stats: StatsProvider | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.spec, self.router = spec, router
         self.metrics, self.perf_gate, self.stats = metrics, perf_gate, stats
+        self.clock = clock
 
     # -- what the skeleton asks ---------------------------------------------------------------
 
@@ -145,7 +154,8 @@ class CanaryStrategy(Strategy[CanarySpec, CanaryState]):
     def max_ticks(self) -> int:
         """Every step may use its failed intervals and its progress deadline, and no more."""
         spec = self.spec
-        return (len(spec.steps) + 1) * (spec.failed_checks + spec.progress_deadline) + 2
+        waits = math.ceil(window_seconds(spec.window) / spec.interval_s) + 1
+        return (len(spec.steps) + 1) * (spec.failed_checks + spec.progress_deadline + waits) + 2
 
     # -- the step ------------------------------------------------------------------------------
 
@@ -158,6 +168,14 @@ class CanaryStrategy(Strategy[CanarySpec, CanaryState]):
         if state.step < 0:
             why = "perf gate passed" if state.gate == "passed" else "started"
             return StepResult(*self._advance(state, why, record))
+        served = self.clock() - (state.step_started_at or state.updated_at)
+        needed = window_seconds(self.spec.window)
+        judged_on_data = (self.metrics is not None and bool(self.spec.checks)) or self.stats is not None
+        if judged_on_data and served < needed:
+            return StepResult(
+                TickOutcome.HOLD,
+                f"step {state.step + 1} has served {max(served, 0.0):.1f} of the {needed:g} s window",
+            )
         checks = tuple(
             evaluate_checks(
                 self.metrics,
@@ -166,6 +184,7 @@ class CanaryStrategy(Strategy[CanarySpec, CanaryState]):
                 state.baseline,
                 state.candidate,
                 self.spec.window,
+                served,
             )
         )
         verdict = self.stats(state.experiment, state.baseline, state.candidate) if self.stats else None
@@ -218,7 +237,7 @@ class CanaryStrategy(Strategy[CanarySpec, CanaryState]):
         percent = self.spec.steps[nxt]
         weights = split_weights(state.weights, state.baseline, state.candidate, percent)
         self._set(state, weights, f"step {nxt + 1}: {percent:g}%", record)
-        state.step, state.holds = nxt, 0
+        state.step, state.holds, state.step_started_at = nxt, 0, self.clock()
         if nxt == len(self.spec.steps) - 1:
             return TickOutcome.PROMOTE, f"{reason}; candidate at 100%"
         return TickOutcome.ADVANCE, f"{reason}; candidate at {percent:g}%"

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 from tritonab.errors import MonitoringError, PerfError, TritonABError
-from tritonab.rollout.spec import MetricCheck, PerfGateSpec, StatsSpec
+from tritonab.rollout.spec import MetricCheck, PerfGateSpec, StatsSpec, window_seconds
 
 CheckStatus = Literal["pass", "fail", "hold", "nodata"]
 _UNREACHABLE = "unreachable: "
@@ -79,8 +79,22 @@ def _read(
     return source.error_rate(experiment, variant, window)
 
 
+def capped_window(window: str, served_s: float | None) -> str:
+    """`window`, or the time the step has served when that is shorter (whole seconds, at
+    least one), so a reading never reaches back before the step."""
+    if served_s is None or window_seconds(window) <= served_s:
+        return window
+    return f"{max(1, int(served_s))}s"
+
+
 def evaluate_check(
-    source: MetricSource, check: MetricCheck, experiment: str, baseline: str, candidate: str, window: str
+    source: MetricSource,
+    check: MetricCheck,
+    experiment: str,
+    baseline: str,
+    candidate: str,
+    window: str,
+    served_s: float | None = None,
 ) -> CheckResult:
     """Read one check for the candidate (and the baseline when relative) and judge it.
 
@@ -90,12 +104,14 @@ def evaluate_check(
         experiment: the router.
         baseline, candidate: the variants (the baseline is read for relative checks).
         window: the PromQL range when the check gives none.
+        served_s: seconds since the weights were last changed: the range never reaches
+            further back (None: no cap).
 
     Returns:
         The reading: `pass`, `fail` or `hold` by the range, `nodata` without a value
         (or with Prometheus unreachable, the error as its detail).
     """
-    w = check.window or window
+    w = capped_window(check.window or window, served_s)
     try:
         value = _read(source, check, experiment, candidate, w)
         base = _read(source, check, experiment, baseline, w) if check.relative else None
@@ -124,12 +140,13 @@ def evaluate_checks(
     baseline: str,
     candidate: str,
     window: str,
+    served_s: float | None = None,
 ) -> list[CheckResult]:
     """Every metric check of a tick, as `evaluate_check` reads them.
 
     Args:
         source: the metrics (None: no readings).
-        checks, experiment, baseline, candidate, window: as for `evaluate_check`.
+        checks, experiment, baseline, candidate, window, served_s: as for `evaluate_check`.
 
     Returns:
         One reading per check, in order; none without a source.
@@ -145,7 +162,7 @@ def evaluate_checks(
                 CheckResult(check.label, None, check.min, check.max, "nodata", detail=results[-1].detail)
             )
             continue
-        results.append(evaluate_check(source, check, experiment, baseline, candidate, window))
+        results.append(evaluate_check(source, check, experiment, baseline, candidate, window, served_s))
     return results
 
 

@@ -47,6 +47,18 @@ def _check_window(value: str) -> str:
     return value
 
 
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def window_seconds(value: str) -> float:
+    """Seconds in a PromQL range such as `10s`, `500ms`, `1m`."""
+    match = _WINDOW.match(value)
+    if not match:
+        raise ValueError(f"window `{value}` must look like `10s`, `500ms`, `1m`")
+    unit = match.group(1)
+    return int(value[: -len(unit)]) * _UNIT_SECONDS[unit]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

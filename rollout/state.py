@@ -68,6 +68,8 @@ class CanaryState(SavedState):
         initial_weights: the router's weights when the rollout started.
         gate: the perf gate: `pending`, `passed`, `failed` or `skipped` (none configured).
         holds: intervals in a row without a verdict.
+        step_started_at: when the current step's weights were set (checks never read
+            traffic from before it; None in states saved before it was recorded).
     """
 
     kind: Literal["canary"] = "canary"
@@ -78,6 +80,7 @@ class CanaryState(SavedState):
     initial_weights: dict[str, float]
     gate: Literal["pending", "passed", "failed", "skipped"] = "pending"
     holds: int = 0
+    step_started_at: float | None = None
 
     @property
     def candidate_weight(self) -> float:
@@ -163,6 +166,8 @@ def read_state_json(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         return None
     except OSError as exc:
         raise RolloutError(f"rollout state `{target}`: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise RolloutError(f"rollout state `{target}`: not UTF-8 text: {exc.reason}") from None
     try:
         data = json.loads(text)
     except ValueError as exc:

@@ -170,6 +170,7 @@ def run_rollout(
 
     try:
         with ModelControl(triton_url) as control:
+            control.require_explicit_mode()
             controller = build_controller(
                 spec,
                 control,

@@ -77,4 +77,12 @@ def read_yaml(path: str | os.PathLike[str], *, error: type[TritonABError] = Spec
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise error(f"`{target}`: not valid YAML: {exc}") from exc
+        raise error(f"`{target}`: not valid YAML: {yaml_problem(exc)}") from exc
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's complaint on one line: `line 2, column 1: expected ...`."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"

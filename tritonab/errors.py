@@ -77,3 +77,5 @@ class SecurityError(TritonABError):
 
 class MonitoringError(TritonABError):
     """Metrics, logs or Prometheus queries could not be read."""
+
+    exit_code = 2

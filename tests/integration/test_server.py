@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tritonab.cli import main
 from tritonab.deploy.control import ModelControl
 from tritonab.deploy.server import TritonServer, free_port
 from tritonab.errors import ClientError, ServerError
@@ -103,17 +104,22 @@ def test_serve_prints_urls_and_stops_cleanly_on_sigint(small_repo):
             process.kill()
 
 
-def test_the_context_manager_leaves_no_process_behind(small_repo):
+def test_the_context_manager_leaves_no_process_behind(small_repo, tmp_path, capsys):
     with TritonServer(small_repo) as server:
         pid = server.pid
         stubs = children_of(pid) & stub_pids()
         assert stubs
-        # Mode `none`: model control (and so live weights) needs explicit mode.
+        # Mode `none`: model control (and so live weights and rollouts) needs explicit mode,
+        # and says so instead of Triton's words about polling.
         with (
             ModelControl(server.urls.grpc) as control,
-            pytest.raises(ClientError, match="loading model `demo_scaler` failed: .*(explicit|not allowed)"),
+            pytest.raises(ClientError, match="not in explicit model-control mode"),
         ):
             control.load("demo_scaler")
+        args = ["rollout", "run", str(ROOT / "examples" / "rollout.yaml"), "--triton", server.urls.grpc]
+        assert main([*args, "--state", str(tmp_path / "state.json")]) == 2
+        assert "not in explicit model-control mode" in capsys.readouterr().err
+        assert not (tmp_path / "state.json").exists()
     assert not alive(pid)
     assert not any(alive(p) for p in stubs)
     assert not list(Path("/dev/shm").glob(f"tritonab_{os.getpid()}_{server.grpc_port}_*"))

@@ -1,4 +1,4 @@
-"""`tritonab rollout run|status|abort`: canary and blue-green rollouts on a live server.
+"""`tritonab rollout run|status|abort|demo`: canary and blue-green rollouts on a live server.
 
 `run` ticks until the rollout ends: exit 0 promoted, 1 rolled back (or aborted), 2 it
 could not run (bad spec, unreachable server, halted, or stopped by `--max-ticks`).
@@ -54,6 +54,17 @@ def register(subparsers) -> None:
     abort.add_argument("--actor", default="operator", help="who acts, for the audit log")
     abort.add_argument("--reason", default="aborted by the operator")
     abort.set_defaults(func=_abort)
+
+    demo = sub.add_parser(
+        "demo",
+        help="a complete local canary to watch: Triton, Prometheus, traffic, a live table and a PNG",
+    )
+    demo.add_argument("--out", default="out/demo-rollout", help="state, audit log and rollout.png")
+    demo.add_argument("--repository", default="model_repository", help="the demo model repository")
+    demo.add_argument("--rate", type=float, default=100.0, help="background requests per second")
+    demo.add_argument("--interval", type=float, default=2.0, help="seconds between ticks")
+    demo.add_argument("--window", default="6s", help="each step's minimum window (PromQL range)")
+    demo.set_defaults(func=_demo)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -128,3 +139,52 @@ def _abort(args: argparse.Namespace) -> int:
     )
     _printer()(event)
     return 0 if event.outcome is TickOutcome.ABORT else 1
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """`rollout demo`: the live table while the canary runs, then where its files are."""
+    from rich.console import Console
+    from rich.live import Live
+    from rich.table import Table
+
+    from tritonab.rollout.demo import demo_spec, run_demo
+
+    console = Console(highlight=False, width=max(140, Console().width))
+    table = Table(title="canary of `demo_canary` (candidate: treatment, demo_gbt)")
+    for column in ("tick", "step", "candidate", "rows", "error rate", "p99 / baseline", "outcome", "why"):
+        table.add_column(column, overflow="fold")
+
+    def row(event: TickEvent) -> None:
+        readings = {c.name: c for c in event.checks}
+        rows, errors, p99 = (readings.get(n) for n in ("rows", "error rate", "p99 latency"))
+        ratio = "" if p99 is None or not p99.value or not p99.baseline else f"{p99.value / p99.baseline:.2f}"
+        colour = _COLOURS.get(event.outcome.value, "white")
+        table.add_row(
+            str(event.tick),
+            event.summary,
+            f"{100 * (event.weights or {}).get('treatment', 0.0):g}%",
+            "" if rows is None or rows.value is None else f"{rows.value:.0f}",
+            "" if errors is None or errors.value is None else f"{errors.value:.3g}",
+            ratio,
+            f"[{colour}]{event.outcome.value}[/]",
+            event.reason,
+        )
+
+    console.print("starting Triton (explicit mode), Prometheus and background traffic ...")
+    with Live(table, console=console, refresh_per_second=4):
+        result = run_demo(
+            args.out,
+            repository=args.repository,
+            spec=demo_spec(interval_s=args.interval, window=args.window),
+            rate=args.rate,
+            on_event=row,
+        )
+    console.print()
+    console.print(
+        f"rollout {result.state.status} after {len(result.events)} ticks; {result.served} requests "
+        f"served, {result.failures} failed"
+    )
+    console.print(f"picture: {result.picture}\nstate: {result.state_path}\naudit log: {result.audit_path}")
+    from tritonab.rollout import exit_code
+
+    return exit_code(result.state)

@@ -30,8 +30,9 @@ def register(subparsers) -> None:
     p.add_argument(
         "--model-control-mode",
         choices=["none", "explicit"],
-        default="none",
-        help="explicit: models load/unload through the API (all loaded at start)",
+        default="explicit",
+        help="explicit (default): every model loads at start, and models load, unload and "
+        "take live weights through the API; none: the repository as it was at start",
     )
     p.add_argument(
         "--log-dir",

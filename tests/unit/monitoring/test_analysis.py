@@ -181,7 +181,7 @@ def test_cli_prints_the_decision_and_writes_json_and_html(logs, capsys, tmp_path
 
 
 def test_no_exposures_is_an_error(tmp_path, capsys):
-    assert main(["analyze", "nothing", "--logs", str(tmp_path)]) == 1
+    assert main(["analyze", "nothing", "--logs", str(tmp_path)]) == 2  # could not run: nothing to analyse
     assert "no exposure segments for experiment `nothing`" in capsys.readouterr().err
 
 

@@ -60,9 +60,8 @@ def test_csv_errors(tmp_path):
     path.write_text("unit_id,metric,value\nu1,buy,1\nu2,buy,nan\n,buy,1\n")
     with pytest.raises(
         MonitoringError,
-        match=r"2 invalid outcome record\(s\):\n.*line 3: value: "
-        r"value must be "
-        r"a finite number\n.*line 4: needs `unit_id`",
+        match=r"^`.*bad.csv` line 3: value: value must be a finite number\n"
+        r"`.*bad.csv` line 4: needs `unit_id`",
     ):
         parse_outcomes(path)
     with pytest.raises(MonitoringError, match=r"cannot be read"):
@@ -78,7 +77,7 @@ def test_add_copies_validated_records_and_refuses_bad_files(tmp_path, capsys):
     (copied,) = (logs / OUTCOMES_DIR).iterdir()
     assert [json.loads(line)["unit_id"] for line in copied.read_text().splitlines()] == ["u1", "u2"]
     src.write_text("unit_id,metric,value\nu1,buy,x\n")
-    assert main(["outcomes", "add", str(src), "--log-dir", str(logs)]) == 1
+    assert main(["outcomes", "add", str(src), "--log-dir", str(logs)]) == 2
     assert len(list((logs / OUTCOMES_DIR).iterdir())) == 1
     assert add_outcomes  # the API behind the command
 

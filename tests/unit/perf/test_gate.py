@@ -99,10 +99,10 @@ def test_thresholds_yaml_and_overrides(tmp_path):
     t = load_thresholds(path, max_p99_ratio=1.5, p99_sla_ms=None)
     assert (t.min_throughput_ratio, t.max_p99_ratio, t.p99_sla_ms) == (0.9, 1.5, None)
     path.write_text("max_p99_ratio: -1\n", encoding="utf-8")
-    with pytest.raises(PerfError, match="gate threshold `max_p99_ratio`: Input should be greater than 0"):
+    with pytest.raises(PerfError, match="gate.yaml`: max_p99_ratio: Input should be greater than 0"):
         load_thresholds(path)
     path.write_text("max_p99: 2\n", encoding="utf-8")
-    with pytest.raises(PerfError, match="gate threshold `max_p99`: Extra inputs are not permitted"):
+    with pytest.raises(PerfError, match="gate.yaml`: max_p99: Extra inputs are not permitted"):
         load_thresholds(path)
     with pytest.raises(PerfError, match="no gate threshold given"):
         load_thresholds(None)

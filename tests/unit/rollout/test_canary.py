@@ -107,8 +107,35 @@ def make_spec(**overrides):
     return load_rollout_dict(data)
 
 
-def controller(tmp_path, router, metrics=None, *, spec=None, perf_gate=None, stats=None, **kwargs):
-    strategy = CanaryStrategy(spec or make_spec(), router, metrics=metrics, perf_gate=perf_gate, stats=stats)
+class Clock:
+    """Time that moves `step` seconds each time it is read (a full window by default, so
+    every tick judges; set `step` to 0 to freeze it). Clocks share one time line, as the
+    processes of a restarted controller do."""
+
+    shared = 1_000_000.0
+
+    def __init__(self, step=60.0):
+        self.step = step
+
+    @property
+    def now(self):
+        return Clock.shared
+
+    @now.setter
+    def now(self, value):
+        Clock.shared = value
+
+    def __call__(self):
+        self.now += self.step
+        return self.now
+
+
+def controller(
+    tmp_path, router, metrics=None, *, spec=None, perf_gate=None, stats=None, clock=None, **kwargs
+):
+    strategy = CanaryStrategy(
+        spec or make_spec(), router, metrics=metrics, perf_gate=perf_gate, stats=stats, clock=clock or Clock()
+    )
     return Controller(
         strategy, state_path=tmp_path / "state.json", audit_path=tmp_path / "audit.jsonl", **kwargs
     )
@@ -388,3 +415,41 @@ def test_a_state_continues_only_under_the_same_rollout(tmp_path):
         other.tick()
     looser = controller(tmp_path, FakeRouter(), FakeMetrics(), spec=make_spec(failed_checks=5))
     assert looser.tick().outcome is TickOutcome.ADVANCE
+
+
+class WindowMetrics(FakeMetrics):
+    """Good numbers over any range that reaches back before `step_at`, none after it:
+    the candidate served well at the old weight and nothing at the new one."""
+
+    def __init__(self, clock):
+        super().__init__()
+        self.clock, self.step_at, self.ranges = clock, None, []
+
+    def _get(self, metric, variant):
+        return None
+
+    def rows(self, experiment, variant, window=None):
+        self.ranges.append(window)
+        seconds = int(window[:-1]) if window.endswith("s") and not window.endswith("ms") else 10**6
+        reaches_back = self.step_at is not None and self.clock.now - seconds < self.step_at
+        return 500.0 if reaches_back else None
+
+
+def test_a_step_is_judged_only_on_traffic_it_served(tmp_path):
+    """Good data only from before the step (rows over any range reaching back) holds the
+    candidate: the step waits out a full window, then reads a range that starts after it."""
+    clock = Clock(step=0.0)
+    metrics = WindowMetrics(clock)
+    spec = make_spec(checks=[{"metric": "rows", "min": 20, "window": "1h"}])
+    ctl = controller(tmp_path, FakeRouter(), metrics, spec=spec, clock=clock)
+    assert ctl.tick().outcome is TickOutcome.ADVANCE  # to 10%
+    metrics.step_at = clock.now
+    clock.now += 4.0
+    event = ctl.tick()
+    assert event.outcome is TickOutcome.HOLD and "served 4.0 of the 10 s window" in event.reason
+    assert metrics.ranges == []  # nothing read before a full window
+    clock.now += 8.0
+    event = ctl.tick()
+    assert metrics.ranges == ["12s"]  # the check's 1h range, cut at the step
+    assert event.outcome is TickOutcome.HOLD and event.checks[0].status == "nodata"
+    assert ctl.state().step == 0 and ctl.state().holds == 1

@@ -40,7 +40,7 @@ def test_verify_names_a_deleted_line(log, capsys):
 
 
 def test_verify_missing_file(tmp_path, capsys):
-    assert main(["audit", "verify", str(tmp_path / "none.jsonl")]) == 1
+    assert main(["audit", "verify", str(tmp_path / "none.jsonl")]) == 2  # could not run
     assert "cannot be read" in capsys.readouterr().err
 
 
