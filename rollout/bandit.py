@@ -197,11 +197,19 @@ class BanditStrategy(Strategy[BanditSpec, BanditState]):
         return StepResult(outcome, reason, checks, details)
 
     def _checks(self, state: BanditState) -> tuple[CheckResult, ...]:
-        """Every arm's Prometheus checks against the baseline, named by arm."""
+        """Every arm's Prometheus checks against the baseline, named by arm, each reading's
+        range cut at the current period's start (never traffic at earlier weights)."""
+        served = self.clock() - state.periods[-1].start
         out: list[CheckResult] = []
         for arm in state.arms[1:]:
             found = evaluate_checks(
-                self.metrics, self.spec.checks, state.experiment, state.baseline, arm, self.spec.window
+                self.metrics,
+                self.spec.checks,
+                state.experiment,
+                state.baseline,
+                arm,
+                self.spec.window,
+                served,
             )
             out += [dataclasses.replace(c, name=f"{arm}: {c.name}") for c in found]
         return tuple(out)

@@ -219,6 +219,9 @@ def test_continuous_rewards_to_minimise(tmp_path):
 
 
 class FailingMetrics:
+    def __init__(self):
+        self.windows = []
+
     def rows(self, experiment, variant, window=None):
         return 1000.0
 
@@ -226,6 +229,7 @@ class FailingMetrics:
         return 10.0
 
     def error_rate(self, experiment, variant, window=None):
+        self.windows.append(window)
         return 0.3 if variant == "treatment" else 0.0
 
     def latency_quantile(self, experiment, variant, q=0.99, window=None):
@@ -236,7 +240,11 @@ def test_failed_checks_on_any_arm_roll_back_and_abort_sends_all_to_the_baseline(
     router, clock = FakeRouter(("control", "treatment")), Clock()
     spec = make_spec(tmp_path / "logs", checks=[{"metric": "error_rate", "max": 0.01}], failed_checks=2)
     traffic = Traffic(tmp_path / "logs", router, {"control": 0.1, "treatment": 0.1})
-    events = drive(controller(tmp_path, router, spec, clock, FailingMetrics()), traffic, clock, 5)
+    metrics = FailingMetrics()
+    events = drive(controller(tmp_path, router, spec, clock, metrics), traffic, clock, 5)
+    # Each reading covers only the current period (cut from the 1m window), never traffic at
+    # earlier weights; a failed check keeps the weights, so the period and its range grow.
+    assert metrics.windows == ["10s", "20s"]
     assert [e.outcome for e in events] == [
         TickOutcome.ADVANCE,
         TickOutcome.FAILED_CHECK,
