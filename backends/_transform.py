@@ -10,13 +10,18 @@ by `backends.transform` inside an ensemble (`transform -> model`):
         {"op": "log1p", "columns": [0]},
         {"op": "one_hot", "column": 2, "categories": [0, 1]}]}
 
-Operations apply in order to a float matrix `[rows, columns]`.
+Operations apply in order to a float matrix `[rows, columns]`. A `feast_lookup` step
+joins online features from a Feast feature store, fetched by entity id (an input
+tensor, or the request's `unit_id`), as new columns; the features arrive through
+`apply(x, features=...)` (`tritonab.backends._feast` fetches them), so the spec itself
+stays plain data and never imports Feast.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -136,7 +141,42 @@ def _check_columns(columns: list[int], width: int, where: str) -> None:
         raise ValueError(f"{where}: columns {bad} are outside 0..{width - 1}")
 
 
-Step = Annotated[Union[Impute, Clip, Standardize, MinMax, Log1p, OneHot, Select], Field(discriminator="op")]
+class FeastLookup(_Step):
+    """Online features from a Feast feature store, joined as new columns (appended in
+    `features` order).
+
+    `entity` is the entity's join key; the ids come from the input tensor
+    `entity_input` (TYPE_STRING, one per row) or, without it, from the request's
+    `unit_id` parameter (one id for every row of the request). `feature_store` is a
+    `feature_store.yaml` (relative: to the transform's version folder). An id the
+    online store does not know fails its request (`on_missing: error`) or gets NaN
+    (`on_missing: nan`, for an `impute` step after this one).
+    """
+
+    op: Literal["feast_lookup"]
+    feature_store: str = Field(default="feature_store.yaml", min_length=1)
+    features: list[str] = Field(min_length=1, description="`feature_view:feature` references")
+    entity: str = Field(min_length=1, description="the entity's join key, e.g. `customer_id`")
+    entity_input: str | None = Field(default=None, description="input tensor of ids; None: `unit_id`")
+    on_missing: Literal["error", "nan"] = "error"
+
+    def width(self, width: int) -> int:
+        return width + len(self.features)
+
+    def check(self, width: int, where: str) -> None:
+        bad = [f for f in self.features if f.count(":") != 1 or f.startswith(":") or f.endswith(":")]
+        if bad:
+            raise ValueError(f"{where}.features: {bad} are not `feature_view:feature` references")
+        if len(set(self.features)) != len(self.features):
+            raise ValueError(f"{where}.features: a feature is named twice")
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        raise SpecError("a `feast_lookup` step needs its online features: apply(x, features={step: array})")
+
+
+Step = Annotated[
+    Union[Impute, Clip, Standardize, MinMax, Log1p, OneHot, Select, FeastLookup], Field(discriminator="op")
+]
 
 
 class TransformSpec(BaseModel):
@@ -162,18 +202,37 @@ class TransformSpec(BaseModel):
             width = step.width(width)
         return width
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
+    @property
+    def lookups(self) -> list[tuple[int, FeastLookup]]:
+        """The `feast_lookup` steps, with their index in `steps`."""
+        return [(i, step) for i, step in enumerate(self.steps) if isinstance(step, FeastLookup)]
+
+    @property
+    def entity_inputs(self) -> list[str]:
+        """The input tensors of entity ids the lookups read, in order, once each."""
+        return list(dict.fromkeys(s.entity_input for _, s in self.lookups if s.entity_input))
+
+    def apply(self, x: np.ndarray, *, features: Mapping[int, np.ndarray] | None = None) -> np.ndarray:
         """Transform a `[rows, input_width]` matrix.
 
+        Args:
+            x: the matrix.
+            features: for each `feast_lookup` step (by its index in `steps`), its online
+                features, `[rows, len(step.features)]` in the rows' order.
+
         Raises:
-            SpecError: the matrix has the wrong number of columns.
+            SpecError: the matrix has the wrong number of columns, or a lookup step's
+                features are missing or of the wrong shape.
         """
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.input_width:
             raise SpecError(f"transform expects [rows, {self.input_width}], got {list(x.shape)}")
         out = x.astype(np.float32 if x.dtype != np.float64 else np.float64, copy=True)
-        for step in self.steps:
-            out = step.apply(out)
+        for i, step in enumerate(self.steps):
+            if isinstance(step, FeastLookup):
+                out = np.concatenate([out, _joined(i, step, features, len(out), out.dtype)], axis=1)
+            else:
+                out = step.apply(out)
         return out
 
     @classmethod
@@ -188,6 +247,22 @@ class TransformSpec(BaseModel):
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=1, sort_keys=True) + "\n"
+
+
+def _joined(
+    index: int, step: FeastLookup, features: Mapping[int, np.ndarray] | None, rows: int, dtype: np.dtype
+) -> np.ndarray:
+    """The columns a lookup step joins, checked against the rows and the step."""
+    got = None if features is None else features.get(index)
+    if got is None:
+        raise SpecError(f"steps[{index}] (feast_lookup) needs its online features: none were given")
+    array = np.asarray(got, dtype=dtype)
+    if array.shape != (rows, len(step.features)):
+        raise SpecError(
+            f"steps[{index}] (feast_lookup): features of shape {list(array.shape)}, "
+            f"expected [{rows}, {len(step.features)}]"
+        )
+    return array
 
 
 def load_transform(path: str | os.PathLike[str]) -> TransformSpec:

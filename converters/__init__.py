@@ -5,6 +5,12 @@ Example:
     >>> from tritonab.converters import convert  # doctest: +SKIP
     >>> result = convert("model.joblib", name="churn", repository="model_repository")
     >>> print(result.parity.table())
+
+A runtime-config variant (same artifact, another config) for an A/B test on how the
+model is served:
+    >>> from tritonab.converters import RuntimeChanges, derive_variant  # doctest: +SKIP
+    >>> derive_variant("churn", name="churn_x2", repository="model_repository",
+    ...                changes=RuntimeChanges(instances=2, max_queue_delay_us=200))
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from tritonab.converters._convert import (
     SampleInput,
     run_conversion,
 )
+from tritonab.converters._derive import DerivedVariant, RuntimeChanges, derive_variant
 from tritonab.converters._encryption import decrypt_artifact, rotate_repository
 from tritonab.converters._manifest import MANIFEST, read_manifest, verify_manifest
 from tritonab.converters._parity import (
@@ -38,12 +45,15 @@ __all__ = [
     "SHIM",
     "ConversionResult",
     "ConvertOptions",
+    "DerivedVariant",
     "OutputParity",
     "ParityReport",
+    "RuntimeChanges",
     "Tolerance",
     "convert",
     "decrypt_artifact",
     "rotate_repository",
+    "derive_variant",
     "read_manifest",
     "verify_manifest",
 ]

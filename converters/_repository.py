@@ -12,6 +12,7 @@ user's own policy, instance groups and batching settings are kept.
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,6 +211,55 @@ def pick_version(model_dir: Path, version: int | None, *, force: bool) -> int:
     return version
 
 
+def share_file(source: Path, target: Path) -> Literal["hardlink", "copy"]:
+    """Put `source`'s bytes at `target`: a hard link (one artifact on disk, one sha256),
+    or a copy where a link cannot be made (another file system, links not allowed)."""
+    try:
+        os.link(source, target)
+        return "hardlink"
+    except OSError:
+        shutil.copyfile(source, target)
+        return "copy"
+
+
+def publish_version(
+    model_dir: Path,
+    version: int,
+    config: ModelConfig,
+    files: dict[str, bytes],
+    *,
+    shared: dict[str, Path] | None = None,
+    force: bool,
+) -> tuple[Path, dict[str, str]]:
+    """Stage `model_dir/<version>/` with `files` (and `shared` files linked or copied from
+    elsewhere), rename it into place, then write `config` as `config.pbtxt`.
+
+    Returns:
+        The version folder, and how each shared file got there (`hardlink` or `copy`).
+
+    Raises:
+        ConversionError: the version exists and `force` is off.
+    """
+    final = model_dir / str(version)
+    created = not final.exists()
+    how: dict[str, str] = {}
+    try:
+        with staged_dir(final, replace=force) as stage:
+            for name, data in files.items():
+                (stage / name).write_bytes(data)
+            for name, source in (shared or {}).items():
+                how[name] = share_file(source, stage / name)
+    except FileExistsError:
+        raise ConversionError(f"`{final}` already exists: use --force to overwrite it") from None
+    try:
+        write_config(model_dir / "config.pbtxt", config)
+    except BaseException:
+        if created:
+            shutil.rmtree(final, ignore_errors=True)
+        raise
+    return final, how
+
+
 def write_entry(
     repository: Path, spec: EntrySpec, version: int, files: dict[str, bytes], *, force: bool
 ) -> Path:
@@ -233,18 +283,5 @@ def write_entry(
                 raise ConversionError(f"{exc}: fix it or use --force") from None
         else:
             config = merge_config(existing, fresh, force=force)
-    final = model_dir / str(version)
-    created = not final.exists()
-    try:
-        with staged_dir(final, replace=force) as stage:
-            for name, data in files.items():
-                (stage / name).write_bytes(data)
-    except FileExistsError:
-        raise ConversionError(f"`{final}` already exists: use --force to overwrite it") from None
-    try:
-        write_config(config_path, config)
-    except BaseException:
-        if created:
-            shutil.rmtree(final, ignore_errors=True)
-        raise
+    final, _ = publish_version(model_dir, version, config, files, force=force)
     return final

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import sysconfig
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -36,11 +37,28 @@ class TritonRuntime:
         """`base` plus the library path and a PATH whose first `python` is this one."""
         env = dict(base)
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
-            p for p in (str(self.lib_dir), env.get("LD_LIBRARY_PATH", "")) if p
+            p for p in (str(self.lib_dir), _libpython_dir(), env.get("LD_LIBRARY_PATH", "")) if p
         )
         # The stub resolves its interpreter (and so site-packages) from PATH.
         env["PATH"] = os.pathsep.join(p for p in (str(Path(sys.executable).parent), env.get("PATH", "")) if p)
         return env
+
+
+def _libpython_dir() -> str:
+    """The folder of this interpreter's shared libpython, when it has one ("" otherwise).
+
+    The stub links `libpython3.X.so.1.0` and then loads this interpreter's extension
+    modules (`lib-dynload`); found first on the library path, the interpreter's own
+    build matches them, where the system's (another 3.X patch release) may not: a
+    Python 3.11.7 `_ssl` asks for symbols Debian's 3.11.2 libpython lacks, so `import
+    ssl` (and Feast, which needs it) failed inside the stub.
+    """
+    if not sysconfig.get_config_var("Py_ENABLE_SHARED"):
+        return ""
+    folder, name = sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("INSTSONAME")
+    if not folder or not name or not (Path(folder) / name).is_file():
+        return ""
+    return str(folder)
 
 
 def _cache_root() -> Path:

@@ -7,7 +7,8 @@ is staged in a temporary folder and renamed into place.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tritonclient.grpc import model_config_pb2 as mc
@@ -195,11 +196,19 @@ def build_transform(
     output_name: str,
     max_batch_size: int = 64,
     data_type: int = mc.TYPE_FP32,
+    files: Mapping[str, str | os.PathLike[str]] | None = None,
 ) -> Path:
     """Write a feature-transform model `<repository>/<name>` serving `transform`
-    (a `tritonab.backends.TransformSpec`), one FP32 matrix in and one out."""
+    (a `tritonab.backends.TransformSpec`), one FP32 matrix in and one out.
+
+    A spec whose `feast_lookup` steps read entity ids from input tensors gets those
+    inputs too (TYPE_STRING, one id per row). `files` are copied into the version
+    folder under the given names (a `feature_store.yaml` the lookups name).
+    """
     config = ModelConfig(name=name, backend="python", max_batch_size=max_batch_size)
     add_tensor(config.input, TensorSpec(input_name, data_type, (transform.input_width,)))
+    for entity in getattr(transform, "entity_inputs", []):
+        add_tensor(config.input, TensorSpec(entity, mc.TYPE_STRING, (1,)))
     add_tensor(config.output, TensorSpec(output_name, data_type, (transform.output_width,)))
     config.dynamic_batching.SetInParent()
     group = config.instance_group.add()
@@ -211,4 +220,8 @@ def build_transform(
         (stage / "1").mkdir()
         (stage / "1" / "model.py").write_text(shim("transform"), encoding="utf-8")
         (stage / "1" / "transform.json").write_text(transform.to_json(), encoding="utf-8")
+        for target, source in (files or {}).items():
+            if Path(target).name != target:
+                raise SpecError(f"transform `{name}`: file name `{target}` must not contain a folder")
+            shutil.copyfile(source, stage / "1" / target)
     return final

@@ -158,3 +158,73 @@ def get_parameter(config: ModelConfig, key: str, default: str | None = None) -> 
 def set_parameter(config: ModelConfig, key: str, value: str) -> None:
     """Set a config parameter's `string_value`."""
     config.parameters[key].string_value = value
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """One field that differs between two configs: its dotted path and both values (as
+    `config.pbtxt` would print them; None where the field is absent)."""
+
+    path: str
+    before: str | None
+    after: str | None
+
+    def describe(self) -> str:
+        """`instance_group[0].count: 1 -> 2`."""
+        return f"{self.path}: {_shown(self.before)} -> {_shown(self.after)}"
+
+
+def _shown(value: str | None) -> str:
+    return "(unset)" if value is None else value
+
+
+def _flatten(value: object, prefix: str, out: dict[str, str]) -> None:
+    """Dotted leaf paths of a `MessageToDict` tree (lists indexed, maps by key)."""
+    if isinstance(value, dict):
+        for key in sorted(value):
+            _flatten(value[key], f"{prefix}.{key}" if prefix else key, out)
+        if not value and prefix:
+            out[prefix] = "{}"
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _flatten(item, f"{prefix}[{i}]", out)
+    else:
+        out[prefix] = str(value)
+
+
+def config_diff(
+    before: ModelConfig, after: ModelConfig, *, ignore: tuple[str, ...] = ("name",)
+) -> list[ConfigChange]:
+    """Every field that differs between two configs, in path order.
+
+    Args:
+        before, after: the two configs.
+        ignore: top-level fields left out (the model's name by default).
+
+    Returns:
+        One `ConfigChange` per differing leaf field (an empty message such as
+        `dynamic_batching {}` counts as a leaf).
+    """
+    from google.protobuf import json_format
+
+    flat: list[dict[str, str]] = []
+    for config in (before, after):
+        tree = json_format.MessageToDict(config, preserving_proto_field_name=True)
+        for key in ignore:
+            tree.pop(key, None)
+        leaves: dict[str, str] = {}
+        _flatten(tree, "", leaves)
+        flat.append(leaves)
+    a, b = flat
+
+    def filled(path: str, leaves: dict[str, str]) -> bool:
+        """Whether a message that is empty on one side has fields on the other."""
+        return any(k.startswith((f"{path}.", f"{path}[")) for k in leaves)
+
+    changes = []
+    for path in sorted(a.keys() | b.keys()):
+        old, new = a.get(path), b.get(path)
+        if old == new or (old == "{}" and filled(path, b)) or (new == "{}" and filled(path, a)):
+            continue
+        changes.append(ConfigChange(path, old, new))
+    return changes

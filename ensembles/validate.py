@@ -149,7 +149,42 @@ def _check_shim(path: Path, entry: ModelEntry) -> list[Problem]:
             needed = get_parameter(entry.config, key, default) or default
             if not (path.parent / needed).exists():
                 return [Problem(path.parent, f"`{needed}` is missing")]
+            if node.module == "tritonab.backends.transform":
+                return _check_transform(path.parent / needed, entry)
     return []
+
+
+def _check_transform(path: Path, entry: ModelEntry) -> list[Problem]:
+    """The transform spec reads, and what its `feast_lookup` steps need is there: the
+    feature store config (relative to the version folder) and each entity-id input,
+    declared TYPE_STRING. Feast itself is not opened (that is the model's `initialize`)."""
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    from tritonab.backends._transform import load_transform  # here: backends are heavier
+
+    try:
+        spec = load_transform(path)
+    except SpecError as exc:
+        return [Problem(path, str(exc))]
+    problems = []
+    inputs = {t.name: t.data_type for t in entry.inputs}
+    for index, step in spec.lookups:
+        store = Path(step.feature_store)
+        store = store if store.is_absolute() else path.parent / store
+        if not store.is_file():
+            problems.append(
+                Problem(path, f"steps[{index}] (feast_lookup): `{step.feature_store}` is missing")
+            )
+        name = step.entity_input
+        if name is not None and inputs.get(name) != mc.TYPE_STRING:
+            what = "is not an input" if name not in inputs else f"is {type_name(inputs[name])}"
+            problems.append(
+                Problem(
+                    path,
+                    f"steps[{index}] (feast_lookup): entity input `{name}` {what}, expected TYPE_STRING",
+                )
+            )
+    return problems
 
 
 def _check_manifest(vdir: Path, key: Key | None = None) -> list[Problem]:

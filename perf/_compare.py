@@ -14,6 +14,7 @@ import asyncio
 import json
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -65,6 +66,7 @@ class CompareResult:
     levels: list[LevelComparison]
     confidence: float = 0.95
     source: str = "builtin"
+    config_changes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """A JSON-ready dict."""
@@ -73,6 +75,7 @@ class CompareResult:
             "candidate": self.candidate,
             "confidence": self.confidence,
             "source": self.source,
+            "config_changes": list(self.config_changes),
             "levels": [
                 {**asdict(lv), "baseline": lv.baseline.to_dict(), "candidate": lv.candidate.to_dict()}
                 for lv in self.levels
@@ -105,6 +108,7 @@ class CompareResult:
                 levels,
                 data.get("confidence", 0.95),
                 data.get("source", "builtin"),
+                list(data.get("config_changes", [])),
             )
         except (KeyError, TypeError) as exc:
             raise PerfError(f"not a `perf compare` result: missing or bad field {exc}") from None
@@ -247,6 +251,7 @@ async def compare_async(
             plan = request_plan(connection, info, options)
             await probe_request(connection, plan)
             sides[name] = (connection, info, plan)
+        changes = await _config_changes(sides)
         levels = []
         for load in options.levels:
             levels.append(await _compare_level(sides, load, options, rounds, warmup_s, confidence))
@@ -255,7 +260,34 @@ async def compare_async(
     finally:
         for connection in opened:
             await connection.close()
-    return CompareResult(baseline, candidate, levels, confidence)
+    return CompareResult(baseline, candidate, levels, confidence, config_changes=changes)
+
+
+_INSTANCE_NAME = re.compile(r"^instance_group\[(\d+)\]\.name$")
+
+
+async def _config_changes(sides: dict) -> list[str]:
+    """How the candidate's config differs from the baseline's, as served (a runtime-config
+    A/B differs only there); the instance names Triton derives from the model name are
+    left out."""
+    from google.protobuf import json_format
+
+    from tritonab.ensembles.config import ModelConfig, config_diff
+
+    configs = []
+    for connection, info, _ in sides.values():
+        raw = await connection.model_config(info.name, info.version)
+        configs.append(json_format.ParseDict(raw, ModelConfig(), ignore_unknown_fields=True))
+    out = []
+    for change in config_diff(*configs):
+        match = _INSTANCE_NAME.match(change.path)
+        generated = match is not None and all(
+            value == f"{config.name}_{match.group(1)}"
+            for value, config in zip((change.before, change.after), configs)
+        )
+        if not generated:
+            out.append(change.describe())
+    return out
 
 
 def compare(

@@ -72,6 +72,9 @@ def report_markdown(result: CompareResult, gate: GateResult | None, images: list
     lines = [f"# Perf report: `{result.candidate}` vs `{result.baseline}`", ""]
     if gate is not None:
         lines += [f"**Gate: {'PASS' if gate.passed else 'FAIL'}**", ""]
+    if result.config_changes:
+        lines += ["## Configuration of the candidate, against the baseline's", ""]
+        lines += [f"- `{change}`" for change in result.config_changes] + [""]
     lines += [
         "## Load levels",
         "",

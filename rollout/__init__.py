@@ -9,7 +9,10 @@ strategies differ only in their step:
 - canary: the candidate's weight grows step by step, after the perf gate, while the
   Prometheus checks and the statistics allow it; failing checks roll it back to 0%;
 - blue-green: a variant's model loads its new version beside the old, passes a smoke
-  set, the router switches in one reload, and the old version unloads after a bake.
+  set, the router switches in one reload, and the old version unloads after a bake;
+- bandit: every arm's weight follows its posterior probability of being best
+  (Thompson sampling), within a floor and a maximum change per interval; the analysis
+  is stratified by allocation period, with a sample-ratio check per period.
 
     from tritonab.rollout import exit_code, load_rollout_spec, run_rollout
 
@@ -22,6 +25,7 @@ With your own sources (or fakes): `Controller(CanaryStrategy(spec, router, metri
 state_path=...)`, then `tick()`, `run()` or `abort()`.
 """
 
+from tritonab.rollout.bandit import BanditStrategy, PeriodSource, log_periods
 from tritonab.rollout.bluegreen import BlueGreenStrategy
 from tritonab.rollout.canary import CanaryStrategy, RouterControl, split_weights
 from tritonab.rollout.checks import (
@@ -38,10 +42,12 @@ from tritonab.rollout.checks import (
 )
 from tritonab.rollout.controller import Controller, Record, Strategy
 from tritonab.rollout.spec import (
+    BanditSpec,
     BlueGreenSpec,
     CanarySpec,
     MetricCheck,
     PerfGateSpec,
+    RewardSpec,
     RolloutSpec,
     SmokeSpec,
     StatsSpec,
@@ -51,6 +57,8 @@ from tritonab.rollout.spec import (
 )
 from tritonab.rollout.state import (
     TERMINAL,
+    AllocationPeriod,
+    BanditState,
     BlueGreenState,
     CanaryState,
     RolloutState,
@@ -62,6 +70,7 @@ from tritonab.rollout.state import (
 )
 from tritonab.rollout.tick import StepResult, TickEvent, TickOutcome, judge_checks
 from tritonab.rollout.versions import Infer, VersionControl, server_infer, smoke_inputs
+from tritonab.rollout.weights import apply_weights, reconcile_weights, same_weights
 from tritonab.rollout.wiring import (
     STRATEGIES,
     ServerControl,
@@ -79,6 +88,10 @@ from tritonab.rollout.wiring import (
 __all__ = [
     "STRATEGIES",
     "TERMINAL",
+    "AllocationPeriod",
+    "BanditSpec",
+    "BanditState",
+    "BanditStrategy",
     "BlueGreenSpec",
     "BlueGreenState",
     "BlueGreenStrategy",
@@ -93,7 +106,9 @@ __all__ = [
     "MetricSource",
     "PerfGate",
     "PerfGateSpec",
+    "PeriodSource",
     "Record",
+    "RewardSpec",
     "RolloutSpec",
     "RolloutState",
     "RouterControl",
@@ -115,6 +130,7 @@ __all__ = [
     "VersionControl",
     "abort_rollout",
     "analysis_stats",
+    "apply_weights",
     "build_controller",
     "evaluate_check",
     "evaluate_checks",
@@ -124,9 +140,12 @@ __all__ = [
     "load_rollout_dict",
     "load_rollout_spec",
     "load_state",
+    "log_periods",
     "perf_gate_runner",
     "read_state_json",
+    "reconcile_weights",
     "run_rollout",
+    "same_weights",
     "save_state",
     "smoke_inputs",
     "split_weights",

@@ -15,7 +15,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from tritonab.errors import RolloutError, TritonABError
 from tritonab.rollout.checks import (
@@ -30,15 +30,8 @@ from tritonab.rollout.controller import Record, Strategy
 from tritonab.rollout.spec import CanarySpec, window_seconds
 from tritonab.rollout.state import CanaryState
 from tritonab.rollout.tick import StepResult, TickOutcome, judge_checks
-from tritonab.splitter.spec import Experiment
-
-
-class RouterControl(Protocol):
-    """Live router weights (`tritonab.deploy.control.ModelControl`)."""
-
-    def experiment(self, name: str) -> tuple[Experiment, Any]: ...
-
-    def set_weights(self, name: str, weights: dict[str, float]) -> Experiment: ...
+from tritonab.rollout.weights import RouterControl as RouterControl  # re-export: it used to live here
+from tritonab.rollout.weights import apply_weights, reconcile_weights
 
 
 def split_weights(
@@ -259,33 +252,11 @@ class CanaryStrategy(Strategy[CanarySpec, CanaryState]):
 
     def _set(self, state: CanaryState, weights: dict[str, float], why: str, record: Record) -> None:
         """Set router weights, record the change, then remember them in the state."""
-        before = dict(state.weights)
-        if _same(before, weights):
-            return
-        self.router.set_weights(state.experiment, weights)
-        state.weights = dict(weights)
-        record("weights", before=before, after=dict(weights), reason=why)
+        apply_weights(self.router, state, weights, why, record)
 
     def _reconcile(self, state: CanaryState, record: Record) -> str:
-        """Put back the weights the state expects when the router serves others (a
-        restarted server, a crash between the reload and the state write)."""
-        experiment, _ = self.router.experiment(state.experiment)
-        served = experiment.weights
-        if _same(served, state.weights):
-            return ""
-        self.router.set_weights(state.experiment, state.weights)
-        record(
-            "weights",
-            before=served,
-            after=dict(state.weights),
-            reason="reconcile: the router served other weights",
-        )
-        return "weights re-applied"
-
-
-def _same(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
-    """Same variants, same weights (to 1e-6: weights are rounded and travel through JSON)."""
-    return a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-6 for k in a)
+        """Put back the weights the state expects when the router serves others."""
+        return reconcile_weights(self.router, state, record)
 
 
 def _model_ref(model: str, version: int) -> str:

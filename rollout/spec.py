@@ -6,7 +6,9 @@ One file, one strategy, chosen by its `strategy` field (a canary when left out):
   of the baseline + candidate share the candidate gets), the interval between ticks,
   how many failed intervals roll back, the checks, the perf gate and the statistics;
 - `bluegreen`: names the experiment, the variant and the model version it switches
-  to, the warm-up, the smoke set, the bake time and the checks.
+  to, the warm-up, the smoke set, the bake time and the checks;
+- `bandit`: names the experiment, the reward metric, the logs, the floor and the
+  maximum change per interval, and the stop rule (Thompson sampling over every arm).
 
 Parsed with pydantic (a union discriminated on `strategy`) so every error names its
 field path.
@@ -214,9 +216,66 @@ class BlueGreenSpec(StrategySpec):
         return v
 
 
+class RewardSpec(_Model):
+    """What a bandit maximises (or minimises): an outcome metric of the logs.
+
+    `conversion`: the share of (unit, period) pairs with a non-zero outcome, a
+    Beta-Bernoulli posterior per arm; `continuous`: the outcome's sum per (unit,
+    period), the t posterior of its mean.
+    """
+
+    metric: str = Field(min_length=1, description="the outcome metric (`tritonab outcomes add`)")
+    kind: Literal["conversion", "continuous"] = "conversion"
+    direction: Literal["increase", "decrease"] = "increase"
+
+
+class BanditSpec(StrategySpec):
+    """Adaptive allocation over every variant of a running experiment (Thompson sampling).
+
+    Each interval the weights move toward each arm's posterior probability of being the
+    best, by at most `max_change` per arm and never below `floor`; each change opens an
+    allocation period, and the analysis is stratified by period with a sample-ratio
+    check per period (a mismatch halts). The bandit ends when one arm's probability of
+    being best reaches `stop_probability` with every arm at `min_units`: a variant
+    other than the baseline is promoted (all traffic) once its period-stratified
+    comparison with the baseline is significant at `alpha`; the baseline being best
+    rolls the candidates back. Failed Prometheus checks on any arm roll back too.
+    """
+
+    strategy: Literal["bandit"] = "bandit"
+    reward: RewardSpec
+    stats: StatsSpec
+    floor: float = Field(default=0.05, gt=0.0, lt=0.5, description="each arm's minimum weight")
+    max_change: float = Field(default=0.1, gt=0.0, le=1.0, description="largest weight move per interval")
+    min_units: int = Field(default=50, ge=2, description="units per arm before the weights adapt")
+    stop_probability: float = Field(default=0.95, gt=0.5, lt=1.0)
+    alpha: float = Field(default=0.05, gt=0.0, lt=1.0, description="the stratified confirmation's level")
+    draws: int = Field(default=10_000, ge=100, description="posterior draws per interval")
+    prior: tuple[float, float] = Field(default=(1.0, 1.0), description="Beta prior of a conversion")
+    seed: int = Field(default=0, description="the posterior draws' seed (with the tick number)")
+    max_intervals: int = Field(default=100, ge=1, description="ticks `run` takes at most")
+
+    @field_validator("prior")
+    @classmethod
+    def _prior(cls, v: tuple[float, float]) -> tuple[float, float]:
+        """Two positive numbers."""
+        if v[0] <= 0 or v[1] <= 0:
+            raise ValueError("the Beta prior needs two positive numbers")
+        return v
+
+    @model_validator(mode="after")
+    def _logs(self) -> BanditSpec:
+        """A bandit learns from the logs: they must be named."""
+        if self.stats.log_dir is None:
+            raise ValueError(
+                "stats.log_dir: a bandit reads exposures and outcomes from the router's log folder"
+            )
+        return self
+
+
 # A new strategy adds its spec class here (and its state, its strategy and its entry in
 # `tritonab.rollout.wiring.STRATEGIES`).
-RolloutSpec: TypeAlias = Annotated[CanarySpec | BlueGreenSpec, Field(discriminator="strategy")]
+RolloutSpec: TypeAlias = Annotated[CanarySpec | BlueGreenSpec | BanditSpec, Field(discriminator="strategy")]
 _ADAPTER: TypeAdapter[RolloutSpec] = TypeAdapter(RolloutSpec)
 # The strategy names a spec may give, read off the union so it cannot fall behind.
 _NAMES: tuple[str, ...] = tuple(
@@ -243,7 +302,8 @@ def load_rollout_dict(data: Any, *, source: str = "rollout spec") -> RolloutSpec
         raise RolloutError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
     strategy = data.get("strategy", DEFAULT_STRATEGY)
     if strategy not in _NAMES:
-        known = " or ".join(f"`{name}`" for name in _NAMES)
+        quoted = [f"`{name}`" for name in _NAMES]
+        known = " or ".join(quoted) if len(quoted) < 3 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
         raise RolloutError(f"{source}: strategy `{strategy}` is not {known}")
     try:
         return _ADAPTER.validate_python({**data, "strategy": strategy})

@@ -109,8 +109,40 @@ class BlueGreenState(SavedState):
     switched_at: float | None = None
 
 
+class AllocationPeriod(BaseModel):
+    """Weights a bandit set, from `start` (epoch seconds) until the next period."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: float
+    weights: dict[str, float]
+
+
+class BanditState(SavedState):
+    """Where a bandit stands.
+
+    Attributes:
+        baseline: the first variant (what a rollback or an abort goes back to).
+        arms: every variant, in spec order.
+        weights: the weights the controller last set.
+        initial_weights: the router's weights when the bandit started.
+        periods: every allocation period so far (the analysis is stratified by them).
+        probabilities: each arm's posterior probability of being best, last interval.
+        winner: the arm that ended the bandit, if one did.
+    """
+
+    kind: Literal["bandit"] = "bandit"
+    baseline: str
+    arms: list[str]
+    weights: dict[str, float]
+    initial_weights: dict[str, float]
+    periods: list[AllocationPeriod] = Field(default_factory=list)
+    probabilities: dict[str, float] = Field(default_factory=dict)
+    winner: str | None = None
+
+
 # A new strategy adds its state class here.
-RolloutState: TypeAlias = Annotated[CanaryState | BlueGreenState, Field(discriminator="kind")]
+RolloutState: TypeAlias = Annotated[CanaryState | BlueGreenState | BanditState, Field(discriminator="kind")]
 _ADAPTER: TypeAdapter[RolloutState] = TypeAdapter(RolloutState)
 S = TypeVar("S", bound=SavedState)
 

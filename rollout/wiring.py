@@ -19,19 +19,21 @@ from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, Protocol
 
 from tritonab.errors import RolloutError, TritonABError
+from tritonab.rollout.bandit import BanditStrategy, log_periods
 from tritonab.rollout.bluegreen import BlueGreenStrategy
 from tritonab.rollout.canary import CanaryStrategy, RouterControl
 from tritonab.rollout.checks import MetricSource, analysis_stats, perf_gate_runner
 from tritonab.rollout.controller import Controller, SpecT, StateT, Strategy
 from tritonab.rollout.spec import (
     DEFAULT_STRATEGY,
+    BanditSpec,
     BlueGreenSpec,
     CanarySpec,
     RolloutSpec,
     StrategySpec,
     load_rollout_dict,
 )
-from tritonab.rollout.state import BlueGreenState, CanaryState, SavedState, read_state_json
+from tritonab.rollout.state import BanditState, BlueGreenState, CanaryState, SavedState, read_state_json
 from tritonab.rollout.tick import TickEvent
 from tritonab.rollout.versions import VersionControl, server_infer
 
@@ -93,9 +95,15 @@ def _bluegreen(spec: BlueGreenSpec, sources: Sources) -> BlueGreenStrategy:
     )
 
 
+def _bandit(spec: BanditSpec, sources: Sources) -> BanditStrategy:
+    """A bandit on the router, its logs (by allocation period) and Prometheus."""
+    return BanditStrategy(spec, sources.control, log_periods(spec), metrics=_metrics(spec, sources))
+
+
 STRATEGIES: Mapping[str, StrategyEntry[Any, Any]] = {
     "canary": StrategyEntry(CanarySpec, CanaryState, _canary),
     "bluegreen": StrategyEntry(BlueGreenSpec, BlueGreenState, _bluegreen),
+    "bandit": StrategyEntry(BanditSpec, BanditState, _bandit),
 }
 """Every strategy by name (the spec's `strategy`, the state's `kind`)."""
 
@@ -283,6 +291,9 @@ _STATUS_FIELDS = (
     "old_version",
     "new_version",
     "phase",
+    "arms",
+    "probabilities",
+    "winner",
     "ticks",
     "last_outcome",
     "last_reason",

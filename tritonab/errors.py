@@ -32,6 +32,17 @@ class ConversionError(TritonABError):
     """A model could not be converted, or the converted model failed its parity check."""
 
 
+class VariantError(ConversionError):
+    """A runtime-config variant cannot be derived as asked (unknown source, no intact
+    manifest, a name taken, settings the artifact cannot serve)."""
+
+    exit_code = 2
+
+
+class FeatureStoreError(TritonABError):
+    """A feature store (Feast) could not be opened or read, or lacks what a transform asks."""
+
+
 class ServerError(TritonABError):
     """The embedded Triton server could not start, or stopped unexpectedly."""
 

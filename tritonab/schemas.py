@@ -41,7 +41,8 @@ SCHEMAS: dict[str, SchemaEntry] = {
         "tritonab.splitter.spec:Experiment",
     ),
     "rollout": SchemaEntry(
-        "a rollout spec: `strategy: canary` (steps, checks, perf gate, statistics) or `bluegreen`",
+        "a rollout spec: `strategy: canary` (steps, checks, perf gate, statistics), `bluegreen` "
+        "or `bandit` (examples/bandit.yaml)",
         "examples/rollout.yaml",
         "tritonab.rollout.spec:RolloutSpec",
     ),

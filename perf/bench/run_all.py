@@ -32,6 +32,7 @@ BENCHES = (
     "fleet_scaling",
     "bulk_scoring",
     "log_encryption",
+    "bandit_regret",
 )
 
 

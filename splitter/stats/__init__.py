@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from tritonab.splitter.stats._sequential import half_width as sequential_half_width
     from tritonab.splitter.stats._sequential import p_value as sequential_p_value
     from tritonab.splitter.stats._srm import SRM_THRESHOLD, SRMResult, adjust, srm
+    from tritonab.splitter.stats._stratified import stratified_compare
     from tritonab.splitter.stats._sufficient import Proportion, Ratio, SampleMean, aggregate
     from tritonab.splitter.stats.criteria import GuardrailMetric, PrimaryMetric, SuccessCriteria
 
@@ -48,6 +49,7 @@ _LAZY = {
     "SRMResult": "_srm",
     "adjust": "_srm",
     "srm": "_srm",
+    "stratified_compare": "_stratified",
     "Proportion": "_sufficient",
     "Ratio": "_sufficient",
     "SampleMean": "_sufficient",
@@ -106,4 +108,5 @@ __all__ = [
     "sequential_half_width",
     "sequential_p_value",
     "srm",
+    "stratified_compare",
 ]

@@ -92,6 +92,7 @@ class ComparisonResult:
             "welch-t": "fixed: Welch t",
             "z": "fixed: z",
             "sequential-cs": "sequential: confidence sequence",
+            "stratified-z": "fixed: z, stratified",
         }
         text = words.get(base, base)
         return f"{text}, delta method" if self.method.endswith("-delta") else text

@@ -181,6 +181,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     for side in ("baseline", "candidate"):
         records = [getattr(level, side) for level in result.levels]
         console.print(_records_table(f"{side}: {getattr(result, side)}", records))
+    if result.config_changes:
+        console.print("configuration of the candidate, against the baseline's:", highlight=False)
+        for change in result.config_changes:
+            console.print(f"  {change}", highlight=False, markup=False)
     console.print(_ratios_table(result))
     if args.out:
         save_compare(result, args.out)

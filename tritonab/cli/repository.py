@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -25,6 +26,13 @@ def register(subparsers) -> None:
     p.add_argument("--input-name", default="input", help="the input tensor's name")
     p.add_argument("--output-name", default="features", help="the output tensor's name")
     p.add_argument("--max-batch-size", type=int, default=64)
+    p.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="copy a file into the version folder (a feature_store.yaml a feast_lookup step names)",
+    )
     p.set_defaults(func=_transform)
 
     p = subparsers.add_parser(
@@ -73,6 +81,7 @@ def _transform(args: argparse.Namespace) -> int:
         input_name=args.input_name,
         output_name=args.output_name,
         max_batch_size=args.max_batch_size,
+        files={Path(f).name: f for f in args.file},
     )
     print(f"wrote transform `{args.name}` ({spec.input_width} -> {spec.output_width} columns) to {path}")
     return 0

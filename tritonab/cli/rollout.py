@@ -35,13 +35,13 @@ _COLOURS = {
 
 def register(subparsers) -> None:
     """Add `rollout run`, `rollout status` and `rollout abort`."""
-    p = subparsers.add_parser("rollout", help="canary and blue-green rollouts, gated, with rollback")
+    p = subparsers.add_parser("rollout", help="canary, blue-green and bandit rollouts, gated, with rollback")
     sub = p.add_subparsers(dest="rollout_command", metavar="COMMAND", required=True)
 
     run = sub.add_parser(
         "run", help="run a rollout to completion (0 promoted, 1 rolled back, 2 could not run)"
     )
-    run.add_argument("spec", help="rollout spec (YAML; `strategy: canary` or `bluegreen`)")
+    run.add_argument("spec", help="rollout spec (YAML; `strategy: canary`, `bluegreen` or `bandit`)")
     add_replica_arguments(run, flags=("--triton", "--url"))
     run.add_argument("--prometheus", help="Prometheus base URL, e.g. http://127.0.0.1:9090")
     _common(run)

@@ -36,8 +36,9 @@ def add_model(
     for v in versions:
         (repo / name / str(v)).mkdir(parents=True)
         (repo / name / str(v) / "model.py").write_text(shim(module))
-        for f in files:
-            (repo / name / str(v) / f).write_bytes(b"")
+        for f in files:  # placeholders; a transform's spec must parse (validate reads it)
+            body = b'{"input_width": %d, "steps": []}' % inputs[0].dims[0] if f == "transform.json" else b""
+            (repo / name / str(v) / f).write_bytes(body)
     return config
 
 

@@ -105,3 +105,31 @@ def test_a_target_flags_backends_it_lacks(tmp_path, capsys):
     assert "backend `onnxruntime` is not available on the embedded server" in problem.message
     assert main(["validate", str(repo), "--target", "embedded"]) == 1
     assert "not available on the embedded server" in capsys.readouterr().err
+
+
+def test_transforms_are_checked_with_what_their_lookups_need(tmp_path):
+    from tritonab.backends import TransformSpec
+    from tritonab.ensembles import build_transform
+
+    repo = tmp_path / "repo"
+    lookup = {"op": "feast_lookup", "features": ["v:f"], "entity": "id", "entity_input": "ids"}
+    spec = TransformSpec.model_validate({"input_width": 1, "steps": [lookup]})
+    (tmp_path / "feature_store.yaml").write_text("project: p\n")
+    files = {"feature_store.yaml": tmp_path / "feature_store.yaml"}
+    build_transform("served", spec, repo, input_name="x", output_name="y", files=files)
+    build_transform("no_store", spec, repo, input_name="x", output_name="y")
+    build_transform("wrong_ids", spec, repo, input_name="x", output_name="y", files=files)
+    config = read_config(repo / "wrong_ids" / "config.pbtxt")
+    config.input[1].data_type = mc.TYPE_INT64
+    write_config(repo / "wrong_ids" / "config.pbtxt", config)
+    build_transform("broken", spec, repo, input_name="x", output_name="y", files=files)
+    (repo / "broken" / "1" / "transform.json").write_text('{"input_width": 0}')
+    found = messages(repo)
+    assert "no_store/1/transform.json: steps[0] (feast_lookup): `feature_store.yaml` is missing" in found
+    assert (
+        "wrong_ids/1/transform.json: steps[0] (feast_lookup): entity input `ids` is TYPE_INT64, "
+        "expected TYPE_STRING"
+    ) in found
+    assert any(m.startswith("broken/1/transform.json: ") and "input_width" in m for m in found)
+    assert not [m for m in found if m.startswith("served/")]
+    assert len(found) == 3, found

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from tritonab.errors import RolloutError
-from tritonab.rollout import BlueGreenSpec, CanarySpec, MetricCheck, load_rollout_dict, load_rollout_spec
+from tritonab.rollout import (
+    BanditSpec,
+    BlueGreenSpec,
+    CanarySpec,
+    MetricCheck,
+    load_rollout_dict,
+    load_rollout_spec,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -17,6 +24,13 @@ def test_example_spec_loads():
     assert spec.experiment == "demo_ab" and spec.candidate == "treatment"
     assert spec.steps[-1] == 100
     assert spec.perf_gate is not None and not spec.perf_gate.thresholds.is_empty()
+
+
+def test_bandit_example_spec_loads():
+    spec = load_rollout_spec(ROOT / "examples" / "bandit.yaml")
+    assert isinstance(spec, BanditSpec) and spec.experiment == "demo_ab"
+    assert (spec.reward.metric, spec.reward.kind, spec.stats.log_dir) == ("correct", "conversion", "logs")
+    assert (spec.floor, spec.max_change, spec.checks) == (0.05, 0.1, [])
 
 
 def test_defaults():
@@ -78,7 +92,7 @@ def test_the_strategy_picks_the_spec_type(tmp_path):
 @pytest.mark.parametrize("strategy", ["linear", 3, None])
 def test_an_unknown_strategy_names_the_field(strategy):
     with pytest.raises(
-        RolloutError, match=rf"^rollout.yaml: strategy `{strategy}` is not `canary` or `bluegreen`$"
+        RolloutError, match=rf"^rollout.yaml: strategy `{strategy}` is not `canary`, `bluegreen` or `bandit`$"
     ):
         load_rollout_dict({"strategy": strategy, "experiment": "e"}, source="rollout.yaml")
 

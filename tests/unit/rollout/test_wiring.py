@@ -169,8 +169,8 @@ def test_abort_from_a_state_file_checks_it_first(tmp_path):
     path = tmp_path / "s.json"
     with pytest.raises(RolloutError, match="no rollout state at"):
         abort_rollout(path, triton_url="127.0.0.1:9")
-    path.write_text(json.dumps({"kind": "bandit", "spec": {}}))
-    with pytest.raises(RolloutError, match="unknown kind `bandit`"):
+    path.write_text(json.dumps({"kind": "linear", "spec": {}}))
+    with pytest.raises(RolloutError, match="unknown kind `linear`"):
         abort_rollout(path, triton_url="127.0.0.1:9")
     path.write_text(json.dumps({"kind": "bluegreen", "spec": {"experiment": "e", "candidate": "t"}}))
     with pytest.raises(RolloutError, match="is a `bluegreen` rollout with a `canary` spec"):

@@ -28,6 +28,7 @@ def test_each_schema_is_valid_json_schema_with_an_example_on_disk(name):
     [
         ("experiment", "examples/experiment.yaml", None),
         ("rollout", "examples/rollout.yaml", None),
+        ("rollout", "examples/bandit.yaml", None),
         ("transform", "examples/transform.yaml", None),
         ("gate", "examples/gate.yaml", "gate"),
         ("region-policy", "examples/regions.yaml", None),
