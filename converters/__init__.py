@@ -19,7 +19,7 @@ from tritonab.converters._convert import (
     SampleInput,
     run_conversion,
 )
-from tritonab.converters._manifest import MANIFEST, read_manifest, verify_manifest
+from tritonab.converters._manifest import ATTACHMENTS, MANIFEST, attach_file, read_manifest, verify_manifest
 from tritonab.converters._parity import (
     DEFAULT_TOLERANCES,
     OutputParity,
@@ -31,6 +31,7 @@ from tritonab.converters._repository import SHIM, Runtime, Target
 from tritonab.converters._tensorrt import DEFAULT_WORKSPACE_MB
 
 __all__ = [
+    "ATTACHMENTS",
     "DEFAULT_TOLERANCES",
     "MANIFEST",
     "SHIM",
@@ -39,6 +40,7 @@ __all__ = [
     "OutputParity",
     "ParityReport",
     "Tolerance",
+    "attach_file",
     "convert",
     "read_manifest",
     "verify_manifest",
@@ -66,6 +68,7 @@ def convert(
     workspace_mb: int = DEFAULT_WORKSPACE_MB,
     timing_cache: str | os.PathLike[str] | None = None,
     force: bool = False,
+    reference: Any = None,
 ) -> ConversionResult:
     """Convert a model, check it against the source, and add it to a Triton repository.
 
@@ -96,6 +99,10 @@ def convert(
         workspace_mb: TensorRT builder workspace limit (and accelerator setting).
         timing_cache: TensorRT timing cache file, read and updated.
         force: overwrite an existing version / replace an inconsistent config.
+        reference: data describing the model's inputs (a CSV, Parquet, JSON Lines,
+            `.npz`/`.npy` file, a DataFrame, an array or a mapping of input name ->
+            array): its drift reference profile is written as `reference.json` in the
+            version folder and recorded in the manifest (`tritonab.monitoring.drift`).
 
     Returns:
         A `ConversionResult` (version folder, artifact, config path, parity report,
@@ -105,6 +112,7 @@ def convert(
         ConversionError: unreadable/unsupported source, failed export, no GPU or
             TensorRT for `to="tensorrt"`, a parity failure (with the table of errors),
             or an existing version without `force`. Nothing is written then.
+        DriftError: reference data that cannot be read or profiled (nothing written).
     """
     opts = ConvertOptions(
         name=name,
@@ -125,4 +133,4 @@ def convert(
         timing_cache=Path(timing_cache) if timing_cache else None,
         force=force,
     )
-    return run_conversion(source, sample_input, opts)
+    return run_conversion(source, sample_input, opts, reference)

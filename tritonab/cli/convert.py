@@ -83,6 +83,12 @@ def register(subparsers) -> None:
     p.add_argument("--workspace-mb", type=_positive, default=1024, help="TensorRT workspace")
     p.add_argument("--timing-cache", metavar="FILE", help="TensorRT timing cache file")
     p.add_argument("--force", action="store_true", help="overwrite an existing version")
+    p.add_argument(
+        "--reference",
+        metavar="DATA",
+        help="reference data of the model's inputs (.csv, .parquet, .jsonl, .npz, .npy): its drift "
+        "profile is stored beside the version (reference.json, in the manifest)",
+    )
     p.set_defaults(func=run)
 
 
@@ -109,7 +115,10 @@ def run(args: argparse.Namespace) -> int:
         workspace_mb=args.workspace_mb,
         timing_cache=args.timing_cache,
         force=args.force,
+        reference=args.reference,
     )
     print(result.parity.table())
     print(f"wrote `{result.artifact}` (version {result.version}) and `{result.config_path}`")
+    if args.reference:
+        print(f"wrote the drift reference profile `{result.version_dir / 'reference.json'}`")
     return 0
