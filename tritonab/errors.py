@@ -56,3 +56,15 @@ class StatsError(TritonABError, ValueError):
 
 class MonitoringError(TritonABError):
     """Metrics, logs or Prometheus queries could not be read."""
+
+
+class DriftError(MonitoringError):
+    """Drift could not be measured: unreadable data or profile, no reference, bad thresholds."""
+
+    exit_code = 2
+
+
+class AutoscaleError(TritonABError):
+    """An autoscaling plan, run or simulation could not be made (no history, bad trace or capacity)."""
+
+    exit_code = 2

@@ -27,6 +27,8 @@ COMMAND_MODULES = (
     "analyze",
     "rollout",
     "audit",
+    "drift",
+    "monitor",
 )
 
 
