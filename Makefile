@@ -47,7 +47,7 @@ demo: $(STAMP)
 
 # Format, lint and types first: a suite that passes on unchecked code does not land.
 test: check
-	$(BIN)/tritonab validate model_repository
+	$(BIN)/tritonab validate model_repository --target embedded
 	$(BIN)/python -m pytest -q
 
 check: $(STAMP)
@@ -62,7 +62,7 @@ format: $(STAMP)
 lint: check
 
 validate: $(STAMP)
-	$(BIN)/tritonab validate model_repository
+	$(BIN)/tritonab validate model_repository --target embedded
 
 # Not in CI (shared machines are noisy): run on a quiet machine, twice.
 bench: $(STAMP)

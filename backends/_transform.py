@@ -191,16 +191,11 @@ class TransformSpec(BaseModel):
 
 
 def load_transform(path: str | os.PathLike[str]) -> TransformSpec:
-    """Read a transform spec from JSON.
+    """Read a transform spec from JSON or YAML.
 
     Raises:
-        SpecError: unreadable, not JSON, or invalid (with field paths).
+        SpecError: unreadable, not JSON/YAML, or invalid (with field paths).
     """
-    from tritonab._specfile import validate_mapping
+    from tritonab._specfile import read_yaml, validate_mapping
 
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SpecError(f"`{path}`: cannot read a transform spec: {exc}") from None
-    return validate_mapping(TransformSpec, data, source=f"`{path}`")
+    return validate_mapping(TransformSpec, read_yaml(path), source=f"`{Path(path)}`")

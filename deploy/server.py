@@ -75,6 +75,9 @@ class TritonServer:
             the API; `load_models` are loaded at start) or `poll`.
         load_models: in explicit mode, the models loaded at start (default: all, `*`);
             the others wait for a `load` through the API.
+        backend_directory: a backend folder of your own, holding `python/` (a link to
+            `find_runtime().backend_dir / "python"`) beside any other backend; default:
+            the wheel's Python backend alone.
         log_dir: where `tritonserver.log` goes (a temporary folder by default).
         env: extra environment for the server and its Python-backend stubs.
         startup_timeout: seconds to wait for readiness.
@@ -95,6 +98,7 @@ class TritonServer:
         startup_timeout: float = 120.0,
         extra_args: tuple[str, ...] = (),
         load_models: Sequence[str] = ("*",),
+        backend_directory: str | os.PathLike[str] | None = None,
     ) -> None:
         self.repository = Path(repository).resolve()
         self.host = host
@@ -107,6 +111,7 @@ class TritonServer:
         self.startup_timeout = startup_timeout
         self.extra_args = tuple(extra_args)
         self.load_models = tuple(load_models)
+        self.backend_directory = Path(backend_directory) if backend_directory else None
         self._process: subprocess.Popen[bytes] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.log_path: Path | None = None
@@ -138,7 +143,7 @@ class TritonServer:
         args = [
             str(runtime.binary),
             f"--model-repository={self.repository}",
-            f"--backend-directory={runtime.backend_dir}",
+            f"--backend-directory={self.backend_directory or runtime.backend_dir}",
             f"--cache-directory={runtime.cache_dir}",
             f"--http-address={self.host}",
             f"--http-port={self.http_port}",

@@ -7,6 +7,7 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from tritonab.ensembles.config import get_parameter, type_name
 from tritonab.ensembles.repository import (
@@ -30,13 +31,42 @@ class Problem:
         return f"{self.path}: {self.message}"
 
 
-def validate_repository(repository: str | os.PathLike[str]) -> list[Problem]:
+# What each kind of server can load (backend or platform names in `config.pbtxt`). The
+# embedded server is the `nvidia-pytriton` wheel's tritonserver: the Python backend and
+# ensembles only. NVIDIA's Triton container (tritonserver:24.10-py3) has the rest.
+TARGET_BACKENDS: dict[str, frozenset[str]] = {
+    "embedded": frozenset({"python", "ensemble"}),
+    "container": frozenset(
+        {
+            "python",
+            "ensemble",
+            "onnxruntime",
+            "onnxruntime_onnx",
+            "tensorrt",
+            "tensorrt_plan",
+            "pytorch",
+            "pytorch_libtorch",
+            "tensorflow",
+            "tensorflow_savedmodel",
+            "tensorflow_graphdef",
+            "openvino",
+            "fil",
+            "dali",
+        }
+    ),
+}
+Target = Literal["embedded", "container"]
+
+
+def validate_repository(repository: str | os.PathLike[str], *, target: Target | None = None) -> list[Problem]:
     """Every problem of a repository (an empty list when it is valid).
 
     Checks: each config parses and names its folder; version folders exist and hold
     the backend's model file; Python shims import; manifests match their artifacts;
     ensemble steps reference existing models with matching tensor names and dtypes;
-    routers' variants exist and share one signature.
+    routers' variants exist and share one signature; with `target`, every model's
+    backend exists on that kind of server (`embedded`: the wheel's tritonserver, Python
+    backend only; `container`: NVIDIA's Triton container).
     """
     root = Path(repository)
     try:
@@ -52,12 +82,27 @@ def validate_repository(repository: str | os.PathLike[str]) -> list[Problem]:
             problems.append(Problem(model_dir / "config.pbtxt", str(exc)))
     for entry in models.values():
         problems += _check_model(entry)
+        if target is not None:
+            problems += _check_target(entry, target)
     for entry in models.values():
         if entry.kind == "ensemble":
             problems += _check_ensemble(entry, models)
         elif entry.kind == "router":
             problems += _check_router(entry, models)
     return problems
+
+
+def _check_target(entry: ModelEntry, target: Target) -> list[Problem]:
+    backend = entry.config.backend or entry.config.platform
+    if backend in TARGET_BACKENDS[target]:
+        return []
+    hint = " (convert with `--runtime python` for the embedded server)" if target == "embedded" else ""
+    return [
+        Problem(
+            entry.path / "config.pbtxt",
+            f"backend `{backend}` is not available on the {target} server{hint}",
+        )
+    ]
 
 
 def _check_model(entry: ModelEntry) -> list[Problem]:

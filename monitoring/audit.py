@@ -1,8 +1,10 @@
 """The audit log: append-only JSON Lines, hash-chained so tampering is detectable.
 
 Each record carries `prev`, the SHA-256 (hex) of the previous line's bytes (without its
-newline); the first record's `prev` is 64 zeros. Editing, deleting, inserting or
-reordering any line breaks the chain at the line after it, which `verify` reports.
+newline), and `seq`, its 1-based position; the first record's `prev` is 64 zeros.
+Editing, deleting, inserting or reordering any line breaks the chain, and `verify`
+names the first bad line: an edited line shows as the break on the line after it with
+`seq` running on, a removed one as a gap in `seq`.
 The chain alone cannot see the last line edited or the tail cut off, so every append
 also rewrites a head anchor beside the log (`<log>.head`: the record count and the
 last line's hash, written atomically); `verify` checks the log against it.
@@ -93,21 +95,22 @@ def append(path: str | os.PathLike[str], event: str, **fields: Any) -> dict[str,
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             try:
                 last = _last_line(handle)
+                head = _read_head(target)
+                count = int(head["records"]) if head and last is not None else _count_lines(handle)
                 record = {
                     "time": time.time(),
                     "event": event,
                     **fields,
+                    "seq": count + 1,
                     "prev": GENESIS if last is None else _digest(last),
                 }
                 line = json.dumps(record, sort_keys=True, default=str).encode("utf-8")
-                head = _read_head(target)
-                count = head["records"] if head and last is not None else _count_lines(handle)
                 handle.seek(0, os.SEEK_END)
                 handle.write(line + b"\n")
                 handle.flush()
                 os.fsync(handle.fileno())
                 atomic_write_text(
-                    head_path(target), json.dumps({"records": int(count) + 1, "last": _digest(line)}) + "\n"
+                    head_path(target), json.dumps({"records": count + 1, "last": _digest(line)}) + "\n"
                 )
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
@@ -118,16 +121,23 @@ def append(path: str | os.PathLike[str], event: str, **fields: Any) -> dict[str,
 
 @dataclass(frozen=True)
 class AuditReport:
-    """Result of `verify`: `ok` when every line chains to the one before it.
+    """Result of `verify`: `ok` when every line chains to the one before it and the end
+    matches the head anchor.
 
     Attributes:
         records: lines read.
         broken_at: 1-based line numbers whose `prev` does not match, or that are not JSON.
+        tail: what the head anchor says is wrong with the end ("" when nothing).
+        first_bad: the first line that was edited, or the first line after removed ones
+            (None when the log is intact).
+        warnings: what could not be checked (no head anchor).
     """
 
     records: int
     broken_at: tuple[int, ...]
     tail: str = ""
+    first_bad: int | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -135,7 +145,7 @@ class AuditReport:
 
 
 def verify(path: str | os.PathLike[str]) -> AuditReport:
-    """Check the hash chain of an audit log.
+    """Check the hash chain of an audit log, and its end against the head anchor.
 
     Raises:
         MonitoringError: the file cannot be read.
@@ -148,14 +158,45 @@ def verify(path: str | os.PathLike[str]) -> AuditReport:
         lines.pop()
     expected = GENESIS
     broken = []
+    records: list[dict[str, Any] | None] = []
     for number, line in enumerate(lines, start=1):
-        prev = None
-        with contextlib.suppress(ValueError, AttributeError):
-            prev = json.loads(line).get("prev")
-        if prev != expected:
+        record = None
+        with contextlib.suppress(ValueError):
+            parsed = json.loads(line)
+            record = parsed if isinstance(parsed, dict) else None
+        records.append(record)
+        if record is None or record.get("prev") != expected:
             broken.append(number)
         expected = _digest(line)
-    return AuditReport(len(lines), tuple(broken), _check_head(Path(path), lines))
+    tail = _check_head(Path(path), lines)
+    first = _first_bad(broken, records)
+    if first is None and tail.startswith("the last record"):
+        first = len(lines)
+    warnings: tuple[str, ...] = ()
+    if lines and not head_path(path).exists():
+        warnings = (
+            f"no head anchor `{head_path(path)}`: an edited or removed last record cannot be detected",
+        )
+    return AuditReport(len(lines), tuple(broken), tail, first, warnings)
+
+
+def _first_bad(broken: list[int], records: list[dict[str, Any] | None]) -> int | None:
+    """The first bad line behind the first break in the chain.
+
+    A break at line k means line k - 1 changed after line k was written (an edit: the
+    `seq` numbers still run on), or records between them are gone (a gap in `seq`), or
+    line k itself is not what was written (not JSON, or the first line).
+    """
+    if not broken:
+        return None
+    k = broken[0]
+    here, before = records[k - 1], records[k - 2] if k > 1 else None
+    if here is None or before is None:
+        return k
+    seq_here, seq_before = here.get("seq"), before.get("seq")
+    if isinstance(seq_here, int) and isinstance(seq_before, int) and seq_here != seq_before + 1:
+        return k  # records missing (or inserted) just before line k
+    return k - 1
 
 
 def _check_head(path: Path, lines: list[bytes]) -> str:

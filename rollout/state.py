@@ -202,7 +202,8 @@ def state_lock(path: str | os.PathLike[str]) -> Iterator[None]:
     """
     target = Path(f"{os.fspath(path)}.lock")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "a+b") as handle:
+    # 0600: only the operator that runs the controllers may take (or block) the lock.
+    with os.fdopen(os.open(target, os.O_RDWR | os.O_CREAT, 0o600), "a+b") as handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -17,6 +17,8 @@ class TritonABError(Exception):
 class SpecError(TritonABError, ValueError):
     """An experiment spec (YAML/JSON) is invalid; the message carries the field path."""
 
+    exit_code = 2
+
 
 class AssignmentError(TritonABError, ValueError):
     """Assignment was asked for something it cannot do (no unit id, bad weights)."""
@@ -52,6 +54,14 @@ class RolloutError(TritonABError):
 
 class StatsError(TritonABError, ValueError):
     """The statistics engine was misused (negative counts, mismatched lengths, bad weights)."""
+
+    exit_code = 2
+
+
+class SecurityError(TritonABError):
+    """Keys, certificates, encrypted files or a residency policy refused an operation."""
+
+    exit_code = 2
 
 
 class MonitoringError(TritonABError):

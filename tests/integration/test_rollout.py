@@ -241,14 +241,14 @@ def test_healthy_candidate_is_promoted_and_a_restarted_controller_resumes(
     assert events.count("rollout.start") == 1 and events[-1] == "rollout.promote"
     with ModelControl(server.urls.grpc) as control:
         assert control.experiment("ro_healthy")[0].weights == {"control": 0.0, "treatment": 1.0}
-    # The chain verifies; an edited record is caught and its successor named.
+    # The chain verifies; an edited record is caught and named.
     assert main(["audit", "verify", str(tmp_path / "audit.jsonl")]) == 0
     lines = (tmp_path / "audit.jsonl").read_text().splitlines()
     lines[2] = lines[2].replace('"rollout.', '"forged.', 1)
     (tmp_path / "audit.jsonl").write_text("\n".join(lines) + "\n")
     capsys.readouterr()
     assert main(["audit", "verify", str(tmp_path / "audit.jsonl")]) == 1
-    assert "chain broken at line 4" in capsys.readouterr().out
+    assert "first bad record at line 3" in capsys.readouterr().out
 
 
 def test_failing_candidate_is_rolled_back_within_the_threshold(server, prometheus, tmp_path):

@@ -130,7 +130,8 @@ def test_a_busy_port_is_named(small_repo):
 
 def test_a_model_that_fails_to_load_is_named_with_tritons_reason(small_repo):
     (small_repo / "demo_scaler" / "1" / "transform.json").write_text("{broken")
-    with pytest.raises(ServerError, match=r"model `demo_scaler` failed to load: .*transform spec"):
+    reason = r"model `demo_scaler` failed to load: .*transform.json`: not valid YAML"
+    with pytest.raises(ServerError, match=reason):
         TritonServer(small_repo, startup_timeout=60).start()
 
 

@@ -10,8 +10,13 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("audit", help="verify or show a hash-chained audit log")
     sub = p.add_subparsers(dest="audit_command", metavar="COMMAND", required=True)
 
-    verify = sub.add_parser("verify", help="check the hash chain (exit 1 naming the broken lines)")
+    verify = sub.add_parser("verify", help="check the hash chain (exit 1 naming the first bad line)")
     verify.add_argument("file", help="audit log (JSON Lines)")
+    verify.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 also when something could not be checked (no head anchor)",
+    )
     verify.set_defaults(func=_verify)
 
     show = sub.add_parser("show", help="the records as a table")
@@ -24,15 +29,17 @@ def _verify(args: argparse.Namespace) -> int:
     from tritonab.monitoring.audit import verify
 
     report = verify(args.file)
+    for warning in report.warnings:
+        print(f"warning: audit log `{args.file}`: {warning}")
     if report.ok:
         print(f"audit log `{args.file}`: {report.records} records, chain intact")
-        return 0
-    if report.broken_at:
-        lines = ", ".join(str(n) for n in report.broken_at)
-        print(
-            f"audit log `{args.file}`: chain broken at line {lines} "
-            f"(a record at or just before it was edited, deleted, inserted or reordered)"
-        )
+        return 1 if args.strict and report.warnings else 0
+    if report.first_bad is not None:
+        where = f"audit log `{args.file}`: first bad record at line {report.first_bad}"
+        if report.broken_at:
+            breaks = ", ".join(str(n) for n in report.broken_at)
+            where += f" (edited, or records removed or inserted there; the chain breaks at line {breaks})"
+        print(where)
     if report.tail:
         print(f"audit log `{args.file}`: {report.tail}")
     return 1

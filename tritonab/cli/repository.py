@@ -37,6 +37,12 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("validate", help="check every model of a repository")
     p.add_argument("repository", help="model repository folder")
+    p.add_argument(
+        "--target",
+        choices=("embedded", "container"),
+        help="also check every backend exists on this server: embedded (the wheel's "
+        "tritonserver, Python backend only) or container (NVIDIA's Triton container)",
+    )
     p.set_defaults(func=_validate)
 
 
@@ -78,7 +84,7 @@ def _chain(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from tritonab.ensembles import load_repository, validate_repository
 
-    problems = validate_repository(args.repository)
+    problems = validate_repository(args.repository, target=args.target)
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:

@@ -28,50 +28,15 @@ import argparse
 import csv
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import pydantic
 from rich.console import Console
 from rich.table import Table
 
+from tritonab._specfile import validate_mapping
 from tritonab.errors import StatsError
 from tritonab.splitter import stats
-
-_FIELDS = {
-    "mean": ("sum", "sum_squares"),
-    "proportion": ("successes",),
-    "ratio": ("num_sum", "num_sum_squares", "den_sum", "den_sum_squares", "num_den_sum"),
-}
-_TYPES = {"mean": stats.SampleMean, "proportion": stats.Proportion, "ratio": stats.Ratio}
-
-
-class StatRow(pydantic.BaseModel):
-    """One row of the `compare` input file."""
-
-    model_config = pydantic.ConfigDict(extra="forbid")
-
-    variant: str = pydantic.Field(min_length=1)
-    metric: str = pydantic.Field(min_length=1)
-    kind: Literal["mean", "proportion", "ratio"]
-    n: float = pydantic.Field(ge=0)
-    sum: float | None = None
-    sum_squares: float | None = None
-    successes: float | None = None
-    num_sum: float | None = None
-    num_sum_squares: float | None = None
-    den_sum: float | None = None
-    den_sum_squares: float | None = None
-    num_den_sum: float | None = None
-
-    def statistic(self) -> Any:
-        """The sufficient statistic this row describes."""
-        values = [getattr(self, f) for f in _FIELDS[self.kind]]
-        missing = [f for f, val in zip(_FIELDS[self.kind], values) if val is None]
-        if missing:
-            raise StatsError(
-                f"row for `{self.variant}`/`{self.metric}` ({self.kind}) lacks {', '.join(missing)}"
-            )
-        return _TYPES[self.kind](self.n, *values)
+from tritonab.splitter.stats.rows import StatRow
 
 
 def register(subparsers: Any) -> None:
@@ -163,7 +128,7 @@ def _cmd_srm(args: argparse.Namespace) -> int:
     else:
         flag = "SRM DETECTED" if result.srm_detected else "no SRM"
         print(f"chi2={result.chi2:.4g} p={result.p_value:.4g}: {flag}")
-    return 0
+    return 1 if result.srm_detected else 0  # a check that found a problem, like a failed gate
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -222,11 +187,13 @@ def _read_rows(path: Path) -> list[StatRow]:
             ]
         if not isinstance(raw, list) or not raw:
             raise StatsError(f"`{path}` holds no rows of statistics")
-        return [StatRow.model_validate(row) for row in raw]
     except json.JSONDecodeError as exc:
         raise StatsError(f"`{path}` is not valid JSON: {exc}") from exc
-    except pydantic.ValidationError as exc:
-        raise StatsError(f"`{path}` has an invalid row: {exc}") from exc
+    first = 2 if path.suffix.lower() != ".json" else 1  # CSV: line numbers after the header
+    return [
+        validate_mapping(StatRow, row, source=f"`{path}` row {i}", error=StatsError)
+        for i, row in enumerate(raw, start=first)
+    ]
 
 
 def _aggregate(rows: list[StatRow]) -> tuple[dict[str, dict[str, Any]], list[str]]:

@@ -145,6 +145,6 @@ def test_cli_transform_and_chain(models, repo, tmp_path, capsys):
     assert "clip4 -> m1" in capsys.readouterr().out
     assert validate_repository(repo) == []
     spec.write_text('{"input_width": 0, "steps": []}')
-    assert main(["transform", "bad", "--spec", str(spec), "--repository", str(repo)]) == 1
+    assert main(["transform", "bad", "--spec", str(spec), "--repository", str(repo)]) == 2  # bad input
     assert "input_width: Input should be greater than or equal to 1" in capsys.readouterr().err
     assert not (repo / "bad").exists()

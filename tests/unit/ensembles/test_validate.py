@@ -89,3 +89,19 @@ def test_routers_are_checked_against_their_variants(repo):
 def test_a_missing_repository_is_one_problem(tmp_path):
     problems = validate_repository(tmp_path / "nope")
     assert len(problems) == 1 and "is not a folder" in problems[0].message
+
+
+def test_a_target_flags_backends_it_lacks(tmp_path, capsys):
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "model_repository" / "demo_gbt", repo / "demo_gbt")
+    assert validate_repository(repo, target="embedded") == []
+    config = read_config(repo / "demo_gbt" / "config.pbtxt")
+    config.backend = "onnxruntime"  # what `convert --runtime native` writes
+    write_config(repo / "demo_gbt" / "config.pbtxt", config)
+    (repo / "demo_gbt" / "1" / "model.py").unlink()
+    assert validate_repository(repo) == []
+    assert validate_repository(repo, target="container") == []
+    (problem,) = validate_repository(repo, target="embedded")
+    assert "backend `onnxruntime` is not available on the embedded server" in problem.message
+    assert main(["validate", str(repo), "--target", "embedded"]) == 1
+    assert "not available on the embedded server" in capsys.readouterr().err

@@ -57,7 +57,9 @@ def test_serving_a_bad_sink_is_refused_and_audited(tmp_path, capsys):
     repo, logs = _repository_with_bad_sink(tmp_path), tmp_path / "logs"
     with pytest.raises(SpecError, match=r"router `demo_ab`: .*logging\.sink\.region: region `us-east`"):
         check_residency(repo, logs)
-    assert main(["serve", "--repository", str(repo), "--log-dir", str(logs)]) == 1
+    assert (
+        main(["serve", "--repository", str(repo), "--log-dir", str(logs)]) == 2
+    )  # a spec the policy refuses
     assert "logging.sink.region" in capsys.readouterr().err
     records = audit.read(audit.audit_path(logs))
     assert [r["event"] for r in records] == ["sink.rejected", "sink.rejected"]
@@ -77,10 +79,10 @@ def test_audit_chain_verifies_and_detects_tampering(tmp_path):
     edited = lines.copy()
     edited[1] = edited[1].replace('"i": 1', '"i": 7')
     path.write_text("\n".join(edited) + "\n")
-    assert audit.verify(path).broken_at == (3,)
+    assert audit.verify(path).broken_at == (3,) and audit.verify(path).first_bad == 2
 
     path.write_text("\n".join(lines[:1] + lines[2:]) + "\n")  # a deleted record
-    assert audit.verify(path).broken_at == (2,)
+    assert audit.verify(path).broken_at == (2,) and audit.verify(path).first_bad == 2
 
     path.write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")  # reordered
     assert not audit.verify(path).ok

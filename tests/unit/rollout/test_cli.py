@@ -28,7 +28,7 @@ def test_verify_names_an_edited_line(log, capsys):
     lines[1] = lines[1].replace('"step": 1', '"step": 9')
     log.write_text("\n".join(lines) + "\n")
     assert main(["audit", "verify", str(log)]) == 1
-    assert "chain broken at line 3" in capsys.readouterr().out
+    assert "first bad record at line 2" in capsys.readouterr().out  # the edited line itself
 
 
 def test_verify_names_a_deleted_line(log, capsys):
@@ -36,7 +36,7 @@ def test_verify_names_a_deleted_line(log, capsys):
     del lines[1]
     log.write_text("\n".join(lines) + "\n")
     assert main(["audit", "verify", str(log)]) == 1
-    assert "chain broken at line 2" in capsys.readouterr().out
+    assert "first bad record at line 2" in capsys.readouterr().out  # the line after the gap
 
 
 def test_verify_missing_file(tmp_path, capsys):

@@ -56,9 +56,12 @@ def test_mde(capsys):
     assert round(json.loads(capsys.readouterr().out)["mde"], 4) == 0.02
 
 
-def test_srm(capsys):
-    assert cli.main(["stats", "srm", "--counts", "8900,1100", "--weights", "0.9,0.1"]) == 0
+def test_srm_exits_1_on_a_mismatch(capsys):
+    assert cli.main(["stats", "srm", "--counts", "8900,1100", "--weights", "0.9,0.1"]) == 1
     assert "SRM DETECTED" in capsys.readouterr().out
+    assert cli.main(["stats", "srm", "--counts", "5000,4500", "--weights", "0.5,0.5"]) == 1
+    assert cli.main(["stats", "srm", "--counts", "5010,4990", "--weights", "0.5,0.5"]) == 0
+    assert "no SRM" in capsys.readouterr().out
 
 
 def test_compare_csv_table_and_json(tmp_path, capsys):
@@ -91,21 +94,23 @@ def test_compare_json_file_with_sequential(tmp_path, capsys):
     [
         (CSV, ".csv", ["--control", "nope"], "`--control` 'nope' is not a variant"),
         ("variant,metric,kind,n,sum\na,m,mean,5,1\nb,m,mean,5,1\n", ".csv", [], "lacks sum_squares"),
-        ("variant,metric,kind,n\na,m,count,5\n", ".csv", [], "has an invalid row"),
+        ("variant,metric,kind,n\na,m,count,5\n", ".csv", [], "bad.csv` row 2: kind: Input should be"),
         ("{", ".json", [], "is not valid JSON"),
         ("[]", ".json", [], "holds no rows"),
         (CSV, ".csv", ["--weights", "0.5,0.6"], "`weights` must sum to 1"),
     ],
 )
-def test_compare_errors_exit_1(tmp_path, capsys, content, suffix, args, match):
+def test_compare_errors_exit_2_with_one_line(tmp_path, capsys, content, suffix, args, match):
     path = tmp_path / f"bad{suffix}"
     path.write_text(content)
-    assert cli.main(["stats", "compare", str(path), *args]) == 1
-    assert match in capsys.readouterr().err
+    assert cli.main(["stats", "compare", str(path), *args]) == 2
+    err = capsys.readouterr().err
+    assert match in err
+    assert err.startswith("error: ") and "pydantic" not in err and "Traceback" not in err
 
 
 def test_missing_file_and_bad_power_args(tmp_path, capsys):
-    assert cli.main(["stats", "compare", str(tmp_path / "none.csv")]) == 1
+    assert cli.main(["stats", "compare", str(tmp_path / "none.csv")]) == 2
     assert "cannot read" in capsys.readouterr().err
-    assert cli.main(["stats", "sample-size", "--kind", "mean", "--baseline", "1", "--mde", "0.1"]) == 1
+    assert cli.main(["stats", "sample-size", "--kind", "mean", "--baseline", "1", "--mde", "0.1"]) == 2
     assert "`sd` must be > 0" in capsys.readouterr().err
