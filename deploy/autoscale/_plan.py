@@ -239,16 +239,23 @@ def _replicas(settings: ScalingSettings, median: float, upper: float) -> int:
     return settings.clamp(math.ceil(needed - 1e-9))
 
 
-def plan(source: RateSource, settings: ScalingSettings, *, current: int | None = None) -> Decision:
+def plan(
+    source: RateSource,
+    settings: ScalingSettings,
+    *,
+    current: int | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Decision:
     """One decision of the predictive policy on the history of `source`.
 
     Args:
         source: the request rates (e.g. `PrometheusRates`).
         settings: capacity, targets and timings.
         current: the replicas running now, when known.
+        clock: the time now (Unix seconds).
 
     Raises:
         AutoscaleError: no rate in the history window.
         MonitoringError: Prometheus unreachable or the query rejected.
     """
-    return Autoscaler(source, settings).tick(current)
+    return Autoscaler(source, settings, clock=clock).tick(current)

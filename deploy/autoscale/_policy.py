@@ -15,16 +15,22 @@ pod with an `AverageValue` target of `target_utilization * capacity_rps`):
   (300 s); min/max replicas.
 
 **Predictive**: rates observed per `step_s` feed a `Forecaster` (Holt-Winters with daily
-seasonality on log rates, re-estimated as history grows and at least daily); each sync
-the desired count covers the larger of
+seasonality on log rates, re-estimated as history grows and at least daily). Capacity
+ordered now serves only after `startup_s`, and the next decision comes one sync later,
+so each sync looks `startup_s + sync_s` ahead (`lead_s`) and asks for the most of
 
-- the upper `quantile` (default 0.95) prediction bound of the rate over the next
-  `startup_s + horizon_s` (capacity ordered now is ready only after the start-up), and
-- the rate observed over the last `metric_window_s` (so a burst no forecast saw is
-  still followed, as fast as the HPA would),
+- the median forecast of the peak rate over that lead, at `target_utilization` (the
+  cost setting, as for the HPA);
+- the upper bound of that peak within full capacity (the SLA guard): the median raised
+  by the `quantile` (0.95) of the policy's own past peak errors (log space), or by the
+  model's prediction interval until 60 errors are known;
+- the rate observed over the last `metric_window_s` within full capacity (a burst no
+  forecast saw is still followed).
 
-at `target_utilization` of `capacity_rps` per replica, then the same scale-down
-stabilisation and min/max. It needs no rate limit: it is its own controller.
+While the current count carries the median peak within the HPA's `tolerance` of the
+target (and satisfies both guards) it is kept, so the policy does not flap; then the
+same scale-down stabilisation and min/max. It needs no rate limit: it is its own
+controller.
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ class ScalingSettings:
         sync_s: how often a policy decides (the HPA's sync period).
         stabilization_s: scale-down stabilisation window.
         startup_s: time from ordering a pod to its serving traffic.
-        horizon_s: how far past the start-up the predictive policy looks.
+        horizon_s: how far ahead a plan reports its forecast (`autoscale plan`).
         quantile: the forecast's upper bound the predictive policy provisions for.
         tolerance: the HPA's tolerance on the usage ratio.
         metric_window_s: the window of the observed rate (a `rate(...[1m])`).

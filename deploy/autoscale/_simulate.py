@@ -78,6 +78,15 @@ class Simulation:
             return 0.0 if a == 0 else math.inf
         return a / b
 
+    def meets_goal(self, violations: float = 0.5, cost: float = 1.1) -> bool:
+        """Whether the predictive policy had at most `violations` x the HPA's
+        SLA-violation minutes at no more than `cost` x its replica-hours."""
+        hpa, predictive = self.results["hpa"], self.results["predictive"]
+        return (
+            predictive.sla_violation_minutes <= violations * hpa.sla_violation_minutes
+            and predictive.replica_hours <= cost * hpa.replica_hours
+        )
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "settings": dict(self.settings.__dict__),

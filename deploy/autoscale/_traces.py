@@ -1,12 +1,12 @@
 """Request-rate traces: read and write `time_s,rps` CSV files, and generate test traces.
 
 A trace is a step function: the rate of a row holds until the next row's time. The
-generators give a daily cycle (a trough at 04:00 at `trough_ratio` of the peak, the peak
-in the afternoon, a steeper morning ramp than evening decline) times multiplicative
-noise, log-normal and autocorrelated (AR(1) in log space with a correlation time of
-`correlation_s`, so it wanders for minutes instead of flickering), and optionally bursts:
-at random times (Poisson, `bursts_per_day`), the rate is multiplied by 1.5-3x for 2-15
-minutes.
+generators give a daily cycle (a night trough at `trough_ratio` of the peak, a morning
+rise over `ramp_s`, 15 minutes by default, the peak in the afternoon, a slower evening
+decline) times multiplicative noise, log-normal and autocorrelated (AR(1) in log space
+with a correlation time of `correlation_s`, so it wanders for minutes instead of
+flickering), and optionally bursts: at random times (Poisson, `bursts_per_day`), the
+rate is multiplied by 1.5-3x for 2-15 minutes.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def _day(hours: NDArray[np.float64], ramp_s: float) -> NDArray[np.float64]:
 
 
 def daily_shape(
-    time_s: NDArray[np.float64], trough_ratio: float, ramp_s: float = 1800.0
+    time_s: NDArray[np.float64], trough_ratio: float, ramp_s: float = 900.0
 ) -> NDArray[np.float64]:
     """The daily cycle, from `trough_ratio` (night) to 1 (the afternoon peak); the morning
     rise takes `ramp_s` (10% to 90%), the evening decline about four hours."""
@@ -140,7 +140,7 @@ def diurnal_trace(
     noise: float = 0.1,
     correlation_s: float = 300.0,
     step_s: float = 60.0,
-    ramp_s: float = 1800.0,
+    ramp_s: float = 900.0,
     bursts_per_day: float = 0.0,
     seed: int = 0,
 ) -> Trace:
@@ -182,7 +182,7 @@ def bursty_trace(
     noise: float = 0.1,
     correlation_s: float = 300.0,
     step_s: float = 60.0,
-    ramp_s: float = 1800.0,
+    ramp_s: float = 900.0,
     bursts_per_day: float = 6.0,
     seed: int = 0,
 ) -> Trace:

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "audit",
     "drift",
     "monitor",
+    "autoscale",
     "schema",
 )
 
