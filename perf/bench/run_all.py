@@ -29,6 +29,7 @@ BENCHES = (
     "router_overhead",
     "logging_overhead",
     "loadgen_ceiling",
+    "autoscale_policies",
 )
 
 
