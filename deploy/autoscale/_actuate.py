@@ -78,8 +78,15 @@ class ReplicaExporter:
         return decision.desired
 
     def start(self, port: int, *, addr: str = "127.0.0.1") -> None:
-        """Serve `/metrics` on `addr:port` in a background thread."""
-        self._server, _ = start_http_server(port, addr=addr, registry=self.registry)
+        """Serve `/metrics` on `addr:port` in a background thread.
+
+        Raises:
+            AutoscaleError: the port cannot be bound.
+        """
+        try:
+            self._server, _ = start_http_server(port, addr=addr, registry=self.registry)
+        except OSError as exc:
+            raise AutoscaleError(f"exporter port `{addr}:{port}` cannot be bound: {exc.strerror}") from exc
 
     def close(self) -> None:
         if self._server is not None:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from tritonab.deploy.autoscale._forecast import MIN_TREND_POINTS
 from tritonab.deploy.autoscale._policy import ClusterView, PredictivePolicy, ScalingSettings
 from tritonab.errors import AutoscaleError
 
@@ -180,12 +181,13 @@ class Autoscaler:
         self.last_step, self.last_rate = stamp, rate
 
     def _replay(self, points: list[tuple[float, float]], now: float) -> None:
-        """Observe the history; decide at each sync of the last stabilisation window."""
+        """Observe the history; decide at each step of the last stabilisation window."""
         s = self.settings
         replay_from = now - s.stabilization_s
         for stamp, rate in points:
             self._observe(stamp, rate)
-            if stamp >= replay_from:
+            if stamp >= replay_from and self.policy.observed >= MIN_TREND_POINTS:
+                # (a decision on a handful of points is a random walk's wide bound)
                 replicas = self.current if self.current is not None else s.replicas_for(rate)
                 self.current = self.policy.decide(ClusterView(stamp, replicas, replicas, rate))
 

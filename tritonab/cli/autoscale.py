@@ -24,7 +24,9 @@ import threading
 from typing import Any
 
 from tritonab._io import atomic_write_text
-from tritonab.errors import AutoscaleError
+from tritonab.errors import AutoscaleError, TritonABError
+
+DESIRED = "tritonab_desired_replicas"
 
 
 def register(subparsers: Any) -> None:
@@ -166,28 +168,38 @@ def _run(args: argparse.Namespace) -> int:
         else None
     )
     done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
-    if args.export_port is not None:
-        exporter.start(args.export_port, addr=args.addr)
-        print(
-            f"serving tritonab_desired_replicas on http://{args.addr}:{args.export_port}/metrics", flush=True
-        )
-    ticks = 0
+    previous = {sig: signal.signal(sig, lambda *_: done.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while not done.is_set() and (args.ticks is None or ticks < args.ticks):
+        if args.export_port is not None:
+            exporter.start(args.export_port, addr=args.addr)
+            print(f"serving {DESIRED} on http://{args.addr}:{args.export_port}/metrics", flush=True)
+        _loop(autoscaler, exporter, scaler, done, args.ticks)
+    finally:
+        exporter.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def _loop(autoscaler: Any, exporter: Any, scaler: Any, done: threading.Event, limit: int | None) -> None:
+    """Tick every sync until stopped: the first failure is fatal (a bad query, no
+    history), a later one (Prometheus or the API briefly away) holds the last decision."""
+    ticks = 0
+    while not done.is_set() and (limit is None or ticks < limit):
+        try:
             decision = autoscaler.tick(scaler.current() if scaler else None)
             exporter.apply(decision)
             if scaler:
                 scaler.apply(decision)
             _print_decision(decision, autoscaler.settings.capacity_rps)
-            sys.stdout.flush()
-            ticks += 1
-            if args.ticks is None or ticks < args.ticks:
-                done.wait(autoscaler.settings.sync_s)
-    finally:
-        exporter.close()
-    return 0
+        except TritonABError as exc:
+            if ticks == 0:
+                raise
+            print(f"warning: holding the last decision: {exc}", file=sys.stderr)
+        sys.stdout.flush()
+        ticks += 1
+        if limit is None or ticks < limit:
+            done.wait(autoscaler.settings.sync_s)
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -136,3 +136,61 @@ def test_capacity_is_the_best_throughput_inside_the_sla():
         AutoscaleError, match=r"no measured level has p99 within 5 ms \(the lowest p99 was 10 ms\)"
     ):
         capacity_from_records(records, p99_sla_ms=5)
+
+
+def test_run_cli_patches_the_deployment_each_tick(monkeypatch, tmp_path, capsys):
+    """`autoscale run --patch-scale`: Prometheus and the cluster stood in for (the real
+    Prometheus is in tests/integration/test_autoscale.py), capacity from a perf CSV."""
+    import tritonab.deploy.autoscale as autoscale
+    from tritonab.cli import main
+    from tritonab.perf import write_perf_csv
+
+    api = FakeAppsApi(replicas=1)
+    monkeypatch.setattr(
+        autoscale, "PrometheusRates", lambda url, query: TableRates(lambda t: 330.0, since=0.0)
+    )
+    monkeypatch.setattr(autoscale, "kubernetes_apps_api", lambda kubeconfig: api)
+    write_perf_csv([_record(100, 10), _record(110, 40), _record(160, 90)], tmp_path / "perf.csv")
+    code = main(
+        [
+            "autoscale", "run", "--prometheus", "http://prometheus:9090", "--deployment", "triton",
+            "--patch-scale", "--capacity-from", str(tmp_path / "perf.csv"), "--sla-p99", "50",
+            "--history", "30m", "--ticks", "2", "--sync", "1s",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    # 330 rps at 0.7 x 110 rps per replica: 5 replicas, patched once, kept on the second tick
+    assert api.patches == [("triton", "default", {"spec": {"replicas": 5}})]
+    assert capsys.readouterr().out.count("desired replicas: 5") == 2
+
+
+def test_run_cli_holds_the_last_decision_when_prometheus_is_briefly_away(monkeypatch, capsys):
+    import tritonab.deploy.autoscale as autoscale
+    from tritonab.cli import main
+    from tritonab.errors import MonitoringError
+
+    source = TableRates(lambda t: 100.0, since=0.0)
+    answer = source.rates
+
+    def flaky(start: float, end: float, step_s: float) -> dict[float, float]:
+        if source.asked:
+            raise MonitoringError("Prometheus `http://prometheus:9090`: range query failed")
+        return answer(start, end, step_s)
+
+    source.rates = flaky  # type: ignore[method-assign]
+    api = FakeAppsApi(replicas=1)
+    monkeypatch.setattr(autoscale, "PrometheusRates", lambda url, query: source)
+    monkeypatch.setattr(autoscale, "kubernetes_apps_api", lambda kubeconfig: api)
+    args = ["autoscale", "run", "--prometheus", "http://prometheus:9090", "--deployment", "triton"]
+    settings = ["--capacity-rps", "50", "--history", "2m", "--step", "1s", "--sync", "1s"]
+    code = main([*args, "--patch-scale", *settings, "--ticks", "2"])
+    assert code == 0 and api.replicas == 3  # decided once (100 / 35 -> 3), then held
+    assert "warning: holding the last decision: Prometheus" in capsys.readouterr().err
+
+
+def test_run_cli_needs_an_actuator(capsys):
+    from tritonab.cli import main
+
+    code = main(["autoscale", "run", "--prometheus", "http://x", "--deployment", "d", "--capacity-rps", "1"])
+    assert code == 2
+    assert "give --export-port" in capsys.readouterr().err
