@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tritonab.deploy.autoscale import ClusterView, HPAPolicy, PredictivePolicy, ScalingSettings
 from tritonab.errors import AutoscaleError
@@ -78,3 +82,40 @@ def test_predictive_sees_a_ramp_before_the_load_arrives():
 def test_settings_reject_nonsense(kwargs, message):
     with pytest.raises(AutoscaleError, match=message):
         ScalingSettings(**kwargs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    loads=st.lists(st.floats(0.0, 5000.0), min_size=1, max_size=40),
+    bounds=st.tuples(st.integers(1, 5), st.integers(0, 60)),
+    gap=st.sampled_from([15.0, 60.0, 200.0]),
+)
+def test_hpa_scales_down_to_the_window_maximum_and_up_within_the_rate_limit(loads, bounds, gap):
+    lo, extra = bounds
+    settings = ScalingSettings(capacity_rps=100.0, min_replicas=lo, max_replicas=lo + extra)
+    hpa, replicas, raw = HPAPolicy(settings), lo, []
+    for i, load in enumerate(loads):
+        now = gap * i
+        current = view(now, replicas, load)
+        raw.append((now, hpa.recommend(current)))
+        desired = hpa.decide(current)
+        highest = max(r for t, r in raw if t >= now - settings.stabilization_s)
+        limit = max(2 * replicas, replicas + 4)
+        assert desired == settings.clamp(highest if highest <= replicas else min(highest, limit))
+        replicas = desired
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    history=st.lists(st.floats(1.0, 3000.0), min_size=1, max_size=30),
+    load=st.floats(0.0, 8000.0),
+    replicas=st.integers(1, 80),
+)
+def test_predictive_always_covers_the_observed_rate_within_capacity(history, load, replicas):
+    settings = ScalingSettings(capacity_rps=100.0, max_replicas=60)
+    policy = PredictivePolicy(settings)
+    for i, rate in enumerate(history):
+        policy.observe(60.0 * (i + 1), rate)
+    desired = policy.decide(view(60.0 * len(history), replicas, load))
+    assert settings.min_replicas <= desired <= settings.max_replicas
+    assert desired >= min(settings.max_replicas, math.ceil(load / settings.capacity_rps - 1e-9))
