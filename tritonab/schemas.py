@@ -65,6 +65,11 @@ SCHEMAS: dict[str, SchemaEntry] = {
         "examples/gate.yaml",
         "tritonab.perf._gate:GateThresholds",
     ),
+    "drift": SchemaEntry(
+        "drift thresholds and settings (`tritonab drift check --spec FILE`, `tritonab monitor --spec`)",
+        "examples/drift.yaml",
+        "tritonab.monitoring.drift:DriftSpec",
+    ),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ from tritonab.monitoring.drift import (
     psi,
 )
 
+ROOT = Path(__file__).resolve().parents[3]
 SHIFTED = ("x1", "x4")
 
 
@@ -184,3 +186,8 @@ def test_psi_is_symmetric_non_negative_and_zero_on_equal_histograms(a, b):
     assert psi(a, b) >= 0
     assert psi(a, b) == pytest.approx(psi(b, a), rel=1e-9, abs=1e-12)
     assert psi(a, a) == 0
+
+
+def test_the_example_spec_loads():
+    spec = load_drift_spec(ROOT / "examples" / "drift.yaml")
+    assert spec.thresholds.psi == 0.2 and spec.window_s == 3600.0 and not spec.domain_classifier.enabled

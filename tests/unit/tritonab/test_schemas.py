@@ -30,6 +30,7 @@ def test_each_schema_is_valid_json_schema_with_an_example_on_disk(name):
         ("rollout", "examples/rollout.yaml", None),
         ("transform", "examples/transform.yaml", None),
         ("gate", "examples/gate.yaml", "gate"),
+        ("drift", "examples/drift.yaml", None),
     ],
 )
 def test_the_yaml_examples_match_their_schemas(name, example, key):
