@@ -147,7 +147,7 @@ def test_domain_classifier_sees_a_shift_hidden_from_every_margin():
     reference = pd.DataFrame({"x": a[:, 0], "y": a[:, 0] * 0.9 + a[:, 1] * 0.436})
     b = rng.normal(size=(3000, 2))
     current = pd.DataFrame({"x": b[:, 0], "y": -b[:, 0] * 0.9 + b[:, 1] * 0.436})
-    spec = DriftSpec(domain_classifier={"enabled": True, "max_rows": 1500})
+    spec = DriftSpec(domain_classifier={"enabled": True, "max_rows": 500})
     window = check_data(reference, current, spec).windows[0]
     assert window.drifted_features == []
     assert window.domain is not None and window.domain.auc > 0.8 and window.domain.drifted
