@@ -27,7 +27,7 @@ from tritonab.converters._convert import (
 )
 from tritonab.converters._derive import DerivedVariant, RuntimeChanges, derive_variant
 from tritonab.converters._encryption import decrypt_artifact, rotate_repository
-from tritonab.converters._manifest import MANIFEST, read_manifest, verify_manifest
+from tritonab.converters._manifest import ATTACHMENTS, MANIFEST, attach_file, read_manifest, verify_manifest
 from tritonab.converters._parity import (
     DEFAULT_TOLERANCES,
     OutputParity,
@@ -40,6 +40,7 @@ from tritonab.converters._tensorrt import DEFAULT_WORKSPACE_MB
 from tritonab.security import Key, load_key
 
 __all__ = [
+    "ATTACHMENTS",
     "DEFAULT_TOLERANCES",
     "MANIFEST",
     "SHIM",
@@ -50,6 +51,7 @@ __all__ = [
     "ParityReport",
     "RuntimeChanges",
     "Tolerance",
+    "attach_file",
     "convert",
     "decrypt_artifact",
     "rotate_repository",
@@ -81,6 +83,7 @@ def convert(
     timing_cache: str | os.PathLike[str] | None = None,
     force: bool = False,
     encrypt_key: Key | str | os.PathLike[str] | None = None,
+    reference: Any = None,
 ) -> ConversionResult:
     """Convert a model, check it against the source, and add it to a Triton repository.
 
@@ -115,6 +118,10 @@ def convert(
             AES-256-GCM (`model.onnx.enc`), never as a plaintext graph; the manifest records
             the key id and the ciphertext's sha256. The runner decrypts it in memory with
             the key named by `$TRITONAB_MODEL_KEY_FILE`. Needs `to="onnx", runtime="python"`.
+        reference: data describing the model's inputs (a CSV, Parquet, JSON Lines,
+            `.npz`/`.npy` file, a DataFrame, an array or a mapping of input name ->
+            array): its drift reference profile is written as `reference.json` in the
+            version folder and recorded in the manifest (`tritonab.monitoring.drift`).
 
     Returns:
         A `ConversionResult` (version folder, artifact, config path, parity report,
@@ -124,6 +131,7 @@ def convert(
         ConversionError: unreadable/unsupported source, failed export, no GPU or
             TensorRT for `to="tensorrt"`, a parity failure (with the table of errors),
             or an existing version without `force`. Nothing is written then.
+        DriftError: reference data that cannot be read or profiled (nothing written).
     """
     opts = ConvertOptions(
         name=name,
@@ -149,4 +157,4 @@ def convert(
             else load_key(encrypt_key, purpose="data")
         ),
     )
-    return run_conversion(source, sample_input, opts)
+    return run_conversion(source, sample_input, opts, reference)

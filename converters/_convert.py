@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 
 from tritonab.converters import _export, _graph, _samples
-from tritonab.converters._manifest import MANIFEST, build_manifest, dump_manifest
+from tritonab.converters._manifest import MANIFEST, build_manifest, dump_manifest, file_entry
 from tritonab.converters._parity import ParityReport, Precision, compare, tolerance_for
 from tritonab.converters._precision import to_fp16, to_int8_qdq
 from tritonab.converters._repository import (
@@ -224,6 +224,7 @@ def _manifest(
     artifact: bytes,
     parity: ParityReport,
     opts: ConvertOptions,
+    attachments: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     conversion = {
         "target": opts.to,
@@ -251,13 +252,26 @@ def _manifest(
         source=src,
         conversion=conversion,
         parity=parity.to_dict(),
+        attachments=attachments,
     )
     if opts.encrypt_key is not None:
         manifest["artifact"].update(encrypted=ENCRYPTION, key_id=opts.encrypt_key.id)
     return manifest
 
 
-def run_conversion(source: Any, sample: SampleInput, opts: ConvertOptions) -> ConversionResult:
+def _reference_file(reference: Any, model: onnx.ModelProto) -> tuple[str, str, bytes]:
+    """(role, file name, bytes) of the drift reference profile of `reference` data, whose
+    unnamed arrays take the graph's input names."""
+    from tritonab.monitoring.drift import REFERENCE_FILE, REFERENCE_ROLE, build_profile
+
+    inputs = [t.name for t in _graph.graph_inputs(model)]
+    profile = build_profile(reference, inputs=inputs)
+    return REFERENCE_ROLE, REFERENCE_FILE, profile.to_json().encode("utf-8")
+
+
+def run_conversion(
+    source: Any, sample: SampleInput, opts: ConvertOptions, reference: Any = None
+) -> ConversionResult:
     """Convert, check parity, and write the repository entry (see `convert`)."""
     _check_options(opts)
     model_dir = opts.repository / opts.name
@@ -269,6 +283,7 @@ def run_conversion(source: Any, sample: SampleInput, opts: ConvertOptions) -> Co
         else _samples.as_mapping(sample)
     )
     model = _export_source(loaded, samples, opts)
+    attached = [] if reference is None else [_reference_file(reference, model)]
     feeds, data = _sample_feeds(loaded, model, samples, opts)
     names = [o.name for o in model.graph.output]
     artifact, outputs = _artifact(model, feeds, opts, loaded.label)
@@ -288,8 +303,10 @@ def run_conversion(source: Any, sample: SampleInput, opts: ConvertOptions) -> Co
     if opts.encrypt_key is not None:
         # Only ciphertext reaches the disk: the graph was built and checked in memory.
         artifact = seal(opts.encrypt_key, artifact, context=ARTIFACT_CONTEXT)
-    manifest = _manifest(loaded, model, spec, version, artifact, parity, opts)
+    attachments = {role: file_entry(name, blob) for role, name, blob in attached}
+    manifest = _manifest(loaded, model, spec, version, artifact, parity, opts, attachments)
     files = {spec.artifact: artifact, MANIFEST: dump_manifest(manifest)}
+    files.update({name: blob for _role, name, blob in attached})
     if spec.runtime == "python" and spec.target == "onnx":
         files["model.py"] = SHIM.encode("utf-8")
     version_dir = write_entry(opts.repository, spec, version, files, force=opts.force)

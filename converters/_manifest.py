@@ -5,6 +5,13 @@ path and sha256), what was produced (artifact file and sha256), the tools and
 library versions, opset, precision and the parity results. `verify_manifest`
 recomputes the artifact hash: a mismatch means the file changed after
 conversion (tampering or corruption).
+
+Files that travel with a version (a drift reference profile, ...) are recorded under
+`attachments` (role -> file, sha256, bytes) and verified the same way. They are added at
+conversion time (`convert(..., reference=...)`, in the one staged write of the version),
+or later by `attach_file`, which writes the file, then the manifest, each atomically. A
+version tritonab did not convert (an ensemble, a hand-written model) gets a manifest
+that records only its attachments: `source.kind` `unconverted` and `artifact` null.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from tritonab._io import atomic_write_bytes
+from tritonab.errors import ConversionError
 from tritonab.security import Key
 
 MANIFEST = "manifest.json"
@@ -28,6 +37,8 @@ _LIBRARIES = ("tritonab", "onnx", "onnxruntime-gpu", "onnxruntime", "numpy")
 _LIBRARIES_BY_SOURCE = {"sklearn": ("skl2onnx", "scikit-learn"), "torch": ("torch",), "onnx": ()}
 _LIBRARIES_BY_OPTION = {"tensorrt": ("tensorrt",), "fp16": ("onnxconverter-common",)}
 _REQUIRED = ("format", "artifact", "source", "created")
+ATTACHMENTS = "attachments"
+UNCONVERTED = "unconverted"
 
 
 def library_versions(source_kind: str | None = None, options: tuple[str, ...] = ()) -> dict[str, str]:
@@ -80,9 +91,10 @@ def build_manifest(
     source: dict[str, Any],
     conversion: dict[str, Any],
     parity: dict[str, Any],
+    attachments: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The manifest dict (JSON-ready)."""
-    return {
+    """The manifest dict (JSON-ready); `attachments` from `file_entry`."""
+    manifest = {
         "format": FORMAT,
         "name": name,
         "version": version,
@@ -93,6 +105,14 @@ def build_manifest(
         "parity": parity,
         "tools": library_versions(source.get("kind"), _options_used(conversion)),
     }
+    if attachments:
+        manifest[ATTACHMENTS] = dict(sorted(attachments.items()))
+    return manifest
+
+
+def file_entry(filename: str, data: bytes) -> dict[str, Any]:
+    """The manifest's record of one attached file."""
+    return {"file": filename, "sha256": sha256_bytes(data), "bytes": len(data)}
 
 
 def dump_manifest(manifest: dict[str, Any]) -> bytes:
@@ -117,6 +137,29 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _check_file(path: Path, version_dir: Path, entry: Any, what: str, data: bytes | None = None) -> list[str]:
+    """One recorded file (`artifact` or an attachment) against the bytes on disk, or
+    against `data` when the caller already read them."""
+    if (
+        not isinstance(entry, dict)
+        or not isinstance(entry.get("file"), str)
+        or not isinstance(entry.get("sha256"), str)
+    ):
+        return [f"`{path}`: {what} must hold `file` and `sha256`"]
+    if Path(entry["file"]).name != entry["file"]:
+        return [f"`{path}`: {what} `{entry['file']}` must be a file name in the folder"]
+    target = version_dir / entry["file"]
+    if data is None and not target.is_file():
+        return [f"`{target}`: {what} named by the manifest is missing"]
+    actual = _file_sha256(target) if data is None else sha256_bytes(data)
+    if actual != entry["sha256"]:
+        return [
+            f"`{target}`: sha256 {actual[:12]}... differs from the manifest's "
+            f"{entry['sha256'][:12]}...: the file changed after it was recorded (tampering?)"
+        ]
+    return []
+
+
 def verify_manifest(
     version_dir: str | Path, data: bytes | None = None, *, key: Key | None = None
 ) -> list[str]:
@@ -131,7 +174,7 @@ def verify_manifest(
 
     Returns:
         One readable line per problem: missing or unreadable manifest, missing
-        fields, missing artifact, or an artifact whose sha256 differs from the
+        fields, a missing artifact or attachment, or one whose sha256 differs from the
         recorded one (tampering or corruption).
     """
     version_dir = Path(version_dir)
@@ -142,29 +185,69 @@ def verify_manifest(
         manifest = read_manifest(version_dir)
     except (OSError, ValueError) as exc:
         return [f"`{path}`: unreadable manifest: {exc}"]
-    missing = [key for key in _REQUIRED if key not in manifest]
+    missing = [name for name in _REQUIRED if name not in manifest]
     if missing:
         return [f"`{path}`: manifest lacks {', '.join(f'`{k}`' for k in missing)}"]
+    source = manifest["source"]
+    unconverted = isinstance(source, dict) and source.get("kind") == UNCONVERTED
+    problems = []
     artifact = manifest["artifact"]
-    if (
-        not isinstance(artifact, dict)
-        or not isinstance(artifact.get("file"), str)
-        or not isinstance(artifact.get("sha256"), str)
-    ):
-        return [f"`{path}`: `artifact` must hold `file` and `sha256`"]
-    target = version_dir / artifact["file"]
-    if Path(artifact["file"]).name != artifact["file"]:
-        return [f"`{path}`: artifact `{artifact['file']}` must be a file name in the folder"]
-    if data is None and not target.is_file():
-        return [f"`{target}`: artifact named by the manifest is missing"]
-    actual = _file_sha256(target) if data is None else sha256_bytes(data)
-    if actual != artifact["sha256"]:
-        return [
-            f"`{target}`: sha256 {actual[:12]}... differs from the manifest's "
-            f"{artifact['sha256'][:12]}...: the file changed after conversion (tampering?)"
-        ]
-    if key is not None and artifact.get("encrypted"):
+    if not (unconverted and artifact is None):
+        problems += _check_file(path, version_dir, artifact, "artifact", data)
+    if not problems and key is not None and isinstance(artifact, dict) and artifact.get("encrypted"):
         from tritonab.converters._encryption import check_with_key  # it imports this module
 
-        return check_with_key(version_dir, manifest, key)
-    return []
+        problems += check_with_key(version_dir, manifest, key)
+    attachments = manifest.get(ATTACHMENTS, {})
+    if not isinstance(attachments, dict):
+        return [*problems, f"`{path}`: `{ATTACHMENTS}` must map roles to files"]
+    for role, entry in sorted(attachments.items()):
+        problems += _check_file(path, version_dir, entry, f"attachment `{role}`")
+    return problems
+
+
+def attach_file(version_dir: str | Path, role: str, filename: str, data: bytes) -> dict[str, Any]:
+    """Add (or replace) an attached file of an existing version and record it in the manifest.
+
+    The file is written first, then the manifest, each atomically; a version without a
+    manifest gets one that records only its attachments (`source.kind` `unconverted`).
+
+    Args:
+        version_dir: `DIR/NAME/<version>` (must exist).
+        role: the attachment's role in the manifest, e.g. `reference`.
+        filename: a file name inside the folder.
+        data: the file's bytes.
+
+    Returns:
+        The manifest as written.
+
+    Raises:
+        ConversionError: no such version folder, a bad file name, or an unreadable manifest.
+    """
+    folder = Path(version_dir)
+    if not folder.is_dir():
+        raise ConversionError(f"version folder `{folder}` does not exist")
+    if Path(filename).name != filename or filename in (MANIFEST, ""):
+        raise ConversionError(
+            f"attachment file `{filename}`: expected a plain file name other than {MANIFEST}"
+        )
+    if (folder / MANIFEST).exists():
+        try:
+            manifest = read_manifest(folder)
+        except (OSError, ValueError) as exc:
+            raise ConversionError(f"`{folder / MANIFEST}`: unreadable manifest: {exc}") from None
+    else:
+        manifest = {
+            "format": FORMAT,
+            "name": folder.parent.name,
+            "version": int(folder.name) if folder.name.isdigit() else folder.name,
+            "created": created_at(),
+            "source": {"kind": UNCONVERTED},
+            "artifact": None,
+        }
+    attachments = dict(manifest.get(ATTACHMENTS) or {})
+    attachments[role] = file_entry(filename, data)
+    manifest[ATTACHMENTS] = dict(sorted(attachments.items()))
+    atomic_write_bytes(folder / filename, data)
+    atomic_write_bytes(folder / MANIFEST, dump_manifest(manifest))
+    return manifest

@@ -7,8 +7,11 @@ never advances); an unreachable Prometheus raises `MonitoringError`.
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 
 from tritonab.errors import MonitoringError
+
+MAX_POINTS = 10_000  # Prometheus refuses a range query of more than 11,000 points a series
 
 
 def _selector(experiment: str, variant: str) -> str:
@@ -49,28 +52,38 @@ class RouterQueries:
         value = float(result[0]["value"][1])
         return None if math.isnan(value) or math.isinf(value) else value
 
-    def series(self, promql: str, start: float, end: float, step: float = 1.0) -> list[tuple[float, float]]:
-        """The (time, value) points of a range query's first series (NaNs left out).
+    def range_sum(self, promql: str, start: float, end: float, step_s: float) -> dict[float, float]:
+        """Values of a range query at `step_s` from `start` to `end` (Unix seconds),
+        summed over the series it returns, by timestamp; NaN and missing points left out.
+        Long ranges are asked for in pieces of `MAX_POINTS` points.
 
         Raises:
             MonitoringError: Prometheus unreachable or the query rejected.
         """
-        from datetime import datetime, timezone
-
-        try:
-            result = self._client.custom_query_range(
-                promql,
-                start_time=datetime.fromtimestamp(start, timezone.utc),
-                end_time=datetime.fromtimestamp(end, timezone.utc),
-                step=f"{step:g}s",
-                timeout=self.timeout,
-            )
-        except Exception as exc:  # requests/prometheus-api-client raise many types
-            raise MonitoringError(f"Prometheus `{self.url}`: range query `{promql}` failed: {exc}") from None
-        if not result:
-            return []
-        points = ((float(t), float(v)) for t, v in result[0]["values"])
-        return [(t, v) for t, v in points if math.isfinite(v)]
+        out: dict[float, float] = {}
+        piece = step_s * (MAX_POINTS - 1)
+        lo = start
+        while lo <= end:
+            hi = min(end, lo + piece)
+            try:
+                result = self._client.custom_query_range(
+                    promql,
+                    start_time=datetime.fromtimestamp(lo, timezone.utc),
+                    end_time=datetime.fromtimestamp(hi, timezone.utc),
+                    step=f"{step_s:g}s",
+                    timeout=self.timeout,
+                )
+            except Exception as exc:  # requests/prometheus-api-client raise many types
+                raise MonitoringError(
+                    f"Prometheus `{self.url}`: range query `{promql}` failed: {exc}"
+                ) from None
+            for series in result:
+                for stamp, text in series.get("values", []):
+                    value = float(text)
+                    if math.isfinite(value):
+                        out[float(stamp)] = out.get(float(stamp), 0.0) + value
+            lo = hi + step_s
+        return out
 
     def rows(self, experiment: str, variant: str, window: str | None = None) -> float | None:
         """Rows routed to the variant during the window."""

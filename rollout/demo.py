@@ -229,14 +229,15 @@ def read_series(prometheus_url: str, start: float, end: float) -> Series:
     out: Series = {}
     for variant in ("control", "treatment"):
         sel = f'experiment="{EXPERIMENT}",variant="{variant}"'
-        out[f"{variant} req/s"] = queries.series(
-            f"sum(rate(tritonab_requests_total{{{sel}}}[3s]))", start, end
-        )
-        out[f"{variant} p99"] = queries.series(
+        rate = queries.range_sum(f"sum(rate(tritonab_requests_total{{{sel}}}[3s]))", start, end, 1.0)
+        p99 = queries.range_sum(
             f"histogram_quantile(0.99, sum by (le) (rate(tritonab_request_latency_us_bucket{{{sel}}}[3s])))",
             start,
             end,
+            1.0,
         )
+        out[f"{variant} req/s"] = sorted(rate.items())
+        out[f"{variant} p99"] = sorted(p99.items())
     return out
 
 

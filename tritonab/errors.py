@@ -98,3 +98,15 @@ class BulkError(TritonABError):
     part and rows)."""
 
     exit_code = 2
+
+
+class DriftError(MonitoringError):
+    """Drift could not be measured: unreadable data or profile, no reference, bad thresholds."""
+
+    exit_code = 2
+
+
+class AutoscaleError(TritonABError):
+    """An autoscaling plan, run or simulation could not be made (no history, bad trace or capacity)."""
+
+    exit_code = 2

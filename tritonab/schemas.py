@@ -71,6 +71,11 @@ SCHEMAS: dict[str, SchemaEntry] = {
         "examples/regions.yaml",
         "tritonab.security:RegionPolicy",
     ),
+    "drift": SchemaEntry(
+        "drift thresholds and settings (`tritonab drift check --spec FILE`, `tritonab monitor --spec`)",
+        "examples/drift.yaml",
+        "tritonab.monitoring.drift:DriftSpec",
+    ),
 }
 
 

@@ -33,6 +33,7 @@ BENCHES = (
     "bulk_scoring",
     "log_encryption",
     "bandit_regret",
+    "autoscale_policies",
 )
 
 

@@ -90,6 +90,12 @@ def register(subparsers) -> None:
         help="write the graph encrypted with AES-256-GCM under this data key (model.onnx.enc; "
         "no plaintext graph on disk); serve with $TRITONAB_MODEL_KEY_FILE set",
     )
+    p.add_argument(
+        "--reference",
+        metavar="DATA",
+        help="reference data of the model's inputs (.csv, .parquet, .jsonl, .npz, .npy): its drift "
+        "profile is stored beside the version (reference.json, in the manifest)",
+    )
     p.set_defaults(func=run)
 
 
@@ -117,7 +123,10 @@ def run(args: argparse.Namespace) -> int:
         timing_cache=args.timing_cache,
         force=args.force,
         encrypt_key=args.encrypt_key_file,
+        reference=args.reference,
     )
     print(result.parity.table())
     print(f"wrote `{result.artifact}` (version {result.version}) and `{result.config_path}`")
+    if args.reference:
+        print(f"wrote the drift reference profile `{result.version_dir / 'reference.json'}`")
     return 0

@@ -32,6 +32,7 @@ def test_each_schema_is_valid_json_schema_with_an_example_on_disk(name):
         ("transform", "examples/transform.yaml", None),
         ("gate", "examples/gate.yaml", "gate"),
         ("region-policy", "examples/regions.yaml", None),
+        ("drift", "examples/drift.yaml", None),
     ],
 )
 def test_the_yaml_examples_match_their_schemas(name, example, key):
