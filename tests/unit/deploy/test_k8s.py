@@ -304,7 +304,13 @@ def test_dashboards_are_config_maps_for_grafanas_sidecar_and_files(gpu, tmp_path
             "interval",
         ),
         ("PodMonitor", lambda d: d["spec"].pop("selector"), "spec.selector: Field required"),
-        ("PrometheusRule", lambda d: d["spec"]["groups"][0]["rules"][0].update(alert="X"), "exactly one of"),
+        (
+            "PrometheusRule",  # a recording rule that also names an alert
+            lambda d: next(r for g in d["spec"]["groups"] for r in g["rules"] if "record" in r).update(
+                alert="X"
+            ),
+            "exactly one of",
+        ),
         (
             "PrometheusRule",
             lambda d: d["spec"]["groups"].append(d["spec"]["groups"][0]),
