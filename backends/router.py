@@ -187,8 +187,9 @@ class TritonPythonModel:
         names = [i["name"] for i in config.get("input", [])]
         self.forward_inputs = [n for n in names if n != self.spec.unit_input]
         self.read_inputs = names
-        max_rows = int(config.get("max_batch_size", 0)) or 1
-        self.router = Router(self.spec, self.forward_inputs, max_rows)
+        max_rows = int(config.get("max_batch_size", 0))
+        # max_batch_size 0 (non-batching variants): each request is routed whole.
+        self.router = Router(self.spec, self.forward_inputs, max_rows or 1, batching=max_rows > 0)
         self.metrics = _Metrics(self.spec.name, list(self.router.names))
         # BLS `exec` blocks with the GIL released: a pool runs the calls of several
         # variants at once and the shadow calls in the background.
@@ -280,16 +281,22 @@ class TritonPythonModel:
         valid = [r for r, e in enumerate(plan.errors) if e is None]
         if not valid:
             return
+        if not self.router.batching:  # tensors without a batch dimension: mirror each request
+            for r in valid:
+                for index in self.router.shadow_sample():
+                    inputs = {n: per_request[r][n] for n in self.forward_inputs if n in per_request[r]}
+                    self.pool.submit(self._shadow_call, index, inputs, 1)
+            return
         for index in self.router.shadow_sample():
             inputs = {
                 n: np.concatenate([per_request[r][n] for r in valid], axis=0) for n in self.forward_inputs
             }
-            self.pool.submit(self._shadow_call, index, inputs)
+            rows = sum(plan.rows[r] for r in valid)
+            self.pool.submit(self._shadow_call, index, inputs, rows)
 
-    def _shadow_call(self, index: int, inputs: dict[str, np.ndarray]) -> None:
+    def _shadow_call(self, index: int, inputs: dict[str, np.ndarray], rows: int) -> None:
         shadow = self.spec.shadow[index]
         label = f"shadow:{shadow.model}"
-        rows = len(next(iter(inputs.values())))
         try:
             self.metrics.ensure(self.spec.name, label)
             request = pb_utils.InferenceRequest(
