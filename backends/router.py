@@ -17,15 +17,14 @@ background writers after the responses are built.
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from tritonab.backends import _triton as tb
+from tritonab.backends._flusher import Flusher
 from tritonab.backends._routing import (
     VARIANT_OUTPUT,
     Call,
@@ -127,47 +126,8 @@ def _open_log(spec, args: dict, names: list[str]) -> RouterLog | None:
     return RouterLog(spec, folder, instance, names)
 
 
-class _Flusher:
-    """Metric updates handed over by `execute` and applied by one background thread.
-
-    Each update is a round trip to the server process (30-80 us), and handing every
-    batch to a thread pool costs about 40 us more on the request path; here `execute`
-    only appends to a deque, and the thread wakes every `period` seconds (and at close)
-    to apply everything since its last pass.
-    """
-
-    def __init__(self, flush, period: float = 0.05) -> None:
-        self._items: deque = deque()
-        self._flush = flush
-        self._period = period
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="tritonab-metrics", daemon=True)
-        self._thread.start()
-
-    def add(self, item) -> None:
-        self._items.append(item)  # deque.append is atomic: no lock on the request path
-
-    def _drain(self) -> None:
-        items = []
-        while True:
-            try:
-                items.append(self._items.popleft())
-            except IndexError:
-                break
-        if items:
-            try:
-                self._flush(items)
-            except Exception as exc:  # a metrics failure must never stop the router
-                pb_utils.Logger.log_error(f"tritonab: metric update failed: {exc}")
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._period):
-            self._drain()
-        self._drain()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+def _log_metric_error(exc: Exception) -> None:
+    pb_utils.Logger.log_error(f"tritonab: metric update failed: {exc}")
 
 
 class TritonPythonModel:
@@ -195,7 +155,7 @@ class TritonPythonModel:
         # variants at once and the shadow calls in the background.
         workers = len(self.spec.variants) + len(self.spec.shadow)
         self.pool = ThreadPoolExecutor(max_workers=max(2, workers), thread_name_prefix="tritonab")
-        self.flusher = _Flusher(self._flush_metrics)
+        self.flusher: Flusher[tuple[dict, list]] = Flusher(self._flush_metrics, on_error=_log_metric_error)
         self.log = _open_log(self.spec, args, list(self.router.names))
         self.log_metrics = _LogMetrics(self.spec.name, list(self.log.writers)) if self.log else None
 
