@@ -5,7 +5,9 @@ rows are grouped into one BLS call per variant, the calls run concurrently (a
 thread pool: a synchronous `execute` measured faster than `async def` here), and
 outputs are scattered back into row order with `AB_VARIANT`. A refused or failed
 request gets its own error response; the rest of the batch is answered. Shadow
-targets receive sampled mirror calls whose results are dropped.
+targets receive sampled mirror calls whose results are dropped. Over variants that do
+not batch (`max_batch_size: 0`, so this router has none either) each request is routed
+whole: one variant, one BLS call with its tensors as they are, `AB_VARIANT` of shape [1].
 
 Config parameters: `experiment` (the spec as JSON, written by `tritonab build`).
 Logging: with a log folder (the spec's `logging.sink.path` or `$TRITONAB_LOG_DIR`, set by
