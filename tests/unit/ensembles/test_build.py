@@ -199,3 +199,24 @@ def test_cli_transform_and_chain(models, repo, tmp_path, capsys):
     assert main(["transform", "bad", "--spec", str(spec), "--repository", str(repo)]) == 2  # bad input
     assert "input_width: Input should be greater than or equal to 1" in capsys.readouterr().err
     assert not (repo / "bad").exists()
+
+
+def test_cli_build_names_the_mixed_models_and_exits_2(models, repo, tmp_path, capsys):
+    from tritonab.cli import main
+
+    models.add(repo, "flat", max_batch_size=0)
+    spec = tmp_path / "mixed.yaml"
+    spec.write_text(
+        "name: ab\nvariants:\n"
+        "  - {name: a, model: m1, weight: 0.5}\n"
+        "  - {name: b, model: flat, weight: 0.5}\n"
+    )
+    assert main(["build", str(spec), "--repository", str(repo)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: experiment `ab`:")
+    assert "`m1` (max_batch_size 16), `flat` (max_batch_size 0)" in err
+    assert not (repo / "ab").exists()
+    models.add(repo, "flat2", max_batch_size=0)
+    spec.write_text(spec.read_text().replace("model: m1", "model: flat2"))
+    assert main(["build", str(spec), "--repository", str(repo)]) == 0
+    assert load_model(repo / "ab").config.max_batch_size == 0
