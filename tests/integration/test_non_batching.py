@@ -227,3 +227,17 @@ def test_a_shadow_mirrors_each_non_batching_request_and_never_changes_the_answer
     read = wait_for_rows(flat.urls.metrics, SHADOWED, {"shadow:flat_times": 10}, timeout_s=10)
     assert read.settled, read.mismatch()
     assert read.metrics[(SHADOWED, "shadow:flat_times")].errors == 0
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_the_clients_fast_path_answers_like_the_non_batching_router(flat, protocol):
+    from tritonab.client import ExperimentClient
+
+    url = flat.urls.grpc if protocol == "grpc" else flat.urls.http
+    with ExperimentClient(url, protocol) as client:
+        for i, unit in enumerate(_units(6, f"fast-{protocol}")):
+            routed = client.infer(EXPERIMENT, {"X": _matrix(i)}, unit_id=unit)
+            direct = client.infer(EXPERIMENT, {"X": _matrix(i)}, unit_id=unit, fast_path=True)
+            assert routed.variants == direct.variants == [_variant_of(unit)]
+            np.testing.assert_array_equal(routed.outputs["Y"], direct.outputs["Y"])
+            np.testing.assert_array_equal(direct.outputs["Y"], _expected(_variant_of(unit), _matrix(i)))
