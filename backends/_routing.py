@@ -96,10 +96,21 @@ class Router:
         spec: the experiment.
         input_names: the variants' input names (forwarded as they are).
         max_rows_per_call: upper bound of rows in one call (the variants' max batch).
+        batching: False for variants with `max_batch_size: 0`: tensors have no batch
+            dimension, so each request is one unit, routed whole to one variant in a
+            call of its own (never split, never joined with another request).
     """
 
-    def __init__(self, spec: Experiment, input_names: Sequence[str], max_rows_per_call: int) -> None:
+    def __init__(
+        self,
+        spec: Experiment,
+        input_names: Sequence[str],
+        max_rows_per_call: int,
+        *,
+        batching: bool = True,
+    ) -> None:
         self.spec = spec
+        self.batching = batching
         self.allocation = spec.allocation()
         self.names = self.allocation.names
         self.encoded_names = [n.encode() for n in self.names]
@@ -169,6 +180,8 @@ class Router:
         self, per_request: Sequence[Mapping[str, NDArray[Any]]], params: Sequence[Mapping[str, Any]]
     ) -> Plan:
         """Assign every request's rows and group them into calls per variant."""
+        if not self.batching:
+            return self._plan_whole(per_request, params)
         rows = [_row_count(inputs) for inputs in per_request]
         variant_of_row: list[int | NDArray[np.int16] | None] = []
         errors: list[RequestError | None] = []
@@ -184,6 +197,27 @@ class Router:
         for v in range(len(self.names)):
             calls.extend(self._calls_for(v, per_request, variant_of_row, rows))
         return Plan(rows, variant_of_row, errors, calls)
+
+    def _plan_whole(
+        self, per_request: Sequence[Mapping[str, NDArray[Any]]], params: Sequence[Mapping[str, Any]]
+    ) -> Plan:
+        """Non-batching variants: one variant per request and one call per request, its
+        tensors forwarded as they are (a request counts as one row)."""
+        variant_of_row: list[int | NDArray[np.int16] | None] = []
+        errors: list[RequestError | None] = []
+        calls: list[Call] = []
+        for r, (inputs, p) in enumerate(zip(per_request, params)):
+            result = self.assign(inputs, p, 1)
+            if isinstance(result, RequestError):
+                variant_of_row.append(None)
+                errors.append(result)
+                continue
+            v = int(np.asarray(result).reshape(-1)[0])  # one unit, so one variant
+            variant_of_row.append(v)
+            errors.append(None)
+            forwarded = {n: inputs[n] for n in self.input_names if n in inputs}
+            calls.append(Call(v, forwarded, [Part(r, None, slice(0, 1))]))
+        return Plan([1] * len(per_request), variant_of_row, errors, calls)
 
     def _calls_for(
         self,
@@ -242,6 +276,8 @@ class Router:
 
     def scatter(self, plan: Plan, results: Sequence[Outputs | RequestError]) -> list[Outputs | RequestError]:
         """Per-request outputs in row order (plus `AB_VARIANT`), or the request's error."""
+        if not self.batching:
+            return self._scatter_whole(plan, results)
         outcome: list[Outputs | RequestError] = [e if e is not None else {} for e in plan.errors]
         for call, result in zip(plan.calls, results):
             for r, positions, part in call.parts:
@@ -261,6 +297,21 @@ class Router:
             else:
                 labels = self._label_array[assigned].reshape(-1, 1)
             done[VARIANT_OUTPUT] = labels
+        return outcome
+
+    def _scatter_whole(
+        self, plan: Plan, results: Sequence[Outputs | RequestError]
+    ) -> list[Outputs | RequestError]:
+        """Non-batching: each call's outputs are its request's, plus `AB_VARIANT` of shape [1]."""
+        outcome: list[Outputs | RequestError] = [e if e is not None else {} for e in plan.errors]
+        for call, result in zip(plan.calls, results):
+            r = call.parts[0].request
+            if isinstance(result, RequestError):
+                outcome[r] = result
+                continue
+            outputs = dict(result)
+            outputs[VARIANT_OUTPUT] = np.array([self.encoded_names[call.variant]], dtype=np.object_)
+            outcome[r] = outputs
         return outcome
 
     def shadow_sample(self) -> list[int]:

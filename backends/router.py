@@ -5,7 +5,9 @@ rows are grouped into one BLS call per variant, the calls run concurrently (a
 thread pool: a synchronous `execute` measured faster than `async def` here), and
 outputs are scattered back into row order with `AB_VARIANT`. A refused or failed
 request gets its own error response; the rest of the batch is answered. Shadow
-targets receive sampled mirror calls whose results are dropped.
+targets receive sampled mirror calls whose results are dropped. Over variants that do
+not batch (`max_batch_size: 0`, so this router has none either) each request is routed
+whole: one variant, one BLS call with its tensors as they are, `AB_VARIANT` of shape [1].
 
 Config parameters: `experiment` (the spec as JSON, written by `tritonab build`).
 Logging: with a log folder (the spec's `logging.sink.path` or `$TRITONAB_LOG_DIR`, set by
@@ -17,15 +19,14 @@ background writers after the responses are built.
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from tritonab.backends import _triton as tb
+from tritonab.backends._flusher import Flusher
 from tritonab.backends._routing import (
     LATENCY_BUCKETS_US,
     VARIANT_OUTPUT,
@@ -140,47 +141,8 @@ def _open_log(spec, args: dict, names: list[str]) -> RouterLog | None:
     return RouterLog(spec, folder, instance, names)
 
 
-class _Flusher:
-    """Metric updates handed over by `execute` and applied by one background thread.
-
-    Each update is a round trip to the server process (30-80 us), and handing every
-    batch to a thread pool costs about 40 us more on the request path; here `execute`
-    only appends to a deque, and the thread wakes every `period` seconds (and at close)
-    to apply everything since its last pass.
-    """
-
-    def __init__(self, flush, period: float = 0.05) -> None:
-        self._items: deque = deque()
-        self._flush = flush
-        self._period = period
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="tritonab-metrics", daemon=True)
-        self._thread.start()
-
-    def add(self, item) -> None:
-        self._items.append(item)  # deque.append is atomic: no lock on the request path
-
-    def _drain(self) -> None:
-        items = []
-        while True:
-            try:
-                items.append(self._items.popleft())
-            except IndexError:
-                break
-        if items:
-            try:
-                self._flush(items)
-            except Exception as exc:  # a metrics failure must never stop the router
-                pb_utils.Logger.log_error(f"tritonab: metric update failed: {exc}")
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._period):
-            self._drain()
-        self._drain()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+def _log_metric_error(exc: Exception) -> None:
+    pb_utils.Logger.log_error(f"tritonab: metric update failed: {exc}")
 
 
 class TritonPythonModel:
@@ -200,14 +162,15 @@ class TritonPythonModel:
         names = [i["name"] for i in config.get("input", [])]
         self.forward_inputs = [n for n in names if n != self.spec.unit_input]
         self.read_inputs = names
-        max_rows = int(config.get("max_batch_size", 0)) or 1
-        self.router = Router(self.spec, self.forward_inputs, max_rows)
+        max_rows = int(config.get("max_batch_size", 0))
+        # max_batch_size 0 (non-batching variants): each request is routed whole.
+        self.router = Router(self.spec, self.forward_inputs, max_rows or 1, batching=max_rows > 0)
         self.metrics = _Metrics(self.spec.name, list(self.router.names), self.spec.weights)
         # BLS `exec` blocks with the GIL released: a pool runs the calls of several
         # variants at once and the shadow calls in the background.
         workers = len(self.spec.variants) + len(self.spec.shadow)
         self.pool = ThreadPoolExecutor(max_workers=max(2, workers), thread_name_prefix="tritonab")
-        self.flusher = _Flusher(self._flush_metrics)
+        self.flusher: Flusher[tuple[dict, list]] = Flusher(self._flush_metrics, on_error=_log_metric_error)
         self.log = _open_log(self.spec, args, list(self.router.names))
         self.log_metrics = _LogMetrics(self.spec.name, list(self.log.writers)) if self.log else None
 
@@ -293,16 +256,22 @@ class TritonPythonModel:
         valid = [r for r, e in enumerate(plan.errors) if e is None]
         if not valid:
             return
+        if not self.router.batching:  # tensors without a batch dimension: mirror each request
+            for r in valid:
+                for index in self.router.shadow_sample():
+                    inputs = {n: per_request[r][n] for n in self.forward_inputs if n in per_request[r]}
+                    self.pool.submit(self._shadow_call, index, inputs, 1)
+            return
         for index in self.router.shadow_sample():
             inputs = {
                 n: np.concatenate([per_request[r][n] for r in valid], axis=0) for n in self.forward_inputs
             }
-            self.pool.submit(self._shadow_call, index, inputs)
+            rows = sum(plan.rows[r] for r in valid)
+            self.pool.submit(self._shadow_call, index, inputs, rows)
 
-    def _shadow_call(self, index: int, inputs: dict[str, np.ndarray]) -> None:
+    def _shadow_call(self, index: int, inputs: dict[str, np.ndarray], rows: int) -> None:
         shadow = self.spec.shadow[index]
         label = f"shadow:{shadow.model}"
-        rows = len(next(iter(inputs.values())))
         try:
             self.metrics.ensure(self.spec.name, label)
             request = pb_utils.InferenceRequest(

@@ -44,8 +44,9 @@ def check_spec(spec: Experiment, models: dict[str, ModelEntry]) -> ModelEntry | 
     (whose signature every variant shares).
 
     Raises:
-        SpecError: unknown models or versions, variants without batching, or variants
-            whose inputs/outputs differ in name, dtype or dims; each with its field path.
+        SpecError: unknown models or versions, batching and non-batching models mixed,
+            or variants whose inputs/outputs differ in name, dtype or dims; each with its
+            field path.
     """
     problems: list[str] = []
     first: ModelEntry | None = None
@@ -62,11 +63,6 @@ def check_spec(spec: Experiment, models: dict[str, ModelEntry]) -> ModelEntry | 
                 f"{where}.version: model `{variant.model}` has no version "
                 f"{variant.version} (has {list(entry.versions)})"
             )
-        if entry.config.max_batch_size < 1:
-            problems.append(
-                f"{where}.model: model `{variant.model}` must batch "
-                "(max_batch_size >= 1) to sit behind a router"
-            )
         if first is None:
             first = entry
             continue
@@ -80,6 +76,7 @@ def check_spec(spec: Experiment, models: dict[str, ModelEntry]) -> ModelEntry | 
         elif first is not None:
             for p in signature_mismatches(first.inputs, entry.inputs, "input"):
                 problems.append(f"shadow[{j}].model: `{shadow.model}`: {p}")
+    problems += _batching_problems(spec, models)
     if spec.unit_input and first is not None and spec.unit_input in {t.name for t in first.inputs}:
         problems.append(f"unit_input: `{spec.unit_input}` clashes with a variant input")
     if problems:
@@ -87,8 +84,27 @@ def check_spec(spec: Experiment, models: dict[str, ModelEntry]) -> ModelEntry | 
     return first
 
 
+def _batching_problems(spec: Experiment, models: dict[str, ModelEntry]) -> list[str]:
+    """Every variant and shadow batches (max_batch_size >= 1), or none does (0): a router
+    either splits batches by row or routes whole requests, never both."""
+    sizes = {v.model: models[v.model].config.max_batch_size for v in spec.variants if v.model in models}
+    sizes.update({s.model: models[s.model].config.max_batch_size for s in spec.shadow if s.model in models})
+    if len({size > 0 for size in sizes.values()}) < 2:
+        return []
+    listed = ", ".join(f"`{m}` (max_batch_size {n})" for m, n in sizes.items())
+    return [
+        f"variants: batching and non-batching models cannot share a router: {listed}; "
+        "every variant and shadow must batch (max_batch_size >= 1), or none (max_batch_size 0)"
+    ]
+
+
 def router_config(spec: Experiment, variant: ModelEntry, max_batch_size: int) -> ModelConfig:
-    """The router's ModelConfig: the variants' I/O, `AB_VARIANT`, batching, the spec."""
+    """The router's ModelConfig: the variants' I/O, `AB_VARIANT`, batching, the spec.
+
+    `max_batch_size` 0 makes a non-batching router (variants with `max_batch_size: 0`):
+    tensors without a batch dimension, no dynamic batcher, one request per `execute`,
+    routed whole; `AB_VARIANT` then has shape [1] (one name per request).
+    """
     config = ModelConfig(name=spec.name, backend="python", max_batch_size=max_batch_size)
     for tensor in variant.inputs:
         add_tensor(config.input, tensor)
@@ -98,8 +114,9 @@ def router_config(spec: Experiment, variant: ModelEntry, max_batch_size: int) ->
     for tensor in variant.outputs:
         add_tensor(config.output, tensor)
     add_tensor(config.output, TensorSpec(VARIANT_OUTPUT, mc.TYPE_STRING, (1,)))
-    # No added queue delay: measured to cost throughput here (see ENVIRONMENT.md).
-    config.dynamic_batching.SetInParent()
+    if max_batch_size > 0:
+        # No added queue delay: measured to cost throughput here (see ENVIRONMENT.md).
+        config.dynamic_batching.SetInParent()
     group = config.instance_group.add()
     group.count = spec.instance_count
     group.kind = mc.ModelInstanceGroup.KIND_CPU
@@ -121,6 +138,11 @@ def build_router(spec: Experiment, repository: str | os.PathLike[str]) -> Path:
     first = check_spec(spec, models)
     assert first is not None
     batch = min(models[v.model].config.max_batch_size for v in spec.variants)
+    if batch == 0 and spec.max_batch_size is not None:
+        raise SpecError(
+            f"max_batch_size: the variants do not batch (max_batch_size 0), so the router "
+            f"cannot batch either; remove `max_batch_size` (got {spec.max_batch_size})"
+        )
     if spec.max_batch_size is not None:
         if spec.max_batch_size > batch:
             raise SpecError(

@@ -266,8 +266,17 @@ def _check_router(entry: ModelEntry, models: dict[str, ModelEntry]) -> list[Prob
     except SpecError as exc:
         return [Problem(where, str(exc))]
     assert first is not None
-    expected = router_config(spec, first, entry.config.max_batch_size)
     problems = []
+    if (entry.config.max_batch_size > 0) != (first.config.max_batch_size > 0):
+        problems.append(
+            Problem(
+                where,
+                f"router max_batch_size {entry.config.max_batch_size} does not fit its variants' "
+                f"(`{first.name}`: {first.config.max_batch_size}): a router batches exactly when "
+                "its variants do; rebuild it",
+            )
+        )
+    expected = router_config(spec, first, entry.config.max_batch_size)
     for what, want, got in (
         ("input", expected.input, entry.config.input),
         ("output", expected.output, entry.config.output),

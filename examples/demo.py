@@ -1,8 +1,11 @@
 """`make demo`: a real Triton splits real traffic between two real model variants.
 
 Starts the embedded tritonserver on `model_repository/`, sends requests from
-simulated users over HTTP and gRPC (each user sticks to one variant), prints the
-per-variant table read back from Triton's metrics endpoint, and stops the server.
+simulated users over HTTP and gRPC (each user sticks to one variant), waits until
+Triton's metrics endpoint shows every request the client counted (the router applies
+metric updates off the request path, a moment after the last response), prints the
+per-variant table read back from it, and stops the server; the table is then checked
+against the exposure log, and any disagreement is printed in red (exit 1).
 The router logs every assignment (exposure) under a log folder; the client reports
 each prediction's outcome (`correct`: 1 when it matches the data set's label); the
 analysis joins them with DuckDB and ends with accuracy per variant, the test and the
@@ -31,9 +34,10 @@ from rich.table import Table
 from tritonab.client import ExperimentClient
 from tritonab.deploy.server import TritonServer
 from tritonab.monitoring.analysis import analyze
-from tritonab.monitoring.metrics import router_metrics
+from tritonab.monitoring.metrics import SettledMetrics, wait_for_rows
 from tritonab.monitoring.report import print_analysis, write_html
 from tritonab.monitoring.router_log import LOG_DIR_ENV
+from tritonab.monitoring.segments import read_records
 from tritonab.splitter import load_spec
 
 HERE = Path(__file__).resolve().parent
@@ -41,6 +45,7 @@ sys.path.insert(0, str(HERE))
 from train_demo import FEATURES, demo_data  # noqa: E402
 
 console = Console(width=max(110, Console().width))
+SETTLE_S = 5.0  # the longest the demo waits for Triton's counts to reach its own
 
 
 def send_traffic(server: TritonServer, args, x: np.ndarray, y: np.ndarray) -> dict:
@@ -81,9 +86,18 @@ def send_traffic(server: TritonServer, args, x: np.ndarray, y: np.ndarray) -> di
     return {"seen": seen, "correct": correct}
 
 
-def print_split(server: TritonServer, spec) -> None:
-    metrics = router_metrics(server.urls.metrics, spec.name)
-    total = sum(m.rows for (_, v), m in metrics.items() if v in spec.weights)
+def print_split(server: TritonServer, spec, traffic: dict) -> SettledMetrics:
+    """Wait for the metrics to show every request the client counted, then print the table."""
+    sent = {v.name: len(traffic["correct"].get(v.name, [])) for v in spec.variants}
+    with console.status("waiting for Triton's metrics to count every request ..."):
+        read = wait_for_rows(server.urls.metrics, spec.name, sent, timeout_s=SETTLE_S)
+    if not read.settled:
+        console.print(
+            f"[bold red]Triton's metrics did not settle on the {sum(sent.values())} requests sent "
+            f"(waited up to {SETTLE_S:.0f} s): {read.mismatch()}[/bold red]"
+        )
+    metrics = read.metrics
+    total = sum(read.rows.values())
     table = Table(title=f"experiment {spec.name}: per-variant metrics from Triton's /metrics")
     for column in ("variant", "model", "rows", "share", "target", "p50 ms", "p99 ms", "errors"):
         table.add_column(column, justify="right" if column not in ("variant", "model") else "left")
@@ -102,6 +116,23 @@ def print_split(server: TritonServer, spec) -> None:
             f"{m.errors:.0f}",
         )
     console.print(table)
+    return read
+
+
+def check_exposures(read: SettledMetrics, spec, log_dir: str) -> bool:
+    """The table's rows per variant against the exposure log's records per variant."""
+    records, _ = read_records(Path(log_dir) / spec.name / "exposures")
+    logged = {v.name: 0 for v in spec.variants}
+    for record in records:
+        logged[record["variant"]] = logged.get(record["variant"], 0) + 1
+    shown = {v: int(n) for v, n in read.rows.items()}
+    if shown == logged:
+        console.print(f"table rows equal the exposure log: {logged}")
+        return True
+    console.print(
+        f"[bold red]MISMATCH: the table shows {shown} rows but the exposure log holds {logged}[/bold red]"
+    )
+    return False
 
 
 def print_outcomes(traffic: dict, spec, log_dir: str, html: str | None) -> None:
@@ -149,16 +180,17 @@ def main() -> int:
             f"Triton ready: grpc {server.urls.grpc}, http {server.urls.http}, metrics {server.urls.metrics}"
         )
         traffic = send_traffic(server, args, x_test, y_test)
-        print_split(server, spec)
+        read = print_split(server, spec, traffic)
     finally:
         server.stop()  # the routers seal their log segments on the way out
         console.print("tritonserver stopped")
     try:
+        agree = check_exposures(read, spec, args.log_dir)
         print_outcomes(traffic, spec, args.log_dir, args.html)
     finally:
         if tmp is not None:
             tmp.cleanup()
-    return 0
+    return 0 if read.settled and agree else 1
 
 
 if __name__ == "__main__":

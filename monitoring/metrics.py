@@ -7,8 +7,10 @@ within histogram buckets the way Prometheus' `histogram_quantile` does.
 from __future__ import annotations
 
 import math
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -116,6 +118,83 @@ def parse_router_metrics(text: str, experiment: str | None = None) -> dict[tuple
 def router_metrics(url: str, experiment: str | None = None) -> dict[tuple[str, str], VariantMetrics]:
     """Fetch and parse a Triton metrics endpoint (e.g. `http://127.0.0.1:8002/metrics`)."""
     return parse_router_metrics(fetch_metrics_text(url), experiment)
+
+
+@dataclass(frozen=True)
+class SettledMetrics:
+    """Router metrics read until every variant showed its expected rows, or until the deadline.
+
+    `settled` is False when the deadline passed first, or when a variant already showed
+    more rows than expected (other traffic: the counts can never settle on `expected`).
+    """
+
+    experiment: str
+    metrics: dict[tuple[str, str], VariantMetrics]
+    expected: dict[str, float]
+    settled: bool
+    reads: int
+
+    @property
+    def rows(self) -> dict[str, float]:
+        """Rows per expected variant in the last read (0 for a variant not seen yet)."""
+        return {v: self._rows(v) for v in self.expected}
+
+    def _rows(self, variant: str) -> float:
+        m = self.metrics.get((self.experiment, variant))
+        return m.rows if m is not None else 0.0
+
+    def mismatch(self) -> str:
+        """What differs, per variant (empty when settled)."""
+        if self.settled:
+            return ""
+        return ", ".join(
+            f"`{v}` shows {self._rows(v):.0f} rows, expected {n:.0f}"
+            for v, n in self.expected.items()
+            if self._rows(v) != n
+        )
+
+
+def wait_for_rows(
+    url: str,
+    experiment: str,
+    expected: Mapping[str, float],
+    *,
+    timeout_s: float = 5.0,
+    interval_s: float = 0.05,
+) -> SettledMetrics:
+    """Read the router's metrics until each variant's rows equal `expected`, at most `timeout_s`.
+
+    The router applies its metric updates on a background thread, off the request path:
+    as soon as traffic goes idle, and at most about 50 ms behind while it flows. A reader
+    that has just seen its last response can therefore be a moment early; this waits for
+    the counts it knows it caused.
+
+    Args:
+        url: the metrics endpoint (`http://host:8002/metrics`).
+        experiment: the router's experiment name.
+        expected: rows per variant (e.g. counted from the responses' `AB_VARIANT`).
+        timeout_s: the longest to wait.
+        interval_s: pause between reads.
+
+    Returns:
+        The last read, and whether it matched (`settled`); never raises on a mismatch.
+
+    Raises:
+        MonitoringError: the endpoint is unreachable.
+    """
+    want = {v: float(n) for v, n in expected.items()}
+    deadline = time.monotonic() + timeout_s
+    reads = 0
+    while True:
+        metrics = router_metrics(url, experiment)
+        reads += 1
+        result = SettledMetrics(experiment, metrics, want, False, reads)
+        rows = result.rows
+        if rows == want:
+            return SettledMetrics(experiment, metrics, want, True, reads)
+        if any(rows[v] > n for v, n in want.items()) or time.monotonic() >= deadline:
+            return result
+        time.sleep(interval_s)
 
 
 LOG_RECORDS = "tritonab_log_records"

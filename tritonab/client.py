@@ -189,7 +189,8 @@ class ExperimentClient:
             inputs = [i["name"] for i in config.get("input", [])]
             spec = self._specs[experiment]
             forward = [n for n in inputs if n != spec.unit_input]
-            self._routers[experiment] = Router(spec, forward, int(config.get("max_batch_size", 1)))
+            batch = int(config.get("max_batch_size", 0))  # absent over gRPC JSON when 0
+            self._routers[experiment] = Router(spec, forward, batch or 1, batching=batch > 0)
         return self._specs[experiment]
 
     def model_config(self, model: str) -> dict[str, Any]:

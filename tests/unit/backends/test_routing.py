@@ -124,3 +124,60 @@ def test_shadow_sampling_follows_the_rate():
     picks = [router.shadow_sample() for _ in range(200)]
     assert all(0 in p for p in picks)
     assert sum(1 in p for p in picks) <= 2
+
+
+# -- variants that do not batch (max_batch_size 0) ---------------------------------------
+
+
+def whole_router(**overrides) -> Router:
+    router = make_router(**overrides)
+    return Router(router.spec, ["x"], 1, batching=False)
+
+
+def test_a_non_batching_request_goes_whole_to_its_units_variant():
+    router = whole_router()
+    allocation = Allocation(("control", "treatment"), (0.5, 0.5))
+    matrix = np.arange(12, dtype=np.float32).reshape(3, 4)  # no batch dimension: 3 is a data dim
+    requests = [{"x": matrix + i} for i in range(6)]
+    units = [f"whole-{i}" for i in range(6)]
+    plan, out = run(router, requests, [{"unit_id": u} for u in units])
+    assert len(plan.calls) == 6 and plan.rows == [1] * 6
+    expected = allocation.assign_names("exp", units)
+    assert len(set(expected)) == 2
+    for i, (result, name) in enumerate(zip(out, expected)):
+        assert result[VARIANT_OUTPUT].shape == (1,)
+        assert result[VARIANT_OUTPUT][0] == name.encode()
+        np.testing.assert_array_equal(result["y"], (matrix + i) * 10 + router.names.index(name))
+
+
+def test_a_non_batching_unit_input_holds_the_requests_one_unit():
+    router = whole_router()
+    unit = np.array([b"carol"], dtype=object)
+    _, out = run(router, [{"x": rows(5), "unit": unit}], [{}])
+    expected = Allocation(("control", "treatment"), (0.5, 0.5)).assign_names("exp", ["carol"])[0]
+    assert out[0][VARIANT_OUTPUT].tolist() == [expected.encode()]
+    assert out[0]["y"].shape == (5, 1)  # the request's own shape, whatever its first dim
+
+
+def test_a_non_batching_request_without_a_unit_is_refused_and_others_answered():
+    router = whole_router()
+    plan, out = run(router, [{"x": rows(2)}, {"x": rows(2)}], [{}, {"unit_id": "dave"}])
+    assert isinstance(out[0], RequestError) and "requires a unit id" in out[0].message
+    assert isinstance(out[1], dict) and len(plan.calls) == 1
+
+
+def test_a_non_batching_variant_error_fails_only_its_request():
+    router = whole_router()
+    requests = [{"x": rows(2)} for _ in range(2)]
+    plan = router.plan(requests, [{"variant": "control"}, {"variant": "treatment"}])
+    results = [RequestError("boom") if c.variant == 0 else fake_variant(c) for c in plan.calls]
+    out = router.scatter(plan, results)
+    assert isinstance(out[0], RequestError) and isinstance(out[1], dict)
+
+
+def test_non_batching_without_require_unit_picks_one_variant_per_request():
+    router = whole_router(require_unit=False, unit_input=None)
+    plan, out = run(router, [{"x": rows(7)} for _ in range(40)], [{}] * 40)
+    assert all(isinstance(v, int) for v in plan.variant_of_row)
+    labels = {o[VARIANT_OUTPUT][0] for o in out}
+    assert labels == {b"control", b"treatment"}

@@ -105,11 +105,62 @@ def test_variants_with_different_signatures_are_refused(models, repo, inputs, ou
         build_router(spec, repo)
 
 
-def test_variants_must_batch(models, repo):
+def test_non_batching_variants_get_a_non_batching_router(models, repo):
+    models.add(repo, "flat1", max_batch_size=0)
+    models.add(repo, "flat2", max_batch_size=0)
+    spec = experiment(
+        variants=[
+            {"name": "a", "model": "flat1", "weight": 0.5},
+            {"name": "b", "model": "flat2", "weight": 0.5},
+        ],
+        unit_input="user",
+    )
+    router = load_model(build_router(spec, repo))
+    assert router.config.max_batch_size == 0
+    assert not router.config.HasField("dynamic_batching")  # Triton batches only with max_batch_size >= 1
+    assert [(t.name, t.dims) for t in router.outputs][-1] == ("AB_VARIANT", (1,))
+    assert [(t.name, t.dims) for t in router.inputs] == [("input", (4,)), ("user", (1,))]
+    assert validate_repository(repo) == []
+
+
+def test_mixed_batching_and_non_batching_variants_are_refused_naming_them(models, repo):
     models.add(repo, "flat", max_batch_size=0)
-    spec = experiment(variants=[{"name": "a", "model": "flat", "weight": 1}])
-    with pytest.raises(SpecError, match="must batch"):
+    spec = experiment(
+        variants=[{"name": "a", "model": "m1", "weight": 0.5}, {"name": "b", "model": "flat", "weight": 0.5}]
+    )
+    with pytest.raises(
+        SpecError,
+        match=r"variants: batching and non-batching models cannot share a router: "
+        r"`m1` \(max_batch_size 16\), `flat` \(max_batch_size 0\)",
+    ):
         build_router(spec, repo)
+    assert not (repo / "ab").exists()
+
+
+def test_a_batching_shadow_cannot_mirror_non_batching_variants(models, repo):
+    models.add(repo, "flat", max_batch_size=0)
+    spec = experiment(variants=[{"name": "a", "model": "flat", "weight": 1}], shadow={"model": "m1"})
+    with pytest.raises(SpecError, match=r"`flat` \(max_batch_size 0\), `m1` \(max_batch_size 16\)"):
+        build_router(spec, repo)
+
+
+def test_a_non_batching_router_refuses_a_max_batch_size(models, repo):
+    models.add(repo, "flat", max_batch_size=0)
+    spec = experiment(variants=[{"name": "a", "model": "flat", "weight": 1}], max_batch_size=4)
+    with pytest.raises(SpecError, match=r"max_batch_size: the variants do not batch"):
+        build_router(spec, repo)
+
+
+def test_validate_flags_a_router_whose_batching_no_longer_fits_its_variants(models, repo):
+    build_router(experiment(), repo)
+    models.add(repo, "m1_flat", max_batch_size=0)
+    for name in ("m1", "m2"):  # the variants become non-batching under the router's feet
+        (repo / name / "config.pbtxt").write_text(
+            (repo / "m1_flat" / "config.pbtxt").read_text().replace("m1_flat", name)
+        )
+    (repo / "m2" / "2").mkdir(exist_ok=True)
+    problems = [p.message for p in validate_repository(repo)]
+    assert any("router max_batch_size 16 does not fit its variants'" in p for p in problems), problems
 
 
 def test_chain_feeds_outputs_to_inputs_by_position(models, repo):
@@ -148,3 +199,24 @@ def test_cli_transform_and_chain(models, repo, tmp_path, capsys):
     assert main(["transform", "bad", "--spec", str(spec), "--repository", str(repo)]) == 2  # bad input
     assert "input_width: Input should be greater than or equal to 1" in capsys.readouterr().err
     assert not (repo / "bad").exists()
+
+
+def test_cli_build_names_the_mixed_models_and_exits_2(models, repo, tmp_path, capsys):
+    from tritonab.cli import main
+
+    models.add(repo, "flat", max_batch_size=0)
+    spec = tmp_path / "mixed.yaml"
+    spec.write_text(
+        "name: ab\nvariants:\n"
+        "  - {name: a, model: m1, weight: 0.5}\n"
+        "  - {name: b, model: flat, weight: 0.5}\n"
+    )
+    assert main(["build", str(spec), "--repository", str(repo)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: experiment `ab`:")
+    assert "`m1` (max_batch_size 16), `flat` (max_batch_size 0)" in err
+    assert not (repo / "ab").exists()
+    models.add(repo, "flat2", max_batch_size=0)
+    spec.write_text(spec.read_text().replace("model: m1", "model: flat2"))
+    assert main(["build", str(spec), "--repository", str(repo)]) == 0
+    assert load_model(repo / "ab").config.max_batch_size == 0

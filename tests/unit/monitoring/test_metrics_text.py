@@ -51,3 +51,70 @@ def test_quantiles_interpolate_within_buckets_like_prometheus():
 def test_unreachable_endpoint():
     with pytest.raises(MonitoringError, match="unreachable"):
         fetch_metrics_text("http://127.0.0.1:9/metrics", timeout=1)
+
+
+class _LaggingEndpoint:
+    """A real HTTP metrics endpoint whose `control` count grows by 10 rows per read, up to `final`."""
+
+    def __init__(self, final: int) -> None:
+        import http.server
+        import threading
+
+        self.reads = 0
+        endpoint = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                endpoint.reads += 1
+                rows = min(10 * endpoint.reads, final)
+                body = (
+                    "# TYPE tritonab_requests_total counter\n"
+                    f'tritonab_requests_total{{experiment="ab",variant="control"}} {rows}\n'
+                    'tritonab_requests_total{experiment="ab",variant="treatment"} 5\n'
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/metrics"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> _LaggingEndpoint:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_wait_for_rows_reads_until_the_counts_catch_up():
+    from tritonab.monitoring.metrics import wait_for_rows
+
+    with _LaggingEndpoint(final=30) as endpoint:
+        result = wait_for_rows(endpoint.url, "ab", {"control": 30, "treatment": 5}, interval_s=0.001)
+    assert result.settled and result.reads == 3
+    assert result.rows == {"control": 30.0, "treatment": 5.0} and result.mismatch() == ""
+
+
+def test_wait_for_rows_says_what_never_settled():
+    from tritonab.monitoring.metrics import wait_for_rows
+
+    with _LaggingEndpoint(final=20) as endpoint:
+        result = wait_for_rows(endpoint.url, "ab", {"control": 30, "treatment": 5}, timeout_s=0.3)
+    assert not result.settled and result.reads >= 2
+    assert result.mismatch() == "`control` shows 20 rows, expected 30"
+
+
+def test_wait_for_rows_stops_at_once_when_a_count_is_already_past_the_expected():
+    from tritonab.monitoring.metrics import wait_for_rows
+
+    with _LaggingEndpoint(final=30) as endpoint:
+        result = wait_for_rows(endpoint.url, "ab", {"control": 30, "treatment": 3}, timeout_s=30)
+    assert not result.settled and result.reads == 1
+    assert result.mismatch() == "`control` shows 10 rows, expected 30, `treatment` shows 5 rows, expected 3"

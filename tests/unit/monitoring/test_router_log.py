@@ -40,6 +40,25 @@ def test_one_exposure_per_row_with_variant_unit_and_latency(tmp_path, spec, rows
     assert (tmp_path / "exp" / "spec.json").exists()
 
 
+def test_a_non_batching_router_logs_one_exposure_per_request(tmp_path, make_spec, rows, run_batch):
+    spec = make_spec(logging={"sample_rate": 1.0})
+    router = Router(spec, ["x"], 1, batching=False)
+    log = RouterLog(spec, tmp_path, "exp_0_0", list(router.names))
+    per_request = [{"x": rows(4, i)} for i in range(5)]  # 4 is a data dim here, not rows
+    params = [{"unit_id": f"u{i}"} for i in range(5)]
+    plan, results, outcome = run_batch(router, per_request, params)
+    log.record(RoutedBatch(1000.0, [f"r{i}" for i in range(5)], params, per_request, plan, results, outcome))
+    log.close()
+    records, _ = read_records(tmp_path / "exp" / "exposures")
+    assert sorted((r["request_id"], r["row"]) for r in records) == [(f"r{i}", 0) for i in range(5)]
+    for r in records:
+        i = int(r["request_id"][1:])
+        assert r["variant"] == router.names[plan.variant_of_row[i]] and r["unit_id"] == f"u{i}"
+    payloads, _ = read_records(tmp_path / "exp" / "payloads")
+    assert sorted(len(p["variants"]) for p in payloads) == [1] * 5
+    assert log.take_counts()["exposures"] == (5, 0)
+
+
 def test_invalid_requests_get_no_exposure(tmp_path, spec, rows, run_batch):
     router, log = _log(spec, tmp_path)
     per_request = [{"x": rows(1)}, {"x": rows(1)}]
