@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, Protocol
 
+from tritonab._transport import Endpoint
 from tritonab.errors import RolloutError, TritonABError
 from tritonab.rollout.bluegreen import BlueGreenStrategy
 from tritonab.rollout.canary import CanaryStrategy, RouterControl
@@ -47,12 +48,13 @@ class Sources:
 
     Attributes:
         control: model control on the server.
-        triton_url: its gRPC `host:port` (perf gate, smoke inferences).
+        triton_url: its gRPC `host:port`, or an `Endpoint` (TLS, access keys) for the
+            perf gate and smoke inferences.
         prometheus: Prometheus base URL (None: no metric checks).
     """
 
     control: ServerControl
-    triton_url: str
+    triton_url: Endpoint | str
     prometheus: str | None = None
 
 
@@ -103,7 +105,7 @@ def build_controller(
     spec: RolloutSpec,
     control: ServerControl,
     *,
-    triton_url: str,
+    triton_url: Endpoint | str,
     prometheus: str | None = None,
     state_path: str | os.PathLike[str],
     audit_path: str | os.PathLike[str] | None = None,
@@ -115,7 +117,7 @@ def build_controller(
     Args:
         spec: a `CanarySpec` or a `BlueGreenSpec`.
         control: model control on the server (a `ModelControl`).
-        triton_url: the server's gRPC `host:port`.
+        triton_url: the server's gRPC `host:port`, or an `Endpoint` (TLS, access keys).
         prometheus: Prometheus base URL (needed when the spec has checks).
         state_path, audit_path: the state file and the audit log.
         actor: who acts, for the audit log.
@@ -136,7 +138,7 @@ def build_controller(
 def run_rollout(
     spec: RolloutSpec,
     *,
-    triton_url: str,
+    triton_url: Endpoint | str,
     prometheus: str | None = None,
     state_path: str | os.PathLike[str],
     audit_path: str | os.PathLike[str] | None = None,
@@ -195,7 +197,7 @@ def state_json(path: str | os.PathLike[str]) -> dict[str, Any]:
 def abort_rollout(
     state_path: str | os.PathLike[str],
     *,
-    triton_url: str,
+    triton_url: Endpoint | str,
     audit_path: str | os.PathLike[str] | None = None,
     actor: str = "operator",
     reason: str = "aborted by the operator",
@@ -204,7 +206,7 @@ def abort_rollout(
 
     Args:
         state_path: the rollout's state file.
-        triton_url: the server's gRPC `host:port`.
+        triton_url: the server's gRPC `host:port`, or an `Endpoint` (TLS, access keys).
         audit_path: the audit log.
         actor: who acts, for the audit log.
         reason: why, for the audit log.

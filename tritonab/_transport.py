@@ -75,7 +75,8 @@ class Endpoint:
     protocol: WireProtocol = "grpc"
     timeout_s: float = 30.0
     tls: TLSFiles | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    # Headers may hold an access key: never in a repr.
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -295,6 +296,15 @@ class Connection:
                 )
                 return dict(document.get("config", {}))
             return dict(self.client.get_model_config(model, _version(version), **self._kwargs()))
+
+    def model_metadata(self, model: str, version: int | str = -1) -> dict[str, Any]:
+        """A model's metadata (`inputs`/`outputs` with `datatype` and `shape`) as a JSON dict."""
+        with translated(self.error, f"model `{model}`"):
+            if self.endpoint.protocol == "grpc":
+                return dict(
+                    self.client.get_model_metadata(model, _version(version), as_json=True, **self._kwargs())
+                )
+            return dict(self.client.get_model_metadata(model, _version(version), **self._kwargs()))
 
     def statistics(self, model: str = "", version: int | str = -1) -> dict[str, Any]:
         """Triton's inference statistics as a JSON dict (`model_stats`: one entry per version)."""

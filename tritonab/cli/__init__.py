@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "rollout",
     "audit",
     "schema",
+    "certs",
 )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from tritonab.cli._common import add_client_security, client_endpoint
+
 
 def register(subparsers) -> None:
     """Add `experiment show` and `experiment assign`."""
@@ -37,6 +39,7 @@ def register(subparsers) -> None:
     infer.add_argument(
         "--fast-path", action="store_true", help="compute the assignment here and call the variant directly"
     )
+    add_client_security(infer)
     infer.set_defaults(func=_infer)
 
     weights = sub.add_parser(
@@ -50,6 +53,7 @@ def register(subparsers) -> None:
     weights.add_argument("--url", required=True, help="host:port of Triton's gRPC (or HTTP) endpoint")
     weights.add_argument("--protocol", choices=["grpc", "http"], default="grpc")
     weights.add_argument("--repository", help="also persist the weights in this repository's router config")
+    add_client_security(weights)
     weights.set_defaults(func=_set_weights)
 
 
@@ -89,7 +93,7 @@ def _set_weights(args: argparse.Namespace) -> int:
     from tritonab.deploy.control import ModelControl, parse_weights, write_weights
 
     weights = parse_weights(args.weights)
-    with ModelControl(args.url, args.protocol) as control:
+    with ModelControl(client_endpoint(args, args.url, args.protocol)) as control:
         spec = control.set_weights(args.experiment, weights)
     shown = ", ".join(f"{name}={weight:g}" for name, weight in spec.weights.items())
     print(f"router `{spec.name}` reloaded with weights {shown}")
@@ -117,16 +121,11 @@ def _parse_input(text: str, dtypes: dict):
 
 
 def _infer(args: argparse.Namespace) -> int:
-    from tritonclient.grpc import model_config_pb2 as mc
-
     from tritonab.client import ExperimentClient
-    from tritonab.ensembles.config import to_numpy_dtype
 
-    with ExperimentClient(args.url, args.protocol) as client:
-        config = client.model_config(args.experiment)
-        dtypes = {
-            i["name"]: to_numpy_dtype(mc.DataType.Value(i["data_type"])) for i in config.get("input", [])
-        }
+    with ExperimentClient(client_endpoint(args, args.url, args.protocol)) as client:
+        # Metadata, not the config: an inference client may hold no operator key.
+        dtypes = client.input_dtypes(args.experiment)
         inputs = dict(_parse_input(text, dtypes) for text in args.input)
         result = client.infer(
             args.experiment, inputs, unit_id=args.unit_id, variant=args.variant, fast_path=args.fast_path

@@ -10,6 +10,8 @@ import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from tritonab.cli._common import add_client_security, client_endpoint
+
 if TYPE_CHECKING:
     from tritonab.rollout import TickEvent
 
@@ -39,6 +41,7 @@ def register(subparsers) -> None:
     run.add_argument("--triton", required=True, help="host:port of Triton's gRPC endpoint")
     run.add_argument("--prometheus", help="Prometheus base URL, e.g. http://127.0.0.1:9090")
     _common(run)
+    add_client_security(run)
     run.add_argument("--actor", default="tritonab-rollout", help="who acts, for the audit log")
     run.add_argument("--max-ticks", type=int, help="stop after this many ticks (exit 2 if unfinished)")
     run.set_defaults(func=_run)
@@ -51,6 +54,7 @@ def register(subparsers) -> None:
     abort = sub.add_parser("abort", help="send the traffic back to the baseline now")
     abort.add_argument("--triton", required=True, help="host:port of Triton's gRPC endpoint")
     _common(abort)
+    add_client_security(abort)
     abort.add_argument("--actor", default="operator", help="who acts, for the audit log")
     abort.add_argument("--reason", default="aborted by the operator")
     abort.set_defaults(func=_abort)
@@ -84,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
     spec = load_rollout_spec(args.spec)
     state = run_rollout(
         spec,
-        triton_url=args.triton,
+        triton_url=client_endpoint(args, args.triton),
         prometheus=args.prometheus,
         state_path=args.state,
         audit_path=args.audit,
@@ -124,7 +128,11 @@ def _abort(args: argparse.Namespace) -> int:
     from tritonab.rollout import TickOutcome, abort_rollout
 
     event = abort_rollout(
-        args.state, triton_url=args.triton, audit_path=args.audit, actor=args.actor, reason=args.reason
+        args.state,
+        triton_url=client_endpoint(args, args.triton),
+        audit_path=args.audit,
+        actor=args.actor,
+        reason=args.reason,
     )
     _printer()(event)
     return 0 if event.outcome is TickOutcome.ABORT else 1
