@@ -6,8 +6,11 @@ a client key on inference, HTTP on loopback only. Certificates come from `certs 
 
 from __future__ import annotations
 
+import http.client
 import json
+import threading
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -178,6 +181,52 @@ def test_http_listens_on_loopback_and_needs_the_keys_too(secure, material):
     endpoint = Endpoint(secure.urls.http, "http", headers=http_access.headers("http"))
     with ExperimentClient(endpoint) as client:
         assert client.infer(EXPERIMENT, {"input": X}, unit_id="user-2").variant
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+class PeakRSS(threading.Thread):
+    """Samples a process's resident memory every 20 ms (a freed buffer leaves no trace after)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.done = pid, _rss_mb(pid), threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.02):
+            self.peak = max(self.peak, _rss_mb(self.pid))
+
+    def __enter__(self) -> PeakRSS:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.done.set()
+        self.join()
+
+
+def test_the_client_key_keeps_oversized_json_off_the_server(secure):
+    """Triton 2.51's HTTP frontend allocates a JSON input's declared shape before reading
+    its data (2**27 FP32: +512 MiB); without the client key the request is refused first."""
+    host, port = secure.urls.http.split(":")
+    body = json.dumps(
+        {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 1 << 27], "data": [0.0] * 30}]}
+    ).encode()
+    before = _rss_mb(secure.pid)
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        with PeakRSS(secure.pid) as watch:
+            connection.request("POST", f"/v2/models/{EXPERIMENT}/infer", body=body)
+            response = connection.getresponse()
+            assert response.status == 403 and b"tritonab-client-key" in response.read()
+    finally:
+        connection.close()
+    assert watch.peak - before < 128, f"peak {watch.peak:.0f} MiB, before {before:.0f} MiB"
 
 
 def test_without_http_readiness_comes_from_metrics(repository, material):
