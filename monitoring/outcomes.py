@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tritonab._io import atomic_write_text
-from tritonab.errors import MonitoringError
+from tritonab.errors import LogFormatError
 from tritonab.monitoring.segments import dumps
 
 OUTCOMES_DIR = "outcomes"
@@ -93,11 +93,11 @@ def _rows(path: Path) -> list[tuple[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise MonitoringError(f"outcomes file `{path}` cannot be read: {exc}") from None
+        raise LogFormatError(f"outcomes file `{path}` cannot be read: {exc}") from None
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(text.splitlines())
         if not reader.fieldnames or "metric" not in reader.fieldnames:
-            raise MonitoringError(
+            raise LogFormatError(
                 f"`{path}`: the CSV header must name `metric` and `unit_id` or "
                 f"`request_id`; got {reader.fieldnames}"
             )
@@ -121,7 +121,7 @@ def parse_outcomes(path: str | os.PathLike[str]) -> list[OutcomeRecord]:
     """Validate a CSV (header row) or JSON Lines outcomes file.
 
     Raises:
-        MonitoringError: unreadable file, or every bad record (up to 20) with its line.
+        LogFormatError: unreadable file, or every bad record (up to 20) with its line (exit 2).
     """
     source = Path(path)
     records, problems = [], []
@@ -138,7 +138,7 @@ def parse_outcomes(path: str | os.PathLike[str]) -> list[OutcomeRecord]:
             problems.extend(_problem(where, exc))
     if problems:
         more = f"\n  ... and {len(problems) - MAX_ERRORS} more" if len(problems) > MAX_ERRORS else ""
-        raise MonitoringError(
+        raise LogFormatError(
             f"{len(problems)} invalid outcome record(s):\n  " + "\n  ".join(problems[:MAX_ERRORS]) + more
         )
     return records
@@ -155,7 +155,7 @@ def add_outcomes(path: str | os.PathLike[str], log_dir: str | os.PathLike[str]) 
         The file written.
 
     Raises:
-        MonitoringError: see `parse_outcomes`.
+        LogFormatError: see `parse_outcomes`.
     """
     records = parse_outcomes(path)
     now = int(time.time() * 1000)

@@ -31,6 +31,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from tritonab.errors import LogFormatError
+
 DROPS_DIR = "_drops"
 SEGMENT_SUFFIX = ".jsonl"
 _STOP = object()
@@ -310,11 +312,22 @@ def iter_records(
     for path in found.files:
         with open(path, "rb") as handle:
             lines = handle.read().split(b"\n")
-        for line in lines[:-1]:  # the last piece is "" or the torn record
+        for number, line in enumerate(lines[:-1], start=1):  # the last piece is "" or the torn record
             if line:
                 if report is not None:
                     report.records += 1
-                yield json.loads(line)
+                yield _record(path, number, line)
+
+
+def _record(path: Path, number: int, line: bytes) -> dict[str, Any]:
+    """One whole line as a record; a line that is not a JSON object is a corrupt segment."""
+    try:
+        record = json.loads(line)
+    except ValueError as exc:  # also UnicodeDecodeError
+        raise LogFormatError(f"segment `{path}` line {number} is not a JSON record: {exc}") from None
+    if not isinstance(record, dict):
+        raise LogFormatError(f"segment `{path}` line {number} is not a JSON object")
+    return record
 
 
 def read_records(directory: str | os.PathLike[str], **kwargs: Any) -> tuple[list[dict[str, Any]], ReadReport]:

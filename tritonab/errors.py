@@ -66,3 +66,9 @@ class SecurityError(TritonABError):
 
 class MonitoringError(TritonABError):
     """Metrics, logs or Prometheus queries could not be read."""
+
+
+class LogFormatError(MonitoringError):
+    """A log segment or an outcomes file holds something that is not a record (bad input)."""
+
+    exit_code = 2

@@ -173,9 +173,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _read_rows(path: Path) -> list[StatRow]:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise StatsError(f"cannot read `{path}`: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise StatsError(f"`{path}` is not UTF-8 text (byte {exc.start})") from exc
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)

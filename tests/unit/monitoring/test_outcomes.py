@@ -78,7 +78,9 @@ def test_add_copies_validated_records_and_refuses_bad_files(tmp_path, capsys):
     (copied,) = (logs / OUTCOMES_DIR).iterdir()
     assert [json.loads(line)["unit_id"] for line in copied.read_text().splitlines()] == ["u1", "u2"]
     src.write_text("unit_id,metric,value\nu1,buy,x\n")
-    assert main(["outcomes", "add", str(src), "--log-dir", str(logs)]) == 1
+    assert (
+        main(["outcomes", "add", str(src), "--log-dir", str(logs)]) == 2
+    )  # bad input, as every reader (issue 12: exit 2, never a traceback)
     assert len(list((logs / OUTCOMES_DIR).iterdir())) == 1
     assert add_outcomes  # the API behind the command
 
