@@ -243,3 +243,24 @@ def test_without_http_readiness_comes_from_metrics(repository, material):
         with Connection(endpoint) as connection:
             out = connection.infer("identity", {"INPUT0": np.ones((1, 4), np.float32)})
         assert out["OUTPUT0"].tolist() == [[1.0] * 4]
+
+
+def test_perf_measures_over_mutual_tls_with_both_keys(secure, material, tmp_path, capsys):
+    """The asyncio gRPC client (the load generator) over mutual TLS; statistics need the
+    operator key, inference the client key."""
+    certs, operator, client = material
+    argv = ["perf", "run", "demo_gbt", "--url", secure.urls.grpc, "--backend", "builtin"]
+    argv += ["--concurrency", "1", "-p", "300", "-r", "3", "--out", str(tmp_path)]
+    argv += [
+        "--tls-ca",
+        str(certs.ca),
+        "--tls-cert",
+        str(certs.client_cert),
+        "--tls-key",
+        str(certs.client_key),
+    ]
+    assert main([*argv, "--client-key-file", str(client)]) == 2  # statistics refused
+    assert "restricted" in capsys.readouterr().err
+    assert main([*argv, "--client-key-file", str(client), "--auth-key-file", str(operator)]) == 0
+    record = json.loads((tmp_path / "perf.json").read_text())["records"][0]
+    assert record["count"] > 0 and not record["errors"]
