@@ -264,3 +264,46 @@ def test_perf_measures_over_mutual_tls_with_both_keys(secure, material, tmp_path
     assert main([*argv, "--client-key-file", str(client), "--auth-key-file", str(operator)]) == 0
     record = json.loads((tmp_path / "perf.json").read_text())["records"][0]
     assert record["count"] > 0 and not record["errors"]
+
+
+def test_serve_with_mutual_tls_and_keys(repository, material, tmp_path):
+    """`tritonab serve --tls-cert ... --tls-ca ... --mtls --auth-key-file K --host 0.0.0.0`:
+    gRPC on every interface behind mutual TLS, HTTP and metrics on loopback only."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    from tritonab.deploy.server import free_port
+
+    certs, operator, client = material
+    repo = tmp_path / "repo"
+    shutil.copytree(repository / "identity", repo / "identity")
+    ports = [str(free_port()) for _ in range(3)]
+    argv = [sys.executable, "-m", "tritonab", "serve", "--repository", str(repo), "--host", "0.0.0.0"]
+    argv += ["--http-port", ports[0], "--grpc-port", ports[1], "--metrics-port", ports[2]]
+    argv += ["--tls-cert", str(certs.server_cert), "--tls-key", str(certs.server_key)]
+    argv += ["--tls-ca", str(certs.ca), "--mtls", "--auth-key-file", str(operator)]
+    argv += ["--client-key-file", str(client)]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = process.stdout.readline()
+        assert f"http: http://127.0.0.1:{ports[0]}" in line and f"0.0.0.0:{ports[1]} (TLS)" in line, line
+        listening = Path("/proc/net/tcp").read_text() + Path("/proc/net/tcp6").read_text()
+        for port in (ports[0], ports[2]):  # HTTP and metrics on 127.0.0.1 only
+            assert f"0100007F:{int(port):04X}" in listening
+            assert f"00000000:{int(port):04X}" not in listening
+        wildcard = (f"00000000:{int(ports[1]):04X}", f"{'0' * 32}:{int(ports[1]):04X}")
+        assert any(w in listening for w in wildcard)  # gRPC on every interface (IPv4 or dual stack)
+        endpoint = _access(material).endpoint(f"localhost:{ports[1]}")
+        with Connection(endpoint) as connection:
+            out = connection.infer("identity", {"INPUT0": np.ones((1, 4), np.float32)})
+        assert out["OUTPUT0"].tolist() == [[1.0] * 4]
+        keys = [read_access_key(p).reveal() for p in (operator, client)]
+        process.send_signal(signal.SIGINT)
+        output = line + process.communicate(timeout=15)[0]
+        assert process.returncode == 0 and not any(key in output for key in keys)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
