@@ -173,6 +173,8 @@ def requests(draw) -> dict[str, Any]:
     else:
         parameters["unit_id"] = draw(st.text(min_size=1, max_size=10))
     request = {"model": model, "inputs": inputs, "parameters": parameters}
+    if draw(st.integers(0, 9)) == 0:  # a request id, logged by the router
+        request["id"] = draw(st.one_of(st.text(max_size=20), st.sampled_from(["\udfff", "x" * 100_000])))
     for mutation in draw(st.lists(st.sampled_from(MUTATIONS), min_size=1, max_size=3)):
         _mutate(draw, request, mutation)
     return request
@@ -201,6 +203,8 @@ def grpc_request(request: dict[str, Any]) -> bytes:
     """A serialised ModelInferRequest; a non-UTF-8 string parameter is patched into the bytes,
     as protobuf itself refuses to write one."""
     message = service_pb2.ModelInferRequest(model_name=request["model"])
+    if "id" in request:
+        message.id = request["id"].encode("utf-8", "replace").decode("utf-8")
     for tensor in request["inputs"]:
         message.inputs.add(name=tensor["name"], datatype=tensor["datatype"], shape=tensor["shape"])
         message.raw_input_contents.append(tensor["data"])
@@ -217,6 +221,8 @@ def grpc_request(request: dict[str, Any]) -> bytes:
 def http_request(request: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
     """A JSON header with binary tensors appended (Triton's binary data extension)."""
     header: dict[str, Any] = {"inputs": []}
+    if "id" in request:
+        header["id"] = request["id"]
     blobs = []
     for tensor in request["inputs"]:
         header["inputs"].append(
