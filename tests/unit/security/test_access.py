@@ -125,3 +125,31 @@ def test_a_failing_command_does_not_print_the_key(monkeypatch, capsys, tmp_path)
     out = capsys.readouterr()
     assert code != 0 and out.err.startswith("error: ")
     assert KEY not in out.out + out.err
+
+
+def test_a_rollout_perf_gate_measures_with_the_endpoint_tls_and_keys(monkeypatch, tmp_path):
+    """The rollout's perf gate reaches a secured server with the rollout's own Endpoint
+    (`perf.compare` is replaced here only to see what it is handed; the real measurement
+    over mutual TLS is `test_security.py::test_perf_measures_over_mutual_tls_with_both_keys`)."""
+    import tritonab.perf as perf
+    from tritonab._transport import TLSFiles
+    from tritonab.errors import PerfError
+    from tritonab.rollout.checks import perf_gate_runner
+    from tritonab.rollout.spec import PerfGateSpec
+
+    ca = tmp_path / "ca.crt"
+    ca.write_text("pem")
+    seen = {}
+
+    def fake_compare(baseline, candidate, options, **kwargs):
+        seen["options"] = options
+        raise PerfError("stop here")
+
+    monkeypatch.setattr(perf, "compare", fake_compare)
+    access = ClientAccess(TLSFiles(str(ca)), operator_key=AccessKey(KEY, "op"))
+    spec = PerfGateSpec.model_validate({"thresholds": {"min_throughput_ratio": 0.9}})
+    verdict = perf_gate_runner(access.endpoint("10.0.0.1:8001"), spec)("a:1", "b:1")
+    assert not verdict.passed and "stop here" in verdict.detail
+    options = seen["options"]
+    assert options.url == "10.0.0.1:8001" and options.tls == access.tls
+    assert options.endpoint().headers == access.headers("grpc")
