@@ -6,8 +6,9 @@ tests drive it with numpy arrays.
 
 from __future__ import annotations
 
+import json
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -21,6 +22,37 @@ VARIANT_OUTPUT = "AB_VARIANT"
 LATENCY_BUCKETS_US = (100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000)
 """Upper bounds of the router's latency histogram (`tritonab_request_latency_us`), in
 microseconds; a latency SLO is set on one of them (`tritonab.monitoring.alerts`)."""
+INVALID_PARAMETERS = "__tritonab_invalid_parameters__"
+"""Key of the reason a request's parameters could not be read (the router refuses it)."""
+
+
+def parse_parameters(read: Callable[[], str]) -> dict[str, Any]:
+    """A request's parameters from `read()` (Triton hands them over as a JSON string).
+
+    Parameters that cannot be decoded make a dict holding only `INVALID_PARAMETERS`, so
+    the request is refused alone: an exception in `execute` would fail every request
+    of the batch. (Seen: a JSON `\\udfff` escape reaches the Python backend as bytes
+    that are not UTF-8, and `request.parameters()` raises UnicodeDecodeError.)
+    """
+    try:
+        raw = read()
+    except UnicodeDecodeError as exc:
+        return {INVALID_PARAMETERS: f"request parameters are not valid UTF-8 (byte {exc.start})"}
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError):
+        return {INVALID_PARAMETERS: "request parameters are not valid JSON"}
+    return value if isinstance(value, dict) else {INVALID_PARAMETERS: "request parameters are not an object"}
+
+
+def read_text(read: Callable[[], str]) -> str:
+    """A string Triton hands over (a request id), or "" when it is not valid UTF-8."""
+    try:
+        return read()
+    except UnicodeDecodeError:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -126,6 +158,17 @@ class Router:
     ) -> int | NDArray[np.int16] | RequestError:
         """Variant index of one request (an int when every row shares it, else one per row),
         or the reason it is refused."""
+        if INVALID_PARAMETERS in params:
+            return RequestError(str(params[INVALID_PARAMETERS]), True)
+        # Triton 2.51 lets a request to a Python model leave inputs out (seen: a request to
+        # `ab_rows` with only `unit`), and the variants need every one.
+        missing = [name for name in self.input_names if name not in inputs]
+        if missing:
+            return RequestError(
+                f"experiment `{self.spec.name}`: the request lacks input(s) {missing}; "
+                f"expected {self.input_names}",
+                True,
+            )
         override = params.get("variant")
         if override is not None:
             if not self.spec.allow_override:

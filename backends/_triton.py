@@ -9,6 +9,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from tritonab.backends._batching import as_config_dtypes
+from tritonab.backends._routing import parse_parameters, read_text
 
 
 def model_config(args: dict) -> dict:
@@ -47,15 +48,14 @@ def request_inputs(request, names) -> dict[str, np.ndarray]:
 
 
 def request_parameters(request) -> dict:
-    """Request parameters (tritonclient `parameters=`), always a dict."""
-    raw = request.parameters()
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except (TypeError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
+    """Request parameters (tritonclient `parameters=`), always a dict; undecodable ones
+    give a dict the router refuses (`_routing.parse_parameters`)."""
+    return parse_parameters(request.parameters)
+
+
+def request_id(request) -> str:
+    """The request's id ("" when it is not valid UTF-8)."""
+    return read_text(request.request_id)
 
 
 def ok_response(outputs: dict[str, np.ndarray], dtypes: dict[str, np.dtype]):

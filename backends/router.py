@@ -186,7 +186,7 @@ class TritonPythonModel:
         self._record(plan, results)
         self._mirror(plan, per_request)
         if self.log is not None:
-            request_ids = [r.request_id() for r in requests]
+            request_ids = [tb.request_id(r) for r in requests]
             self.log.record(
                 RoutedBatch(time.time(), request_ids, params, per_request, plan, results, outcome)
             )

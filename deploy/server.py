@@ -22,10 +22,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from tritonab.deploy._runtime import TritonRuntime, find_runtime
 from tritonab.errors import ServerError
+
+if TYPE_CHECKING:
+    from tritonab.security import ServerAccess, ServerTLS
 
 ControlMode = Literal["none", "explicit", "poll"]
 
@@ -86,6 +89,12 @@ class TritonServer:
         env: extra environment for the server and its Python-backend stubs.
         startup_timeout: seconds to wait for readiness.
         extra_args: passed to `tritonserver` as they are.
+        tls: TLS (or mutual TLS) on the gRPC endpoint. Triton's HTTP endpoint has no
+            TLS, so with `tls` HTTP and metrics bind to loopback whatever `host` is.
+        access: keys Triton asks for (restricted protocols on gRPC and HTTP). The
+            keys go on Triton's command line: see `docs/security.md`.
+        http: serve HTTP at all (without it, readiness is read from the metrics
+            endpoint, which Triton starts after its other endpoints).
     """
 
     def __init__(
@@ -103,6 +112,9 @@ class TritonServer:
         extra_args: tuple[str, ...] = (),
         load_models: Sequence[str] = ("*",),
         backend_directory: str | os.PathLike[str] | None = None,
+        tls: ServerTLS | None = None,
+        access: ServerAccess | None = None,
+        http: bool = True,
     ) -> None:
         self.repository = Path(repository).resolve()
         self.host = host
@@ -120,14 +132,19 @@ class TritonServer:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.log_path: Path | None = None
         self._shm_prefix = f"tritonab_{os.getpid()}_{self.grpc_port}_"
+        self.tls = tls
+        self.access = access
+        self.http = http
+        # Plaintext endpoints never face the network beside a TLS one.
+        self.local_host = "127.0.0.1" if tls is not None else host
 
     @property
     def urls(self) -> ServerURLs:
         """`host:port` for gRPC (tritonclient style) and `http://` URLs for HTTP and metrics."""
         return ServerURLs(
-            http=f"{self.host}:{self.http_port}",
+            http=f"{self.local_host}:{self.http_port}" if self.http else "",
             grpc=f"{self.host}:{self.grpc_port}",
-            metrics=f"http://{self.host}:{self.metrics_port}/metrics",
+            metrics=f"http://{self.local_host}:{self.metrics_port}/metrics",
         )
 
     @property
@@ -143,17 +160,18 @@ class TritonServer:
         self.stop()
 
     def command(self, runtime: TritonRuntime) -> list[str]:
-        """The `tritonserver` command line."""
+        """The `tritonserver` command line (with `access`, it holds the keys: never log it)."""
         args = [
             str(runtime.binary),
             f"--model-repository={self.repository}",
             f"--backend-directory={self.backend_directory or runtime.backend_dir}",
             f"--cache-directory={runtime.cache_dir}",
-            f"--http-address={self.host}",
+            f"--allow-http={str(self.http).lower()}",
+            f"--http-address={self.local_host}",
             f"--http-port={self.http_port}",
             f"--grpc-address={self.host}",
             f"--grpc-port={self.grpc_port}",
-            f"--metrics-address={self.host}",
+            f"--metrics-address={self.local_host}",
             f"--metrics-port={self.metrics_port}",
             "--allow-metrics=true",
             "--exit-on-error=true",
@@ -168,6 +186,10 @@ class TritonServer:
             args += ["--model-control-mode=explicit", *(f"--load-model={m}" for m in self.load_models)]
         elif self.model_control_mode == "poll":
             args += ["--model-control-mode=poll", "--repository-poll-secs=2"]
+        if self.tls is not None:
+            args += self.tls.triton_args()
+        if self.access is not None:
+            args += self.access.triton_args(http=self.http)
         return args + list(self.extra_args)
 
     def start(self) -> None:
@@ -179,13 +201,13 @@ class TritonServer:
         """
         if not self.repository.is_dir():
             raise ServerError(f"model repository `{self.repository}` is not a folder")
-        for label, port in (
-            ("HTTP", self.http_port),
-            ("gRPC", self.grpc_port),
-            ("metrics", self.metrics_port),
+        for label, host, port in (
+            ("HTTP", self.local_host, self.http_port if self.http else 0),
+            ("gRPC", self.host, self.grpc_port),
+            ("metrics", self.local_host, self.metrics_port),
         ):
-            if _port_busy(self.host, port):
-                raise ServerError(f"{label} port `{self.host}:{port}` is already in use")
+            if port and _port_busy(host, port):
+                raise ServerError(f"{label} port `{host}:{port}` is already in use")
         runtime = find_runtime()
         if self._log_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="tritonab-server-")
@@ -228,8 +250,16 @@ class TritonServer:
 
     def _wait_ready(self) -> None:
         assert self._process is not None
+        # Without HTTP, the metrics endpoint answering means every endpoint is up:
+        # Triton loads the startup models (exiting on an error), then starts gRPC,
+        # HTTP and metrics in that order.
+        probe = (
+            f"http://{self.local_host}:{self.http_port}/v2/health/ready"
+            if self.http
+            else f"http://{self.local_host}:{self.metrics_port}/metrics"
+        )
         wait_until_ready(
-            f"http://{self.host}:{self.http_port}/v2/health/ready",
+            probe,
             self._process,
             self.startup_timeout,
             self._failure_message,
@@ -331,8 +361,10 @@ def main_loop(server: TritonServer, *, out: TextIO = sys.stdout) -> int:
     try:
         with server:
             urls = server.urls
+            http = f"http://{urls.http}" if urls.http else "off"
+            grpc = f"{urls.grpc} (TLS)" if server.tls is not None else urls.grpc
             print(
-                f"Triton ready  http: http://{urls.http}  grpc: {urls.grpc}  metrics: {urls.metrics}",
+                f"Triton ready  http: {http}  grpc: {grpc}  metrics: {urls.metrics}",
                 file=out,
                 flush=True,
             )

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tritonab._io import atomic_write_text
-from tritonab.errors import MonitoringError
+from tritonab.errors import LogFormatError
 from tritonab.monitoring.segments import dumps
 
 OUTCOMES_DIR = "outcomes"
@@ -93,11 +93,11 @@ def _rows(path: Path) -> list[tuple[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise MonitoringError(f"outcomes file `{path}` cannot be read: {exc}") from None
+        raise LogFormatError(f"outcomes file `{path}` cannot be read: {exc}") from None
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(text.splitlines())
         if not reader.fieldnames or "metric" not in reader.fieldnames:
-            raise MonitoringError(
+            raise LogFormatError(
                 f"`{path}`: the CSV header must name `metric` and `unit_id` or "
                 f"`request_id`; got {reader.fieldnames}"
             )
@@ -121,7 +121,7 @@ def parse_outcomes(path: str | os.PathLike[str]) -> list[OutcomeRecord]:
     """Validate a CSV (header row) or JSON Lines outcomes file.
 
     Raises:
-        MonitoringError: unreadable file, or every bad record (up to 20) with its line.
+        LogFormatError: unreadable file, or every bad record (up to 20) with its line (exit 2).
     """
     source = Path(path)
     records, problems = [], []
@@ -139,7 +139,7 @@ def parse_outcomes(path: str | os.PathLike[str]) -> list[OutcomeRecord]:
     if problems:
         extra = len(problems) - MAX_ERRORS
         more = f"\n`{source}`: {extra} more invalid record(s)" if extra > 0 else ""
-        raise MonitoringError("\n".join(problems[:MAX_ERRORS]) + more)
+        raise LogFormatError("\n".join(problems[:MAX_ERRORS]) + more)
     return records
 
 
@@ -164,7 +164,7 @@ def add_outcomes(path: str | os.PathLike[str], log_dir: str | os.PathLike[str]) 
         The file written.
 
     Raises:
-        MonitoringError: see `parse_outcomes`.
+        LogFormatError: see `parse_outcomes`.
         ResidencyError: a region policy (`$TRITONAB_REGION_POLICY`, `$TRITONAB_REGION`) is
             set and the file's real path lies outside the region (audited).
     """

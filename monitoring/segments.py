@@ -39,7 +39,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from tritonab.errors import SecurityError
+from tritonab.errors import LogFormatError, SecurityError
 from tritonab.security import LOG_KEY_ENV, EnvelopeWriter, Key, complete_length, key_from_env, open_segment
 
 DROPS_DIR = "_drops"
@@ -395,11 +395,22 @@ def iter_records(
             yield from rows
     for path in found.files:
         lines = read_segment(path, key).split(b"\n")
-        for line in lines[:-1]:  # the last piece is "" (the torn record was cut)
+        for number, line in enumerate(lines[:-1], start=1):  # the last piece is "" (a torn record was cut)
             if line:
                 if report is not None:
                     report.records += 1
-                yield json.loads(line)
+                yield _record(path, number, line)
+
+
+def _record(path: Path, number: int, line: bytes) -> dict[str, Any]:
+    """One whole line as a record; a line that is not a JSON object is a corrupt segment."""
+    try:
+        record = json.loads(line)
+    except ValueError as exc:  # also UnicodeDecodeError
+        raise LogFormatError(f"segment `{path}` line {number} is not a JSON record: {exc}") from None
+    if not isinstance(record, dict):
+        raise LogFormatError(f"segment `{path}` line {number} is not a JSON object")
+    return record
 
 
 def read_records(directory: str | os.PathLike[str], **kwargs: Any) -> tuple[list[dict[str, Any]], ReadReport]:

@@ -64,6 +64,27 @@ def _range(levels: tuple[float, ...], integer: bool) -> str:
     return f"{fmt(levels[0])}:{fmt(levels[-1])}:{fmt(step)}"
 
 
+def _security_args(options) -> list[str]:
+    """perf_analyzer's gRPC TLS flags; access keys are refused (they would sit on its
+    command line, readable by every user of the host in /proc)."""
+    if options.headers:
+        raise PerfError(
+            "perf_analyzer would take the access key on its command line: "
+            "use the built-in generator (--backend builtin) against a keyed server"
+        )
+    tls = options.tls
+    if tls is None:
+        return []
+    if options.protocol != "grpc":
+        raise PerfError("TLS with perf_analyzer is for gRPC (Triton's HTTP has no TLS)")
+    argv = ["--ssl-grpc-use-ssl"]
+    if tls.ca:
+        argv.append(f"--ssl-grpc-root-certifications-file={tls.ca}")
+    if tls.cert and tls.key:
+        argv += [f"--ssl-grpc-private-key-file={tls.key}", f"--ssl-grpc-certificate-chain-file={tls.cert}"]
+    return argv
+
+
 def perf_analyzer_command(
     binary: str | os.PathLike[str], model: str, options, csv_path: Path, export_path: Path
 ) -> list[str]:
@@ -99,6 +120,7 @@ def perf_analyzer_command(
     ]
     if version:
         argv += ["-x", version]
+    argv += _security_args(options)
     if options.mode == "concurrency":
         argv += ["--concurrency-range", _range(options.levels, True)]
     else:

@@ -246,7 +246,7 @@ async def compare_async(
             ("baseline", baseline, options.url),
             ("candidate", candidate, candidate_url or options.url),
         ):
-            connection, info = await open_model(url, options.protocol, spec)
+            connection, info = await open_model(options.endpoint(url), options.protocol, spec)
             opened.append(connection)
             plan = request_plan(connection, info, options)
             await probe_request(connection, plan)

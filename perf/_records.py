@@ -198,6 +198,8 @@ def read_perf_analyzer_csv(path: str | os.PathLike[str]) -> list[PerfRecord]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise PerfError(f"perf_analyzer CSV `{path}`: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise PerfError(f"perf_analyzer CSV `{path}` is not UTF-8 text (byte {exc.start})") from None
     return parse_perf_analyzer_csv(text, source=str(path))
 
 

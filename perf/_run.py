@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from tritonab._io import atomic_write_text
-from tritonab._transport import Connection, Endpoint, WireProtocol, translated
+from tritonab._transport import Connection, Endpoint, TLSFiles, WireProtocol, translated
 from tritonab.errors import PerfError
 from tritonab.perf._inputs import (
     ModelInfo,
@@ -37,7 +37,8 @@ class LoadOptions:
 
     `input_data` is `zero`, `random` or a perf_analyzer JSON file; `shapes` are
     `--shape` overrides; `parameters` go with every request; `unit_ids` > 0 adds a
-    `unit_id` parameter drawn from that many synthetic users (for routers).
+    `unit_id` parameter drawn from that many synthetic users (for routers); `tls` and
+    `headers` (access keys, never shown) reach a secured server.
     """
 
     url: str
@@ -50,6 +51,12 @@ class LoadOptions:
     parameters: Mapping[str, str] = field(default_factory=dict)
     unit_ids: int = 0
     settings: MeasureSettings = field(default_factory=MeasureSettings)
+    tls: TLSFiles | None = None
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def endpoint(self, url: str | None = None) -> Endpoint:
+        """The server (`url`, default the options' own) with the options' TLS and headers."""
+        return Endpoint(url or self.url, self.protocol, tls=self.tls, headers=self.headers)
 
 
 @dataclass(frozen=True)
@@ -113,7 +120,7 @@ async def run_builtin(
         PerfError: unreachable server, unknown model, mismatching input data, or a
             model that rejects the first request.
     """
-    connection, info = await open_model(options.url, options.protocol, model)
+    connection, info = await open_model(options.endpoint(), options.protocol, model)
     try:
         plan = request_plan(connection, info, options)
         await probe_request(connection, plan)
@@ -177,7 +184,7 @@ def run_perf(
             )
         binary = None
     if binary is not None:
-        with Connection(Endpoint(options.url, options.protocol), error=PerfError) as connection:
+        with Connection(options.endpoint(), error=PerfError) as connection:
             snapshot, why_not = _failure_counts(connection, model)
             records = run_perf_analyzer(binary, model, options, work_dir=work_dir, server_stats=snapshot)
         warnings = [] if all(r.errors is not None for r in records) else [_NO_ERROR_COUNTS + why_not]

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
+from tritonab._transport import Endpoint, as_endpoint
 from tritonab.errors import MonitoringError, PerfError, TritonABError
 from tritonab.rollout.spec import MetricCheck, PerfGateSpec, StatsSpec, window_seconds
 
@@ -186,27 +187,34 @@ PerfGate = Callable[[str, str], GateVerdict]
 """`(baseline "model:version", candidate "model:version") -> GateVerdict`."""
 
 
-def perf_gate_runner(url: str, spec: PerfGateSpec, protocol: Literal["grpc", "http"] = "grpc") -> PerfGate:
+def perf_gate_runner(
+    url: Endpoint | str, spec: PerfGateSpec, protocol: Literal["grpc", "http"] = "grpc"
+) -> PerfGate:
     """A `PerfGate` that measures both models on `url` with `tritonab.perf.compare`.
 
     A measurement that cannot be taken (unreachable server, failed probe request) is a
     failed gate: a candidate that cannot be measured has not earned traffic.
 
     Args:
-        url: the server's `host:port`.
+        url: the server's `host:port`, or an `Endpoint` (then its protocol, TLS files
+            and access keys are used).
         spec: load, rounds and thresholds.
-        protocol: `grpc` or `http`.
+        protocol: `grpc` or `http` (with a `host:port` string).
 
     Returns:
         The gate, to call with `model:version` of the baseline and of the candidate.
     """
     from tritonab.perf import LoadOptions, MeasureSettings, compare, evaluate_gate
 
+    endpoint = as_endpoint(url, protocol)
+
     def run(baseline: str, candidate: str) -> GateVerdict:
         """Both models side by side, then the thresholds."""
         options = LoadOptions(
-            url=url,
-            protocol=protocol,
+            url=endpoint.url,
+            protocol=endpoint.protocol,
+            tls=endpoint.tls,
+            headers=endpoint.headers,
             levels=(float(spec.concurrency),),
             settings=MeasureSettings(measurement_interval_ms=spec.window_ms),
         )

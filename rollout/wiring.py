@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, Protocol
 
+from tritonab._transport import Endpoint
 from tritonab.errors import RolloutError, TritonABError
 from tritonab.rollout.bandit import BanditStrategy, log_periods
 from tritonab.rollout.bluegreen import BlueGreenStrategy
@@ -50,12 +51,13 @@ class Sources:
 
     Attributes:
         control: model control on the server.
-        triton_url: its gRPC `host:port` (perf gate, smoke inferences).
+        triton_url: its gRPC `host:port`, or an `Endpoint` (TLS, access keys) for the
+            perf gate and smoke inferences.
         prometheus: Prometheus base URL (None: no metric checks).
     """
 
     control: ServerControl
-    triton_url: str
+    triton_url: Endpoint | str
     prometheus: str | None = None
 
 
@@ -112,7 +114,7 @@ def build_controller(
     spec: RolloutSpec,
     control: ServerControl,
     *,
-    triton_url: str,
+    triton_url: Endpoint | str,
     prometheus: str | None = None,
     state_path: str | os.PathLike[str],
     audit_path: str | os.PathLike[str] | None = None,
@@ -124,7 +126,7 @@ def build_controller(
     Args:
         spec: a `CanarySpec` or a `BlueGreenSpec`.
         control: model control on the server (a `ModelControl`).
-        triton_url: the server's gRPC `host:port`.
+        triton_url: the server's gRPC `host:port`, or an `Endpoint` (TLS, access keys).
         prometheus: Prometheus base URL (needed when the spec has checks).
         state_path, audit_path: the state file and the audit log.
         actor: who acts, for the audit log.
@@ -145,7 +147,7 @@ def build_controller(
 def run_rollout(
     spec: RolloutSpec,
     *,
-    triton_url: str,
+    triton_url: Endpoint | str,
     prometheus: str | None = None,
     state_path: str | os.PathLike[str],
     audit_path: str | os.PathLike[str] | None = None,
@@ -192,7 +194,7 @@ def run_rollout(
 
 
 @contextlib.contextmanager
-def _control(triton_url: str, given: ServerControl | None) -> Iterator[ServerControl]:
+def _control(triton_url: str | Endpoint, given: ServerControl | None) -> Iterator[ServerControl]:
     """The control given (left open: its owner closes it), or a `ModelControl` on `triton_url`."""
     if given is not None:
         probe = getattr(given, "require_explicit_mode", None)  # a fleet probes every replica
@@ -222,7 +224,7 @@ def state_json(path: str | os.PathLike[str]) -> dict[str, Any]:
 def abort_rollout(
     state_path: str | os.PathLike[str],
     *,
-    triton_url: str,
+    triton_url: Endpoint | str,
     audit_path: str | os.PathLike[str] | None = None,
     actor: str = "operator",
     reason: str = "aborted by the operator",
@@ -232,7 +234,7 @@ def abort_rollout(
 
     Args:
         state_path: the rollout's state file.
-        triton_url: the server's gRPC `host:port`.
+        triton_url: the server's gRPC `host:port`, or an `Endpoint` (TLS, access keys).
         audit_path: the audit log.
         actor: who acts, for the audit log.
         reason: why, for the audit log.

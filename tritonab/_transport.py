@@ -135,7 +135,8 @@ class Endpoint:
     protocol: WireProtocol = "grpc"
     timeout_s: float = 30.0
     tls: TLSFiles | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    # Headers may hold an access key: never in a repr.
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     retry: Retry | None = None
 
     def __post_init__(self) -> None:
@@ -438,6 +439,18 @@ class Connection:
                 )
                 return dict(document.get("config", {}))
             return dict(self.client.get_model_config(model, _version(version), **self._kwargs()))
+
+        return self.call(read, f"model `{model}`")
+
+    def model_metadata(self, model: str, version: int | str = -1) -> dict[str, Any]:
+        """A model's metadata (`inputs`/`outputs` with `datatype` and `shape`) as a JSON dict."""
+
+        def read() -> dict[str, Any]:
+            if self.endpoint.protocol == "grpc":
+                return dict(
+                    self.client.get_model_metadata(model, _version(version), as_json=True, **self._kwargs())
+                )
+            return dict(self.client.get_model_metadata(model, _version(version), **self._kwargs()))
 
         return self.call(read, f"model `{model}`")
 

@@ -201,6 +201,18 @@ class ExperimentClient:
         """
         return self._connection.model_config(model)
 
+    def input_dtypes(self, model: str) -> dict[str, np.dtype[Any]]:
+        """Each input's numpy dtype, from the model's metadata (open to inference clients,
+        where the config may need the operator key).
+
+        Raises:
+            ClientError: unknown model or unreachable server.
+        """
+        from tritonclient.utils import triton_to_np_dtype
+
+        metadata = self._connection.model_metadata(model)
+        return {i["name"]: np.dtype(triton_to_np_dtype(i["datatype"])) for i in metadata.get("inputs", [])}
+
     def _infer_direct(
         self,
         experiment: str,

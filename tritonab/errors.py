@@ -110,3 +110,9 @@ class AutoscaleError(TritonABError):
     """An autoscaling plan, run or simulation could not be made (no history, bad trace or capacity)."""
 
     exit_code = 2
+
+
+class LogFormatError(MonitoringError):
+    """A log segment or an outcomes file holds something that is not a record (bad input)."""
+
+    exit_code = 2

@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "schema",
     "score",
     "keys",
+    "certs",
 )
 
 

@@ -67,12 +67,25 @@ def open_fleet(args: argparse.Namespace, protocol: WireProtocol = "grpc") -> Fle
     Raises:
         DeployError: no replicas, or discovery failed.
     """
-    from tritonab.deploy.fleet import Fleet
+    import dataclasses
 
+    from tritonab._transport import Endpoint
+    from tritonab.deploy.fleet import CONTROL_RETRY, Fleet
+
+    # Every replica is reached with the command line's TLS files and keys (when the
+    # command takes them: `add_client_security`).
+    template = Endpoint("replica:0", protocol, retry=CONTROL_RETRY)
+    if hasattr(args, "tls_ca"):
+        from tritonab.cli._common import access_from_args
+
+        secured = access_from_args(args).endpoint("replica:0", protocol)
+        template = dataclasses.replace(secured, retry=CONTROL_RETRY)
     if args.service and not args.urls:
         namespace, _, name = args.service.rpartition("/")
-        return Fleet.from_kubernetes(name, namespace or "default", repository=args.repository)
-    return Fleet.connect(replica_urls(args), repository=args.repository, protocol=protocol)
+        return Fleet.from_kubernetes(
+            name, namespace or "default", repository=args.repository, template=template
+        )
+    return Fleet(replica_urls(args), repository=args.repository, template=template)
 
 
 def print_status(status: FleetStatus) -> None:

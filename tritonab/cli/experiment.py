@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from tritonab.cli._common import add_client_security, client_endpoint
 from tritonab.cli._fleet import add_replica_arguments, open_fleet, print_status
 
 
@@ -40,6 +41,7 @@ def register(subparsers) -> None:
     infer.add_argument(
         "--fast-path", action="store_true", help="compute the assignment here and call the variant directly"
     )
+    add_client_security(infer)
     infer.set_defaults(func=_infer)
 
     weights = sub.add_parser(
@@ -54,6 +56,7 @@ def register(subparsers) -> None:
     weights.add_argument("weights", help="e.g. control=0.9,treatment=0.1")
     add_replica_arguments(weights, what="Triton's gRPC (or HTTP)")
     weights.add_argument("--protocol", choices=["grpc", "http"], default="grpc")
+    add_client_security(weights)
     weights.set_defaults(func=_set_weights)
 
     status = sub.add_parser(
@@ -65,6 +68,7 @@ def register(subparsers) -> None:
     status.add_argument("experiment", help="the router model's name")
     add_replica_arguments(status, what="Triton's gRPC (or HTTP)")
     status.add_argument("--protocol", choices=["grpc", "http"], default="grpc")
+    add_client_security(status)
     status.set_defaults(func=_status)
 
 
@@ -142,16 +146,11 @@ def _parse_input(text: str, dtypes: dict):
 
 
 def _infer(args: argparse.Namespace) -> int:
-    from tritonclient.grpc import model_config_pb2 as mc
-
     from tritonab.client import ExperimentClient
-    from tritonab.ensembles.config import to_numpy_dtype
 
-    with ExperimentClient(args.url, args.protocol) as client:
-        config = client.model_config(args.experiment)
-        dtypes = {
-            i["name"]: to_numpy_dtype(mc.DataType.Value(i["data_type"])) for i in config.get("input", [])
-        }
+    with ExperimentClient(client_endpoint(args, args.url, args.protocol)) as client:
+        # Metadata, not the config: an inference client may hold no operator key.
+        dtypes = client.input_dtypes(args.experiment)
         inputs = dict(_parse_input(text, dtypes) for text in args.input)
         result = client.infer(
             args.experiment, inputs, unit_id=args.unit_id, variant=args.variant, fast_path=args.fast_path

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tritonab.cli._common import access_from_args, add_client_security
 from tritonab.errors import PerfError
 from tritonab.perf._records import LoadMode
 
@@ -66,6 +67,7 @@ def _add_load_args(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="send request parameter unit_id drawn from N synthetic users (routers)",
     )
+    add_client_security(parser)
 
 
 def _load_options(args: argparse.Namespace):
@@ -82,6 +84,7 @@ def _load_options(args: argparse.Namespace):
         if not sep or not key:
             raise PerfError(f"--parameter `{item}`: expected KEY=VALUE")
         parameters[key] = value
+    access = access_from_args(args)
     settings = MeasureSettings(
         args.measurement_interval,
         args.stability_percentage,
@@ -100,6 +103,8 @@ def _load_options(args: argparse.Namespace):
         parameters=parameters,
         unit_ids=args.unit_ids,
         settings=settings,
+        tls=access.tls,
+        headers=access.headers(args.protocol),
     )
 
 

@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from tritonab.cli._common import add_client_security, client_endpoint
 from tritonab.cli._fleet import add_replica_arguments, is_fleet, open_fleet, print_status, replica_urls
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ def register(subparsers) -> None:
     add_replica_arguments(run, flags=("--triton", "--url"))
     run.add_argument("--prometheus", help="Prometheus base URL, e.g. http://127.0.0.1:9090")
     _common(run)
+    add_client_security(run)
     run.add_argument("--actor", default="tritonab-rollout", help="who acts, for the audit log")
     run.add_argument("--max-ticks", type=int, help="stop after this many ticks (exit 2 if unfinished)")
     run.set_defaults(func=_run)
@@ -63,6 +65,7 @@ def register(subparsers) -> None:
     abort = sub.add_parser("abort", help="send the traffic back to the baseline now")
     add_replica_arguments(abort, flags=("--triton", "--url"))
     _common(abort)
+    add_client_security(abort)
     abort.add_argument("--actor", default="operator", help="who acts, for the audit log")
     abort.add_argument("--reason", default="aborted by the operator")
     abort.set_defaults(func=_abort)
@@ -108,7 +111,7 @@ def _run(args: argparse.Namespace) -> int:
     with _server(args) as (url, control):
         state = run_rollout(
             spec,
-            triton_url=url,
+            triton_url=client_endpoint(args, url),
             prometheus=args.prometheus,
             state_path=args.state,
             audit_path=args.audit,
@@ -168,7 +171,7 @@ def _abort(args: argparse.Namespace) -> int:
     with _server(args) as (url, control):
         event = abort_rollout(
             args.state,
-            triton_url=url,
+            triton_url=client_endpoint(args, url),
             audit_path=args.audit,
             actor=args.actor,
             reason=args.reason,

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tritonab.backends._routing import VARIANT_OUTPUT, RequestError, Router
+from tritonab.backends._routing import (
+    VARIANT_OUTPUT,
+    RequestError,
+    Router,
+    parse_parameters,
+    read_text,
+)
 from tritonab.splitter import Allocation, load_spec_dict
 
 
@@ -87,12 +93,15 @@ def test_calls_never_exceed_the_max_rows():
         ({"variant": "control"}, {}, {"allow_override": False}, "does not allow the `variant` override"),
         ({}, {"unit": np.array([[b"a"]], dtype=object)}, {}, "must hold one unit id per row"),
         ({}, {"unit": np.array([[b"a"], [b""]], dtype=object)}, {}, "has an empty unit id"),
+        (parse_parameters(lambda: b'{"unit_id": "x\xed\xbf\xbf"}'.decode()), {}, {}, "not valid UTF-8"),
+        (parse_parameters(lambda: "[1]"), {}, {}, "not an object"),
+        ({"unit_id": "u"}, {"x": None}, {}, r"the request lacks input\(s\) \['x'\]; expected \['x'\]"),
     ],
 )
 def test_a_refused_request_fails_alone(params, inputs, overrides, message):
     router = make_router(**overrides)
     good = {"x": rows(2)}
-    bad = {"x": rows(2), **inputs}
+    bad = {k: v for k, v in {"x": rows(2), **inputs}.items() if v is not None}
     plan, out = run(router, [good, bad, good], [{"unit_id": "u1"}, params, {"unit_id": "u2"}])
     assert isinstance(out[1], RequestError)
     assert out[1].invalid_argument
@@ -181,3 +190,20 @@ def test_non_batching_without_require_unit_picks_one_variant_per_request():
     assert all(isinstance(v, int) for v in plan.variant_of_row)
     labels = {o[VARIANT_OUTPUT][0] for o in out}
     assert labels == {b"control", b"treatment"}
+
+
+def _undecodable() -> str:
+    """What pb_utils does with parameters that are not UTF-8 (a JSON `\\udfff` escape)."""
+    return b'{"unit_id": "x\xed\xbf\xbfy"}'.decode("utf-8")
+
+
+def test_parameters_that_are_not_utf8_are_refused_not_raised():
+    params = parse_parameters(_undecodable)
+    assert list(params) == ["__tritonab_invalid_parameters__"]
+    assert "not valid UTF-8 (byte 14)" in next(iter(params.values()))
+    assert parse_parameters(lambda: "") == {}
+    assert parse_parameters(lambda: '{"unit_id": "u"}') == {"unit_id": "u"}
+    assert parse_parameters(lambda: "{broken") == {
+        "__tritonab_invalid_parameters__": "request parameters are not valid JSON"
+    }
+    assert read_text(_undecodable) == "" and read_text(lambda: "id-1") == "id-1"
