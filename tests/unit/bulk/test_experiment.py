@@ -43,7 +43,8 @@ def test_each_row_gets_the_routers_variant_and_that_variants_outputs(kit, input_
     ]
     router = _router(kit)
     users = table.column("user").to_pylist()
-    expected = [router.names[router.assign({}, {"unit_id": u}, 1)] for u in users]  # type: ignore[index]
+    row = {"input": np.zeros((1, 30), np.float32)}
+    expected = [router.names[router.assign(row, {"unit_id": u}, 1)] for u in users]  # type: ignore[index]
     variants = table.column("variant").to_pylist()
     assert variants == expected
     assert {"control", "treatment"} <= set(variants)
@@ -73,7 +74,8 @@ def test_a_spec_file_and_an_integer_unit_column_assign_as_the_router_does(kit, i
 
     router = Router(load_spec(spec_file), ["input"], 64)
     ids = table.column("id").to_pylist()
-    expected = [router.names[router.assign({}, {"unit_id": str(i)}, 1)] for i in ids]  # type: ignore[index]
+    row = {"input": np.zeros((1, 30), np.float32)}
+    expected = [router.names[router.assign(row, {"unit_id": str(i)}, 1)] for i in ids]  # type: ignore[index]
     assert table.column("variant").to_pylist() == expected
 
 
