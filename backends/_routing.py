@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from tritonab.splitter.assign import BUCKETS, bucket, buckets, random_buckets
+from tritonab.splitter.assign import BUCKETS, buckets, random_buckets, salted_bucket
 from tritonab.splitter.spec import Experiment
 
 VARIANT_OUTPUT = "AB_VARIANT"
@@ -147,11 +147,13 @@ class Router:
         self.names = self.allocation.names
         self.encoded_names = [n.encode() for n in self.names]
         self.salt = spec.effective_salt
+        self._prefix = f"{self.salt}:".encode()
         self.input_names = list(input_names)
         self.max_rows = max(1, max_rows_per_call)
         self._index = {n: i for i, n in enumerate(self.names)}
         self._label_array = np.array(self.encoded_names, dtype=np.object_)
         self._by_bucket = self.allocation.index_of(np.arange(BUCKETS)).tolist()
+        self._labels: dict[tuple[int, int], NDArray[np.object_]] = {}
 
     def assign(
         self, inputs: Mapping[str, NDArray[Any]], params: Mapping[str, Any], rows: int
@@ -185,7 +187,7 @@ class Router:
             return index
         unit = params.get("unit_id")
         if unit is not None and str(unit) != "":
-            return self._by_bucket[bucket(self.salt, unit)]
+            return self._by_bucket[salted_bucket(self._prefix, unit)]
         units = self._unit_column(inputs, rows)
         if isinstance(units, RequestError):
             return units
@@ -237,9 +239,33 @@ class Router:
                 variant_of_row.append(result)
                 errors.append(None)
         calls = []
-        for v in range(len(self.names)):
-            calls.extend(self._calls_for(v, per_request, variant_of_row, rows))
+        for v, pieces in enumerate(self._pieces(variant_of_row, rows)):
+            if pieces:
+                calls.extend(self._calls_for(v, pieces, per_request, rows))
         return Plan(rows, variant_of_row, errors, calls)
+
+    def _pieces(
+        self, variant_of_row: Sequence[int | NDArray[np.int16] | None], rows: Sequence[int]
+    ) -> list[list[tuple[int, NDArray[np.intp] | None, int]]]:
+        """Per variant, in request order, the (request, row positions or None for all,
+        row count) that go to it: one pass over the requests."""
+        pieces: list[list[tuple[int, NDArray[np.intp] | None, int]]] = [[] for _ in self.names]
+        for r, assigned in enumerate(variant_of_row):
+            if assigned is None:
+                continue
+            if isinstance(assigned, int):  # the common case: a request's rows share a unit
+                pieces[assigned].append((r, None, rows[r]))
+                continue
+            for v, mine in enumerate(self._positions(assigned)):
+                if mine.size == rows[r]:
+                    pieces[v].append((r, None, rows[r]))
+                elif mine.size:
+                    pieces[v].append((r, mine, mine.size))
+        return pieces
+
+    def _positions(self, assigned: NDArray[np.int16]) -> list[NDArray[np.intp]]:
+        """Row positions per variant of a request whose rows have their own variants."""
+        return [np.flatnonzero(assigned == v) for v in range(len(self.names))]
 
     def _plan_whole(
         self, per_request: Sequence[Mapping[str, NDArray[Any]]], params: Sequence[Mapping[str, Any]]
@@ -265,23 +291,13 @@ class Router:
     def _calls_for(
         self,
         v: int,
+        pieces: Sequence[tuple[int, NDArray[np.intp] | None, int]],
         per_request: Sequence[Mapping[str, NDArray[Any]]],
-        variant_of_row: Sequence[int | NDArray[np.int16] | None],
         rows: Sequence[int],
     ) -> list[Call]:
-        pieces: list[tuple[int, NDArray[np.intp] | None, int]] = []
-        for r, assigned in enumerate(variant_of_row):
-            if assigned is None:
-                continue
-            if isinstance(assigned, int):
-                if assigned == v:
-                    pieces.append((r, None, rows[r]))
-                continue
-            mine = np.flatnonzero(assigned == v)
-            if mine.size == rows[r]:
-                pieces.append((r, None, rows[r]))
-            elif mine.size:
-                pieces.append((r, mine, mine.size))
+        """The variant's pieces packed into calls of at most `max_rows` rows."""
+        if sum(size for _, _, size in pieces) <= self.max_rows:  # one call: the usual case
+            return [self._make_call(v, pieces, per_request)]
         calls: list[Call] = []
         current: list[tuple[int, NDArray[np.intp] | None, int]] = []
         count = 0
@@ -336,7 +352,7 @@ class Router:
             if assigned is None or isinstance(done, RequestError):
                 continue
             if isinstance(assigned, int):
-                labels = np.full((plan.rows[r], 1), self.encoded_names[assigned], dtype=np.object_)
+                labels = self.labels(assigned, plan.rows[r])
             else:
                 labels = self._label_array[assigned].reshape(-1, 1)
             done[VARIANT_OUTPUT] = labels
@@ -357,6 +373,17 @@ class Router:
             outcome[r] = outputs
         return outcome
 
+    def labels(self, variant: int, rows: int) -> NDArray[np.object_]:
+        """`AB_VARIANT` of a request whose `rows` all went to `variant`: built once per
+        (variant, rows) and shared, read-only (a request path without allocations)."""
+        key = (variant, rows)
+        labels = self._labels.get(key)
+        if labels is None:
+            labels = np.full((rows, 1), self.encoded_names[variant], dtype=np.object_)
+            labels.flags.writeable = False
+            self._labels[key] = labels
+        return labels
+
     def shadow_sample(self) -> list[int]:
         """Indices of the shadow targets that mirror this batch (each by its sample rate)."""
         return [i for i, s in enumerate(self.spec.shadow) if random.random() < s.sample_rate]
@@ -364,7 +391,8 @@ class Router:
 
 def _row_count(inputs: Mapping[str, NDArray[Any]]) -> int:
     for value in inputs.values():
-        return int(np.shape(value)[0]) if np.ndim(value) else 1
+        shape = value.shape if isinstance(value, np.ndarray) else np.shape(value)
+        return int(shape[0]) if shape else 1
     return 0
 
 

@@ -166,6 +166,9 @@ class TritonPythonModel:
         # max_batch_size 0 (non-batching variants): each request is routed whole.
         self.router = Router(self.spec, self.forward_inputs, max_rows or 1, batching=max_rows > 0)
         self.metrics = _Metrics(self.spec.name, list(self.router.names), self.spec.weights)
+        # Tensors of the router's shared label arrays, by the array's id (the arrays live
+        # as long as the router, so an id is never reused for another).
+        self.label_tensors: dict[int, object] = {}
         # BLS `exec` blocks with the GIL released: a pool runs the calls of several
         # variants at once and the shadow calls in the background.
         workers = len(self.spec.variants) + len(self.spec.shadow)
@@ -193,9 +196,27 @@ class TritonPythonModel:
         return [
             tb.error_response(r.message, invalid_argument=r.invalid_argument)
             if isinstance(r, RequestError)
-            else tb.ok_response(r, self.output_dtypes)
+            else self._respond(r)
             for r in outcome
         ]
+
+    def _respond(self, outputs: dict[str, np.ndarray]):
+        """The response: each variant output cast to its configured dtype, and `AB_VARIANT`.
+        A shared label array (`Router.labels`) has one tensor, built once: its BYTES
+        serialisation is the costliest part of a response otherwise."""
+        tensors = []
+        for name, value in outputs.items():
+            if name == VARIANT_OUTPUT:
+                tensor = self.label_tensors.get(id(value)) if not value.flags.writeable else None
+                if tensor is None:
+                    tensor = pb_utils.Tensor(name, value)
+                    if not value.flags.writeable:  # a shared label array: keep its tensor
+                        self.label_tensors[id(value)] = tensor
+                tensors.append(tensor)
+                continue
+            dtype = self.output_dtypes.get(name, value.dtype)
+            tensors.append(pb_utils.Tensor(name, np.ascontiguousarray(value, dtype=dtype)))
+        return pb_utils.InferenceResponse(output_tensors=tensors)
 
     def _call(self, call: Call) -> CallResult:
         """One BLS call: the variant's outputs or its error, and the microseconds it took."""

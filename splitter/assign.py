@@ -48,7 +48,13 @@ def _encode(unit: str | bytes | int) -> bytes:
 
 def bucket(salt: str, unit: str | bytes | int) -> int:
     """The bucket (0..9999) of one unit id under `salt`."""
-    digest = hashlib.sha256(f"{salt}:".encode() + _encode(unit)).digest()
+    return salted_bucket(f"{salt}:".encode(), unit)
+
+
+def salted_bucket(prefix: bytes, unit: str | bytes | int) -> int:
+    """`bucket` with the salt already encoded as `prefix` (`salt:` in UTF-8): the
+    router's per-request path."""
+    digest = hashlib.sha256(prefix + _encode(unit)).digest()
     return int.from_bytes(digest[:8], "big") % BUCKETS
 
 

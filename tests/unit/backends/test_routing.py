@@ -207,3 +207,10 @@ def test_parameters_that_are_not_utf8_are_refused_not_raised():
         "__tritonab_invalid_parameters__": "request parameters are not valid JSON"
     }
     assert read_text(_undecodable) == "" and read_text(lambda: "id-1") == "id-1"
+
+
+def test_labels_of_a_whole_request_are_built_once_and_read_only():
+    router = make_router()
+    first = router.labels(1, 3)
+    assert first is router.labels(1, 3) and first is not router.labels(1, 2)
+    assert first.tolist() == [[b"treatment"]] * 3 and not first.flags.writeable
