@@ -120,9 +120,20 @@ class _LogMetrics:
             "Log records dropped because the writer queue was full",
             pb_utils.MetricFamily.COUNTER,
         )
+        self.cpu = pb_utils.MetricFamily(
+            "tritonab_log_writer_cpu_seconds_total",
+            "CPU seconds of the log writer threads (serialising, encrypting, writing)",
+            pb_utils.MetricFamily.COUNTER,
+        )
         ids = {s: {"experiment": experiment, "stream": s} for s in streams}
         self._records = {s: self.records.Metric(labels=ids[s]) for s in streams}
         self._dropped = {s: self.dropped.Metric(labels=ids[s]) for s in streams}
+        self._cpu = {s: self.cpu.Metric(labels=ids[s]) for s in streams}
+
+    def add_cpu(self, seconds: dict[str, float]) -> None:
+        for stream, value in seconds.items():
+            if value > 0:
+                self._cpu[stream].increment(value)
 
     def add(self, counts: dict[str, tuple[int, int]]) -> None:
         for stream, (accepted, dropped) in counts.items():
@@ -269,6 +280,7 @@ class TritonPythonModel:
                 self.metrics.observe(name, micros)
         if self.log is not None and self.log_metrics is not None:
             self.log_metrics.add(self.log.take_counts())
+            self.log_metrics.add_cpu(self.log.take_cpu())
 
     def _mirror(self, plan, per_request) -> None:
         """Fire-and-forget shadow calls for the valid requests of this batch."""

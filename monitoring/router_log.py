@@ -24,10 +24,13 @@ inputs, outputs, region.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +140,8 @@ class RouterLog:
         atomic_write_text(self.folder / "spec.json", _stored_spec(spec))
         self.names = list(names)
         self.models = [(v.model, v.version) for v in (spec.variant(n) for n in self.names)]
+        self._fragments: list[str] | None = None
+        self._region_text = _json_text(self.region)
         self.sample_rate = cfg.sample_rate
         self.redactor = Redactor(cfg.redact, cfg.hash, cfg.hash_salt)
         self.unit_input = spec.unit_input
@@ -144,8 +149,9 @@ class RouterLog:
         self.exposures = self._writer(EXPOSURES, self._exposure_records)
         self.payloads = self._writer(PAYLOADS, self._payload_records) if self.sample_rate > 0 else None
         self._reported = {EXPOSURES: (0, 0), PAYLOADS: (0, 0)}
+        self._cpu_reported: dict[str, float] = {}
 
-    def _writer(self, stream: str, expand: Callable[[Any], Iterable[dict[str, Any]]]) -> SegmentWriter:
+    def _writer(self, stream: str, expand: Callable[[Any], Iterable[dict[str, Any] | str]]) -> SegmentWriter:
         cfg = self.spec.logging
         return SegmentWriter(
             self.folder / stream,
@@ -186,14 +192,15 @@ class RouterLog:
             )
         if self.payloads is None:
             return
-        for r, result in enumerate(batch.outcome):
-            if isinstance(result, dict) and random.random() < self.sample_rate:
-                # Copies: Triton may reuse the request's and responses' shared memory
-                # once `execute` returns.
-                sample = PayloadSample(
-                    batch.time, batch.request_ids[r], units[r], _copy(batch.inputs[r]), _copy(result)
-                )
-                self.payloads.submit(sample)
+        samples = [
+            # Copies: Triton may reuse the request's and responses' shared memory once
+            # `execute` returns.
+            PayloadSample(batch.time, batch.request_ids[r], units[r], _copy(batch.inputs[r]), _copy(result))
+            for r, result in enumerate(batch.outcome)
+            if isinstance(result, dict) and random.random() < self.sample_rate
+        ]
+        if samples:  # one hand-over per batch: a queue operation (and a wake-up) per request costs
+            self.payloads.submit(samples, count=len(samples))
 
     def take_counts(self) -> dict[str, tuple[int, int]]:
         """(records accepted, records dropped) per stream since the last call."""
@@ -205,13 +212,25 @@ class RouterLog:
             self._reported[stream] = now
         return out
 
+    def take_cpu(self) -> dict[str, float]:
+        """CPU seconds each stream's writer thread used since the last call."""
+        out = {}
+        for stream, writer in self.writers.items():
+            now = writer.cpu_s
+            out[stream] = now - self._cpu_reported.get(stream, 0.0)
+            self._cpu_reported[stream] = now
+        return out
+
     def close(self) -> None:
         for writer in self.writers.values():
             writer.close()
 
     # -- writer threads: expand ----------------------------------------------------------
 
-    def _exposure_records(self, item: ExposureBatch) -> Iterator[dict[str, Any]]:
+    def _exposure_records(self, item: ExposureBatch) -> Iterator[str]:
+        """One JSON line per routed row (`EXPOSURE_FIELDS`, in that order), written with a
+        format string and per-variant fragments encoded once: the writer thread shares
+        the GIL with the request path, so its cost per row is the router's cost too."""
         plan = item.plan
         latency: dict[int, NDArray[np.float64]] = {}
         failed: dict[int, NDArray[np.bool_]] = {}
@@ -223,29 +242,43 @@ class RouterLog:
                 index = slice(None) if positions is None else positions
                 lat[index] = result.micros
                 fail[index] = bad
+        time_text = _json_number(item.time)
+        fragments = self._variant_fragments()
         for r, assigned in enumerate(plan.variant_of_row):
             if plan.errors[r] is not None or assigned is None:
                 continue
             variants = np.broadcast_to(np.asarray(assigned), (plan.rows[r],)).tolist()
             unit = item.units[r]
+            if isinstance(unit, np.ndarray):  # a unit per row
+                per_row, whole = [_json_text(_text(u)) for u in unit.tolist()], ""
+            else:
+                per_row, whole = None, _json_text(unit)
+            request = _json_text(item.request_ids[r] or None)
+            lat, fail = latency[r].tolist(), failed[r].tolist()
             for row in range(plan.rows[r]):
-                v = variants[row]
-                model, version = self.models[v]
-                yield {
-                    "time": item.time,
-                    "experiment": self.spec.name,
-                    "variant": self.names[v],
-                    "unit_id": _text(unit[row]) if isinstance(unit, np.ndarray) else unit,
-                    "request_id": item.request_ids[r] or None,
-                    "row": row,
-                    "model": model,
-                    "version": version,
-                    "latency_us": round(float(latency[r][row]), 1),
-                    "ok": not bool(failed[r][row]),
-                    "region": self.region,
-                }
+                unit_text = whole if per_row is None else per_row[row]
+                yield (
+                    f'{{"time":{time_text},{fragments[variants[row]]},"unit_id":{unit_text},'
+                    f'"request_id":{request},"row":{row},"latency_us":{_json_number(round(lat[row], 1))},'
+                    f'"ok":{"false" if fail[row] else "true"},"region":{self._region_text}}}'
+                )
 
-    def _payload_records(self, item: PayloadSample) -> Iterator[dict[str, Any]]:
+    def _variant_fragments(self) -> list[str]:
+        """`"experiment":..,"variant":..,"model":..,"version":..` per variant, encoded once."""
+        if self._fragments is None:
+            self._fragments = [
+                f'"experiment":{_json_text(self.spec.name)},"variant":{_json_text(name)},'
+                f'"model":{_json_text(model)},"version":{json.dumps(version)}'
+                for name, (model, version) in zip(self.names, self.models)
+            ]
+            self._region_text = _json_text(self.region)
+        return self._fragments
+
+    def _payload_records(self, items: list[PayloadSample]) -> Iterator[dict[str, Any]]:
+        for item in items:
+            yield from self._payload_record(item)
+
+    def _payload_record(self, item: PayloadSample) -> Iterator[dict[str, Any]]:
         unit: Any = item.unit
         if isinstance(unit, np.ndarray):
             unit = [_text(u) for u in unit.tolist()]
@@ -277,6 +310,18 @@ def _units_of(params: Mapping[str, Any], inputs: Mapping[str, NDArray[Any]], uni
 
 def _copy(tensors: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
     return {n: np.array(v, copy=True) for n, v in tensors.items()}
+
+
+def _json_text(value: str | None) -> str:
+    """A JSON string (or null), as `json.dumps` writes it."""
+    return "null" if value is None else encode_basestring_ascii(value)
+
+
+def _json_number(value: float) -> str:
+    """A float as `json.dumps` writes it (NaN and infinities included)."""
+    if math.isfinite(value):
+        return repr(float(value))
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
 def _text(value: Any) -> str:

@@ -4,7 +4,10 @@ against the same router with logging off, in one run.
 Both routers live in one temporary copy of the repository (`<name>_log` and
 `<name>_nolog`, built from the demo spec) on one server with a log folder; windows
 alternate between them. Prints the throughput ratio at concurrency 16 and the p50
-ratio at concurrency 1 (logged / unlogged); the floor is throughput >= 0.9x.
+ratio at concurrency 1 (logged / unlogged), and the CPU time of the logged router's
+writer threads (`tritonab_log_writer_cpu_seconds_total`, read from Triton's metrics
+endpoint): per record and as a share of the time its windows ran. The floor is
+throughput >= 0.9x.
 
     .venv/bin/python perf/bench/logging_overhead.py [--rounds 4] [--window 3]
 """
@@ -63,10 +66,30 @@ async def _measure(args, repository: Path, logs: Path) -> dict:
                         raise SystemExit(f"{path} c={c}: {w.errors} failed requests")
                     results[(path, c)].append(w)
         await client.close()
+        await asyncio.sleep(0.2)  # the router's metric flusher applies on idle
+        results["cpu"] = _writer_cpu(server.urls.metrics, logged)
     exposures, _ = read_records(logs / logged / "exposures")
     payloads, _ = read_records(logs / logged / "payloads")
     results["records"] = (len(exposures), len(payloads))
     return results
+
+
+def _writer_cpu(metrics_url: str, experiment: str) -> dict[str, float]:
+    """CPU seconds per stream of the router's log writer threads, from /metrics."""
+    import re
+    import urllib.request
+
+    with urllib.request.urlopen(metrics_url, timeout=10) as response:
+        text = response.read().decode()
+    pattern = re.compile(
+        r"^tritonab_log_writer_cpu_seconds_total\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)$", re.M
+    )
+    out = {}
+    for match in pattern.finditer(text):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+        if labels.get("experiment") == experiment:
+            out[labels["stream"]] = float(match["value"])
+    return out
 
 
 def _report(results: dict, args) -> list[Floor]:
@@ -84,6 +107,17 @@ def _report(results: dict, args) -> list[Floor]:
         f"{results['records'][1]} payloads"
     )
     print(f"logged/unlogged p50 ratio (c=1):         {p50['log'] / p50['nolog']:.2f}x")
+    cpu = results.get("cpu", {})
+    logged_s = sum(w.duration_s for c in (1, 16) for w in results[("log", c)])
+    records = sum(results["records"])
+    for stream, seconds in sorted(cpu.items()):
+        print(f"writer thread CPU, {stream}: {seconds:.2f} s")
+    if cpu and records:
+        total = sum(cpu.values())
+        print(
+            f"writer threads: {1e6 * total / records:.1f} us CPU per record, "
+            f"{100 * total / logged_s:.0f}% of one core over the logged windows ({logged_s:.0f} s)"
+        )
     return [Floor("logged/unlogged throughput (c=16)", thr["log"] / thr["nolog"], 0.9)]
 
 

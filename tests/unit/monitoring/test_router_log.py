@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tritonab.backends._routing import RoutedBatch, Router
 from tritonab.monitoring.router_log import LOG_DIR_ENV, RouterLog, resolve_log_dir
@@ -116,3 +119,16 @@ def test_log_dir_from_spec_path_then_environment(tmp_path, make_spec):
     assert str(resolve_log_dir(pinned, {LOG_DIR_ENV: str(tmp_path)})) == "/data/logs"
     off = make_spec(logging={"enabled": False})
     assert resolve_log_dir(off, {LOG_DIR_ENV: str(tmp_path)}) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.one_of(st.none(), st.text(max_size=30)),
+)
+def test_preserialised_fields_are_what_json_writes(number, text):
+    """Exposure lines are written with format strings: each field as `json.dumps` writes it."""
+    from tritonab.monitoring.router_log import _json_number, _json_text
+
+    assert _json_number(number) == json.dumps(number)
+    assert _json_text(text) == json.dumps(text)
