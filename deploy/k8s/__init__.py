@@ -7,6 +7,7 @@ write_manifests(spec, "manifests/")
 problems = validate_manifests(read_manifests("manifests/"), "1.30")
 """
 
+from tritonab.deploy.k8s._proxy import PROXY_PORT, nginx_config
 from tritonab.deploy.k8s._workload import MODEL_REPOSITORY, PORTS, RUN_AS
 from tritonab.deploy.k8s.crds import CUSTOM_RESOURCES
 from tritonab.deploy.k8s.render import render_manifests, to_yaml, write_manifests
@@ -19,6 +20,8 @@ from tritonab.deploy.k8s.spec import (
     DeploySpec,
     Monitoring,
     Peers,
+    Proxy,
+    ProxyResources,
     Replicas,
     Repository,
     Resources,
@@ -40,6 +43,7 @@ __all__ = [
     "KUBERNETES_VERSION",
     "MODEL_REPOSITORY",
     "PORTS",
+    "PROXY_PORT",
     "RUN_AS",
     "TLS",
     "AccessKey",
@@ -48,11 +52,14 @@ __all__ = [
     "Finding",
     "Monitoring",
     "Peers",
+    "Proxy",
+    "ProxyResources",
     "Replicas",
     "Repository",
     "Resources",
     "load_deploy_dict",
     "load_deploy_spec",
+    "nginx_config",
     "read_manifests",
     "render_manifests",
     "to_yaml",

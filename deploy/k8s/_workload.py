@@ -7,8 +7,10 @@ Every value the image promises is named once here and checked against
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
+from tritonab.deploy.k8s._proxy import nginx_config, proxy_container
 from tritonab.deploy.k8s.spec import DeploySpec, Repository
 
 MODEL_REPOSITORY = "/models"
@@ -61,6 +63,9 @@ def triton_args(spec: DeploySpec) -> list[str]:
         ]
         if spec.tls.mutual:
             args += ["--grpc-use-ssl-mutual=true", f"--grpc-root-cert={TLS_DIR}/ca.crt"]
+        # HTTP only to the TLS proxy beside it. Metrics would follow `--http-address` to
+        # loopback (Triton's default): they stay on every address for Prometheus.
+        args += ["--http-address=127.0.0.1", "--metrics-address=0.0.0.0"]
     if spec.access_key is not None:
         key = spec.access_key
         apis = ",".join(key.protect)
@@ -72,14 +77,60 @@ def triton_args(spec: DeploySpec) -> list[str]:
     return args + list(spec.extra_args)
 
 
-def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+def _probe(path: str, period: int, failures: int, port: str = "http", scheme: str = "HTTP") -> dict[str, Any]:
     """An HTTP probe on one of Triton's health endpoints."""
+    get: dict[str, Any] = {"path": path, "port": port}
+    if scheme != "HTTP":
+        get["scheme"] = scheme
     return {
-        "httpGet": {"path": path, "port": "http"},
+        "httpGet": get,
         "periodSeconds": period,
         "timeoutSeconds": 3,
         "failureThreshold": failures,
     }
+
+
+def _probes(spec: DeploySpec) -> dict[str, Any]:
+    """Startup, readiness and liveness of the Triton container."""
+    if spec.tls is None:
+        return {
+            # Model loads can take minutes: the startup probe holds the others off until then.
+            "startupProbe": _probe("/v2/health/ready", 10, 60),
+            "readinessProbe": _probe("/v2/health/ready", 5, 3),
+            "livenessProbe": _probe("/v2/health/live", 10, 3),
+        }
+    # Triton's HTTP listens on loopback, which the kubelet cannot reach. Readiness goes the
+    # clients' way, HTTPS through the proxy (the kubelet does not verify certificates, and
+    # the proxy lets health through without a client certificate): a pod whose proxy is
+    # down leaves the endpoints too. Liveness must not depend on the sidecar (a proxy
+    # failure would restart Triton and reload every model), so it asks Triton's own
+    # metrics listener, which stays plain HTTP on every address for Prometheus.
+    return {
+        "startupProbe": _probe("/v2/health/ready", 10, 60, scheme="HTTPS"),
+        "readinessProbe": _probe("/v2/health/ready", 5, 3, scheme="HTTPS"),
+        "livenessProbe": _probe("/metrics", 10, 3, port="metrics"),
+    }
+
+
+def proxy_config_name(spec: DeploySpec) -> str:
+    """The ConfigMap holding the TLS proxy's nginx.conf."""
+    return f"{spec.name}-tls-proxy"
+
+
+def proxy_config(spec: DeploySpec) -> list[Manifest]:
+    """The TLS proxy's ConfigMap (none without `tls`)."""
+    if spec.tls is None:
+        return []
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": metadata(
+                spec, proxy_config_name(spec), **{"app.kubernetes.io/component": "tls-proxy"}
+            ),
+            "data": {"nginx.conf": nginx_config(spec.tls, upstream_port=PORTS["http"], tls_dir=TLS_DIR)},
+        }
+    ]
 
 
 def _resources(spec: DeploySpec) -> dict[str, Any]:
@@ -114,6 +165,10 @@ def _volumes(spec: DeploySpec) -> tuple[list[dict[str, Any]], list[dict[str, Any
     if spec.tls is not None:
         volumes.append({"name": "tls", "secret": {"secretName": spec.tls.secret, "defaultMode": 0o440}})
         mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
+        volumes += [
+            {"name": "proxy-config", "configMap": {"name": proxy_config_name(spec), "defaultMode": 0o444}},
+            {"name": "proxy-tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+        ]
     if spec.logs is not None:
         volumes.append({"name": "logs", "persistentVolumeClaim": {"claimName": spec.logs.claim}})
         mounts.append({"name": "logs", "mountPath": spec.logs.path})
@@ -211,23 +266,38 @@ def _placement(spec: DeploySpec) -> dict[str, Any]:
 def deployment(spec: DeploySpec) -> Manifest:
     """The Triton Deployment."""
     volumes, mounts = _volumes(spec)
+    # With TLS, the port named `http` is the proxy's: Triton's HTTP is loopback only.
+    ports = [name for name in PORTS if spec.tls is None or name != "http"]
     container: dict[str, Any] = {
         "name": "triton",
         "image": spec.image,
         "imagePullPolicy": "IfNotPresent",
         "args": triton_args(spec),
-        "ports": [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in PORTS.items()],
+        "ports": [{"name": name, "containerPort": PORTS[name], "protocol": "TCP"} for name in ports],
         "env": _environment(spec),
         "resources": _resources(spec),
         "volumeMounts": mounts,
         "securityContext": restricted_security(),
-        # Model loads can take minutes: the startup probe holds the others off until then.
-        "startupProbe": _probe("/v2/health/ready", 10, 60),
-        "readinessProbe": _probe("/v2/health/ready", 5, 3),
-        "livenessProbe": _probe("/v2/health/live", 10, 3),
+        **_probes(spec),
         # Endpoints drop the pod before Triton stops taking requests.
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}},
     }
+    containers = [container]
+    template_metadata: dict[str, Any] = {"labels": {**labels(spec), "app.kubernetes.io/component": "triton"}}
+    if spec.tls is not None:
+        containers.append(
+            proxy_container(
+                spec.tls,
+                security=restricted_security(),
+                tls_dir=TLS_DIR,
+                config_volume="proxy-config",
+                tmp_volume="proxy-tmp",
+            )
+        )
+        # A changed proxy config rolls the pods (nginx reads its config once, at start).
+        config = proxy_config(spec)[0]["data"]["nginx.conf"]
+        digest = hashlib.sha256(config.encode()).hexdigest()
+        template_metadata["annotations"] = {"tritonab.io/tls-proxy-config": f"sha256:{digest}"}
     pod: dict[str, Any] = {
         "serviceAccountName": spec.name,
         "automountServiceAccountToken": False,
@@ -239,7 +309,7 @@ def deployment(spec: DeploySpec) -> Manifest:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "terminationGracePeriodSeconds": 40,
-        "containers": [container],
+        "containers": containers,
         "volumes": volumes,
         **_placement(spec),
     }
@@ -254,10 +324,7 @@ def deployment(spec: DeploySpec) -> Manifest:
             "revisionHistoryLimit": 5,
             "selector": {"matchLabels": labels(spec)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "template": {
-                "metadata": {"labels": {**labels(spec), "app.kubernetes.io/component": "triton"}},
-                "spec": pod,
-            },
+            "template": {"metadata": template_metadata, "spec": pod},
         },
     }
 

@@ -30,6 +30,7 @@ from tritonab.deploy.k8s._workload import (
     controller_access,
     deployment,
     disruption_budget,
+    proxy_config,
     service,
     service_account,
 )
@@ -45,13 +46,15 @@ def render_manifests(spec: DeploySpec) -> list[Manifest]:
 
     Returns:
         ServiceAccount, the controller's ServiceAccount, Role and RoleBinding, Service,
-        Deployment, PodDisruptionBudget, NetworkPolicies, the autoscaler (if any),
-        PodMonitor, PrometheusRule, and a dashboard ConfigMap per experiment.
+        the TLS proxy's ConfigMap (with `tls`), Deployment, PodDisruptionBudget,
+        NetworkPolicies, the autoscaler (if any), PodMonitor, PrometheusRule, and a
+        dashboard ConfigMap per experiment.
     """
     return [
         service_account(spec),
         *controller_access(spec),
         service(spec),
+        *proxy_config(spec),
         deployment(spec),
         disruption_budget(spec),
         *network_policies(spec),

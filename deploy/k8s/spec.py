@@ -58,6 +58,16 @@ DEFAULT_PROTECTED: tuple[RestrictedAPI, ...] = (
 """What an access key protects by default: model control and everything but health,
 metadata and inference."""
 
+TLS_OWNED_FLAGS = (
+    "--allow-http",
+    "--http-address",
+    "--http-port",
+    "--allow-metrics",
+    "--metrics-address",
+    "--metrics-port",
+)
+"""Triton flags the manifests set or rely on when `tls` puts a proxy in front of HTTP."""
+
 
 def dns_label(value: str, what: str, max_length: int = 63) -> str:
     """A Kubernetes DNS-1123 label (lowercase letters, digits, dashes)."""
@@ -77,6 +87,14 @@ def quantity(value: str | int | float) -> Decimal:
     if not _QUANTITY.match(text):
         raise ValueError(f"`{text}` is not a Kubernetes quantity (e.g. `500m`, `2`, `16Gi`)")
     return Decimal(parse_quantity(text))  # type: ignore[no-untyped-call]
+
+
+def pinned_image(value: str) -> str:
+    """An image pinned to a tag other than `latest`, or to a digest."""
+    last = value.rsplit("/", 1)[-1]
+    if "@sha256:" not in value and (":" not in last or last.endswith(":latest")):
+        raise ValueError(f"image `{value}` must be pinned to a tag (not `latest`) or a digest")
+    return value
 
 
 def _labels(value: dict[str, str], what: str) -> dict[str, str]:
@@ -182,13 +200,47 @@ class Repository(_Model):
         return self
 
 
+class ProxyResources(_Model):
+    """Requests and limits of the TLS-terminating proxy (nginx)."""
+
+    requests: Amounts = Field(default_factory=lambda: Amounts(cpu="100m", memory="64Mi"))
+    limits: Amounts = Field(default_factory=lambda: Amounts(cpu="1", memory="256Mi"))
+
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> ProxyResources:
+        """Each limit at least its request."""
+        for name in ("cpu", "memory"):
+            request, limit = getattr(self.requests, name), getattr(self.limits, name)
+            if quantity(limit) < quantity(request):
+                raise ValueError(f"limits.{name} ({limit}) is below requests.{name} ({request})")
+        return self
+
+
+class Proxy(_Model):
+    """The nginx sidecar terminating TLS for Triton's HTTP API. The image must run nginx as
+    any non-root user with a read-only root filesystem (nginx-unprivileged does)."""
+
+    image: str = "nginxinc/nginx-unprivileged:1.27-alpine"
+    resources: ProxyResources = Field(default_factory=ProxyResources)
+    workers: int = Field(default=2, ge=1, le=64, description="nginx worker processes")
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str) -> str:
+        """Pinned, like the Triton image."""
+        return pinned_image(v)
+
+
 class TLS(_Model):
-    """TLS on Triton's gRPC endpoint from a `kubernetes.io/tls` Secret (`tls.crt`, `tls.key`
-    and, for `mutual`, `ca.crt`), mounted read-only and named by Triton's `--grpc-*` flags.
-    Triton's HTTP endpoint has no TLS: terminate it in front (the Service, an ingress)."""
+    """TLS from a `kubernetes.io/tls` Secret (`tls.crt`, `tls.key` and, for `mutual`,
+    `ca.crt`), mounted read-only. Triton serves gRPC over TLS itself (its `--grpc-*` flags);
+    its HTTP endpoint has no TLS, so Triton's HTTP binds 127.0.0.1 inside the pod and an
+    nginx sidecar (`proxy`) terminates TLS on the Service's `http` port in front of it.
+    With `mutual`, both check client certificates against `ca.crt`."""
 
     secret: str
     mutual: bool = False
+    proxy: Proxy = Field(default_factory=Proxy)
 
     @field_validator("secret")
     @classmethod
@@ -391,10 +443,7 @@ class DeploySpec(_Model):
     @classmethod
     def _pinned(cls, v: str) -> str:
         """A tag or digest other than `latest`: every replica runs the same build."""
-        last = v.rsplit("/", 1)[-1]
-        if "@sha256:" not in v and (":" not in last or last.endswith(":latest")):
-            raise ValueError(f"image `{v}` must be pinned to a tag (not `latest`) or a digest")
-        return v
+        return pinned_image(v)
 
     @field_validator("node_selector")
     @classmethod
@@ -409,6 +458,18 @@ class DeploySpec(_Model):
             raise ValueError("autoscaling: needs replicas.max above replicas.min")
         if self.autoscaling is None and self.replicas.min != self.replicas.max:
             raise ValueError("replicas: without autoscaling, set max equal to min (or add `autoscaling`)")
+        return self
+
+    @model_validator(mode="after")
+    def _proxy_owns_http(self) -> DeploySpec:
+        """With TLS, the manifests place Triton's HTTP and metrics listeners: extra flags
+        moving them would leave the proxy, the probes or the scrape pointing at nothing."""
+        if self.tls is None:
+            return self
+        for arg in self.extra_args:
+            if arg.split("=", 1)[0] in TLS_OWNED_FLAGS:
+                owned = ", ".join(TLS_OWNED_FLAGS)
+                raise ValueError(f"extra_args: `{arg}` conflicts with `tls` (which sets {owned})")
         return self
 
 

@@ -91,10 +91,11 @@ def test_the_pods_run_restricted(gpu):
 
 
 def test_probes_resources_and_gpus(gpu, small):
+    plain = one(small, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert plain["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+    assert plain["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
+    assert plain["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
     triton = one(gpu, "Deployment")["spec"]["template"]["spec"]["containers"][0]
-    assert triton["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
-    assert triton["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
-    assert triton["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert triton["resources"] == {
         "requests": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": 1},
         "limits": {"cpu": "8", "memory": "16Gi", "nvidia.com/gpu": 1},
@@ -126,10 +127,12 @@ def test_placement_keeps_the_regions_and_spreads_over_zones(gpu):
     assert zone["labelSelector"]["matchLabels"] == one(gpu, "Deployment")["spec"]["selector"]["matchLabels"]
 
 
-def test_service_ports_are_named_and_match_the_container(gpu):
-    ports = {p["name"]: p["port"] for p in one(gpu, "Service")["spec"]["ports"]}
-    assert ports == {"http": 8000, "grpc": 8001, "metrics": 8002}
-    container = one(gpu, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+def test_service_ports_are_named_and_match_the_container(gpu, small):
+    for manifests in (gpu, small):
+        ports = {p["name"]: p["port"] for p in one(manifests, "Service")["spec"]["ports"]}
+        assert ports == {"http": 8000, "grpc": 8001, "metrics": 8002}
+        assert all(p["targetPort"] == p["name"] for p in one(manifests, "Service")["spec"]["ports"])
+    container = one(small, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == ports
 
 
@@ -271,7 +274,7 @@ def test_the_rendered_rules_pass_promtool_and_the_projects_cases(tmp_path):
 
 
 def test_dashboards_are_config_maps_for_grafanas_sidecar_and_files(gpu, tmp_path):
-    [board] = by_kind(gpu, "ConfigMap")
+    [board] = [m for m in by_kind(gpu, "ConfigMap") if "grafana_dashboard" in m["metadata"]["labels"]]
     assert board["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert board["metadata"]["name"] == "tritonab-dashboard-demo-ab"
     assert json.loads(board["data"]["tritonab-demo-ab.json"])["uid"] == "tritonab-demo-ab"
@@ -387,9 +390,9 @@ def test_spec_errors_name_the_field(change, message):
 def test_cli_renders_validates_and_refuses_to_overwrite(tmp_path, capsys):
     out = tmp_path / "manifests"
     assert main(["deploy", "render", str(GPU), "--out", str(out)]) == 0
-    assert "15 manifests" in capsys.readouterr().out
+    assert "16 manifests" in capsys.readouterr().out  # with the TLS proxy's ConfigMap
     assert main(["deploy", "validate", str(out), "--kubernetes-version", "1.30"]) == 0
-    assert "15 manifests valid for Kubernetes 1.30" in capsys.readouterr().out
+    assert "16 manifests valid for Kubernetes 1.30" in capsys.readouterr().out
     assert main(["deploy", "render", str(SMALL), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["deploy", "render", str(SMALL), "--out", str(out), "--force"]) == 0
