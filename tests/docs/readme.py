@@ -232,7 +232,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def _readme_line(item: pytest.Item) -> int | None:
     """The opening fence's line of a README item (pytest-markdown-docs' `start_line` is it)."""
-    if isinstance(item, ShellBlock):
+    if isinstance(item, (ShellBlock, Excerpt, SpecExcerpt)):
         return item.block.line
     definition = getattr(item, "test_definition", None)
     if definition is None or Path(definition.source_path) != README:
