@@ -119,7 +119,9 @@ def needs_servers(source: str) -> bool:
 
 # What runs instead of a `tritonab serve` command: a check that the session server is
 # ready at the documented HTTP address (rewritten to the session's like any other).
-SERVER_READY = "curl -sf http://127.0.0.1:8000/v2/health/ready"
+SERVER_READY = (
+    "python -c \"import urllib.request as r; r.urlopen('http://127.0.0.1:8000/v2/health/ready', timeout=10)\""
+)
 
 
 def drop_serve_commands(script: str) -> str:
