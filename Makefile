@@ -50,9 +50,12 @@ demo-rollout: $(STAMP)
 	$(BIN)/tritonab rollout demo --out out/demo-rollout
 
 # Format, lint and types first: a suite that passes on unchecked code does not land.
+# The README's blocks run too (tests/docs/readme.py): Python by pytest-markdown-docs, bash
+# by the plugin, in a copy of the checkout, against one session Triton and Prometheus.
 test: check
 	$(BIN)/tritonab validate model_repository --target embedded
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -p tests.docs.readme --markdown-docs README.md
 
 check: $(STAMP)
 	$(BIN)/ruff format --check .
