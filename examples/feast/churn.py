@@ -213,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repository", type=Path, help="write the models here (default: WORKDIR/models)")
     parser.add_argument("--triton", help="a running server (explicit model control) to load the models on")
     args = parser.parse_args(argv)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tritonab-feast-"))
+    # Absolute: Feast resolves the registry path against the feature repository folder.
+    workdir = args.workdir.resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="tritonab-feast-"))
     repository = args.repository or workdir / "models"
     try:
         test, spec, model, config = build(workdir, repository, args.customers)

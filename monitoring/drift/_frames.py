@@ -111,12 +111,31 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         if suffix == ".csv":
             return pd.read_csv(source)
         if suffix == ".parquet":
-            return pd.read_parquet(source)
+            return _tensor_columns(pd.read_parquet(source), f"`{source}`")
         if suffix in (".jsonl", ".ndjson", ".json"):
-            return pd.read_json(source, lines=True)
+            return _tensor_columns(pd.read_json(source, lines=True), f"`{source}`")
     except (OSError, ValueError) as exc:
         raise DriftError(f"`{source}`: cannot read it as {suffix[1:]}: {exc}") from None
     raise DriftError(f"data file `{source}`: expected .csv, .parquet, .jsonl, .npz or .npy")
+
+
+def _tensor_columns(frame: pd.DataFrame, what: str) -> pd.DataFrame:
+    """A table whose cells hold lists or arrays (a tensor per row, as bulk scoring and the
+    payload log keep them) as one column per feature, named like the payload log's."""
+    listed = [
+        name
+        for name in frame.columns
+        if frame[name].dtype == object and len(frame) and isinstance(frame[name].iloc[0], (list, np.ndarray))
+    ]
+    if not listed:
+        return frame
+    tensors: dict[str, Any] = {}
+    for name in frame.columns:
+        column = frame[name]
+        tensors[str(name)] = (
+            np.stack([np.asarray(v) for v in column]) if name in listed else column.to_numpy()
+        )
+    return flatten_tensors(tensors, what=what)
 
 
 def load_frame(data: TableLike, *, inputs: Sequence[str] | None = None) -> pd.DataFrame:

@@ -217,3 +217,18 @@ def test_exporter_counts_a_failing_experiment(logs, tmp_path):
     samples = _samples(monitor.exposition().decode())
     assert samples[("tritonab_monitor_refresh_errors_total", (("experiment", "ghost"),))] == 1.0
     assert monitor.states["ghost"].error and "no payload log" in monitor.states["ghost"].error
+
+
+def test_a_parquet_tensor_column_is_one_feature_per_element(tmp_path):
+    """A table with a list per row (bulk scoring's layout) profiles like the payload log."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tritonab.monitoring.drift._frames import feature_names, read_table
+
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    pq.write_table(pa.table({"id": [1, 2, 3, 4], "input": [r.tolist() for r in x]}), tmp_path / "t.parquet")
+    frame = read_table(tmp_path / "t.parquet")
+    names = feature_names("input", (4, 3))
+    assert list(frame.columns) == ["id", *names]
+    np.testing.assert_array_equal(frame[names].to_numpy(), x)
