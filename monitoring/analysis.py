@@ -279,14 +279,18 @@ def _load_spec(
 # -- queries ---------------------------------------------------------------------------
 
 
-def _load_tables(con, experiment: str, exposures_sql: str, outcomes_sql: str) -> None:
+def _load_tables(con, experiment: str, exposures_sql: str, outcomes_sql: str, *, columnar: bool) -> None:
     """Temp tables: `e` (exposure rows), `u` (units), `oc` (outcome rows), `o` (per unit and
     metric sums). Outcomes keyed by request id only are mapped to their unit through a
     second read of the exposures, which only they pay for."""
+    # Over columnar sources (Parquet, decrypted Arrow tables) `e` is a view: each query
+    # scans the columns it needs instead of copying every exposure first. JSON Lines are
+    # parsed once, into a table. A view takes no parameters: the name is a quoted literal.
+    literal = "'" + experiment.replace("'", "''") + "'"
+    kind = "VIEW" if columnar else "TABLE"
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE e AS SELECT unit_id, variant, time, latency_us "
-        f"FROM ({exposures_sql}) WHERE variant IS NOT NULL AND experiment = ?",
-        [experiment],
+        f"CREATE OR REPLACE TEMP {kind} e AS SELECT unit_id, variant, time, latency_us "
+        f"FROM ({exposures_sql}) WHERE variant IS NOT NULL AND experiment = {literal}"
     )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE u AS SELECT unit_id, min(variant) AS variant, "
@@ -540,11 +544,13 @@ def analyze(
         plain = [p for p in files if not is_encrypted(p)]
         with tempfile.TemporaryDirectory(prefix="tritonab-analysis-") as scratch:
             outcome_files = _outcome_files(folder, outcomes, Path(scratch))
+            jsonl, parquet, csv = _split(plain)
             _load_tables(
                 con,
                 experiment,
-                _source(*_split(plain), EXPOSURE_COLUMNS, registered),
+                _source(jsonl, parquet, csv, EXPOSURE_COLUMNS, registered),
                 _source(*_split(outcome_files), OUTCOME_COLUMNS),
+                columnar=not jsonl and not csv,
             )
         return _summarise(con, experiment, folder, the_spec, bins, notes)
     except duckdb.Error as exc:
