@@ -71,6 +71,11 @@ SCHEMAS: dict[str, SchemaEntry] = {
         "examples/regions.yaml",
         "tritonab.security:RegionPolicy",
     ),
+    "deploy": SchemaEntry(
+        "a deploy spec rendered to Kubernetes manifests (`tritonab deploy render FILE`)",
+        "examples/deploy.yaml",
+        "tritonab.deploy.k8s.spec:DeploySpec",
+    ),
     "drift": SchemaEntry(
         "drift thresholds and settings (`tritonab drift check --spec FILE`, `tritonab monitor --spec`)",
         "examples/drift.yaml",

@@ -33,6 +33,8 @@ def test_each_schema_is_valid_json_schema_with_an_example_on_disk(name):
         ("gate", "examples/gate.yaml", "gate"),
         ("region-policy", "examples/regions.yaml", None),
         ("drift", "examples/drift.yaml", None),
+        ("deploy", "examples/deploy.yaml", None),
+        ("deploy", "examples/deploy-small.yaml", None),
     ],
 )
 def test_the_yaml_examples_match_their_schemas(name, example, key):
