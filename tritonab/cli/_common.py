@@ -17,6 +17,22 @@ if TYPE_CHECKING:
     from tritonab.security import ClientAccess
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer of at least 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text}")
+    return value
+
+
 def add_client_security(parser: argparse.ArgumentParser) -> None:
     """Add `--tls-ca`, `--tls-cert`, `--tls-key`, `--auth-key-file` and `--client-key-file`."""
     group = parser.add_argument_group(

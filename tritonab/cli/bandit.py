@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from tritonab.cli._common import positive_int
+
 
 def _rates(text: str) -> list[float]:
     try:
@@ -22,13 +24,6 @@ def _rates(text: str) -> list[float]:
     if len(rates) < 2:
         raise argparse.ArgumentTypeError("expected at least two arms")
     return rates
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def register(subparsers) -> None:
@@ -43,15 +38,17 @@ def register(subparsers) -> None:
         "number of conversions lost against always serving the best arm.",
     )
     s.add_argument("--arms", type=_rates, required=True, metavar="P1,P2,...", help="true conversion rates")
-    s.add_argument("--horizon", type=_positive, required=True, help="units in all")
-    s.add_argument("--interval", type=_positive, required=True, help="units between weight updates")
+    s.add_argument("--horizon", type=positive_int, required=True, help="units in all")
+    s.add_argument("--interval", type=positive_int, required=True, help="units between weight updates")
     s.add_argument("--floor", type=float, default=0.0, help="each arm's minimum weight (default 0)")
     s.add_argument(
         "--max-change", type=float, default=1.0, help="largest weight move per interval (default 1)"
     )
     s.add_argument("--epsilon", type=float, default=0.1, help="epsilon-greedy's exploration (default 0.1)")
-    s.add_argument("--runs", type=_positive, default=1, help="repetitions averaged (default 1)")
-    s.add_argument("--draws", type=_positive, default=2000, help="posterior draws per update (default 2000)")
+    s.add_argument("--runs", type=positive_int, default=1, help="repetitions averaged (default 1)")
+    s.add_argument(
+        "--draws", type=positive_int, default=2000, help="posterior draws per update (default 2000)"
+    )
     s.add_argument("--seed", type=int, default=0, help="seed of every random stream (default 0)")
     s.add_argument("--json", metavar="FILE", help="write the curves and totals as JSON")
     s.set_defaults(func=_simulate)

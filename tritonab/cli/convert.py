@@ -12,21 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from tritonab.cli._common import non_negative_int, positive_int
 from tritonab.converters import Precision, convert
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text}")
-    return value
 
 
 def register(subparsers) -> None:
@@ -41,7 +28,7 @@ def register(subparsers) -> None:
     p.add_argument("source", help="model file: .onnx, .joblib/.pkl/.pickle, .pt/.pth")
     p.add_argument("--name", required=True, help="model name in the repository")
     p.add_argument("--repository", required=True, metavar="DIR", help="model repository folder")
-    p.add_argument("--version", type=_positive, help="version to write (default: next free)")
+    p.add_argument("--version", type=positive_int, help="version to write (default: next free)")
     p.add_argument("--to", choices=("onnx", "tensorrt"), default="onnx")
     p.add_argument(
         "--runtime",
@@ -56,11 +43,11 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--max-batch-size",
-        type=_non_negative,
+        type=non_negative_int,
         default=64,
         help="Triton max_batch_size; 0 keeps the graph's fixed shapes (default 64)",
     )
-    p.add_argument("--opset", type=_positive, help="target ai.onnx opset")
+    p.add_argument("--opset", type=positive_int, help="target ai.onnx opset")
     precision = p.add_mutually_exclusive_group()
     precision.add_argument("--fp16", action="store_true", help="FP16 precision")
     precision.add_argument("--int8", action="store_true", help="INT8 (Q/DQ calibrated on --sample-input)")
@@ -76,12 +63,12 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--parity-rows",
-        type=_positive,
+        type=positive_int,
         default=256,
         help="rows drawn from the sample for parity (default 256)",
     )
     p.add_argument("--no-optimize", action="store_true", help="do not save onnxruntime graph optimisations")
-    p.add_argument("--workspace-mb", type=_positive, default=1024, help="TensorRT workspace")
+    p.add_argument("--workspace-mb", type=positive_int, default=1024, help="TensorRT workspace")
     p.add_argument("--timing-cache", metavar="FILE", help="TensorRT timing cache file")
     p.add_argument("--force", action="store_true", help="overwrite an existing version")
     p.add_argument(

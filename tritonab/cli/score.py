@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 
+from tritonab.cli._common import positive_int
 from tritonab.errors import BulkError
 
 # The bulk room's choices, spelled here so that building the parser does not import
@@ -19,13 +20,6 @@ from tritonab.errors import BulkError
 ENGINES = ("local", "ray", "triton")
 FORMATS = ("parquet", "csv")
 DEFAULT_BATCH_SIZE = 65_536
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def _columns(text: str) -> list[str]:
@@ -50,7 +44,7 @@ def register(subparsers) -> None:
         help="an experiment spec (YAML) or a router of the repository: each row is scored by its "
         "unit's variant (needs --unit-column); the output gets a `variant` column",
     )
-    p.add_argument("--version", type=_positive, help="model version (default: the latest served)")
+    p.add_argument("--version", type=positive_int, help="model version (default: the latest served)")
     p.add_argument("--unit-column", metavar="COL", help="unit ids, for --experiment")
     p.add_argument("--input", required=True, metavar="PATH", help="a Parquet/CSV file or a folder of them")
     p.add_argument("--output", required=True, metavar="DIR", help="output folder (parts and _manifest.json)")
@@ -61,7 +55,7 @@ def register(subparsers) -> None:
     p.add_argument("--protocol", choices=("grpc", "http"), default="grpc", help="for --engine triton")
     p.add_argument(
         "--batch-size",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_BATCH_SIZE,
         help=f"rows per batch ({DEFAULT_BATCH_SIZE})",
     )
@@ -72,8 +66,10 @@ def register(subparsers) -> None:
         help="scalar columns filling the model's input, in order (INPUT= for a model with several inputs)",
     )
     p.add_argument("--keep", type=_columns, default=[], metavar="COL,...", help="input columns to copy")
-    p.add_argument("--workers", type=_positive, help="local engine: batches scored at once (default: CPUs)")
-    p.add_argument("--concurrency", type=_positive, help="ray actors, or requests in flight to triton")
+    p.add_argument(
+        "--workers", type=positive_int, help="local engine: batches scored at once (default: CPUs)"
+    )
+    p.add_argument("--concurrency", type=positive_int, help="ray actors, or requests in flight to triton")
     p.add_argument("--retries", type=int, default=4, help="triton engine: retries of a failed request (4)")
     p.add_argument(
         "--overwrite", action="store_true", help="replace parts of another run instead of refusing"

@@ -13,19 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text}")
-    return value
+from tritonab.cli._common import non_negative_int, positive_int
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -52,11 +40,11 @@ def register(subparsers) -> None:
     d.add_argument("source", metavar="SRC", help="a converted model of the repository")
     d.add_argument("--name", required=True, help="the new model's name")
     d.add_argument("--repository", required=True, metavar="DIR", help="model repository folder")
-    d.add_argument("--source-version", type=_positive, help="SRC's version (default: its newest)")
-    d.add_argument("--version", type=_positive, help="the new model's version (default 1)")
-    d.add_argument("--instances", type=_positive, help="instance count")
-    d.add_argument("--max-batch-size", type=_positive, help="Triton max_batch_size")
-    d.add_argument("--max-queue-delay-us", type=_non_negative, help="dynamic batching queue delay")
+    d.add_argument("--source-version", type=positive_int, help="SRC's version (default: its newest)")
+    d.add_argument("--version", type=positive_int, help="the new model's version (default 1)")
+    d.add_argument("--instances", type=positive_int, help="instance count")
+    d.add_argument("--max-batch-size", type=positive_int, help="Triton max_batch_size")
+    d.add_argument("--max-queue-delay-us", type=non_negative_int, help="dynamic batching queue delay")
     d.add_argument("--preferred-batch-sizes", type=_sizes, metavar="A,B", help="e.g. 4,8")
     d.add_argument(
         "--runtime",
