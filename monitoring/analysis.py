@@ -32,7 +32,7 @@ import numpy as np
 
 from tritonab.errors import MonitoringError, SpecError
 from tritonab.monitoring import audit
-from tritonab.monitoring.compaction import compacted_sources
+from tritonab.monitoring.compaction import compacted_sources, sql_list, sql_string
 from tritonab.monitoring.outcomes import OUTCOMES_DIR, parse_outcomes
 from tritonab.monitoring.router_log import EXPOSURES
 from tritonab.monitoring.segments import dropped_total, dumps, is_encrypted, read_segment, segment_files
@@ -150,10 +150,6 @@ def _decision_dict(d: stats.Decision) -> dict[str, Any]:
 # -- file discovery --------------------------------------------------------------------
 
 
-def _sql_list(paths: Sequence[Path]) -> str:
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
-
-
 def _columns(columns: dict[str, str]) -> str:
     return "{" + ", ".join(f"'{k}': '{v}'" for k, v in columns.items()) + "}"
 
@@ -170,7 +166,7 @@ def _source(
     parts = [f"SELECT {names} FROM {name}" for name in registered]
     if jsonl:
         parts.append(
-            f"SELECT {names} FROM read_json({_sql_list(jsonl)}, format='newline_delimited', "
+            f"SELECT {names} FROM read_json({sql_list(jsonl)}, format='newline_delimited', "
             f"columns={_columns(columns)}, ignore_errors=true)"
         )
     if parquet:
@@ -178,10 +174,10 @@ def _source(
 
         present = {name for path in parquet for name in pq.read_schema(path).names}
         casts = ", ".join(f"CAST({k if k in present else 'NULL'} AS {v}) AS {k}" for k, v in columns.items())
-        parts.append(f"SELECT {casts} FROM read_parquet({_sql_list(parquet)}, union_by_name=true)")
+        parts.append(f"SELECT {casts} FROM read_parquet({sql_list(parquet)}, union_by_name=true)")
     if csv:
         parts.append(
-            f"SELECT {names} FROM read_csv({_sql_list(csv)}, header=true, "
+            f"SELECT {names} FROM read_csv({sql_list(csv)}, header=true, "
             f"union_by_name=true, columns={_columns(columns)})"
         )
     if not parts:
@@ -286,7 +282,7 @@ def _load_tables(con, experiment: str, exposures_sql: str, outcomes_sql: str, *,
     # Over columnar sources (Parquet, decrypted Arrow tables) `e` is a view: each query
     # scans the columns it needs instead of copying every exposure first. JSON Lines are
     # parsed once, into a table. A view takes no parameters: the name is a quoted literal.
-    literal = "'" + experiment.replace("'", "''") + "'"
+    literal = sql_string(experiment)
     kind = "VIEW" if columnar else "TABLE"
     con.execute(
         f"CREATE OR REPLACE TEMP {kind} e AS SELECT unit_id, variant, time, latency_us "

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,8 +65,14 @@ def _line_count(paths: list[Path]) -> int:
     return total
 
 
-def _sql_list(paths: list[Path]) -> str:
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+def sql_string(value: object) -> str:
+    """A DuckDB string literal (quotes doubled)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_list(paths: Sequence[Path]) -> str:
+    """A DuckDB list of file paths, for `read_json`, `read_parquet` and `read_csv`."""
+    return "[" + ", ".join(sql_string(p) for p in paths) + "]"
 
 
 def compact(directory: str | os.PathLike[str], *, min_segments: int = 1) -> CompactReport:
@@ -107,15 +114,15 @@ def compact(directory: str | os.PathLike[str], *, min_segments: int = 1) -> Comp
     first = sources[0].name.removesuffix(SEGMENT_SUFFIX)
     final = folder / f"{_PREFIX}{first}-{len(sources)}{PARQUET_SUFFIX}"
     partial = folder / f".{final.name}.tmp"
-    metadata = json.dumps([p.name for p in sources]).replace("'", "''")
+    metadata = sql_string(json.dumps([p.name for p in sources]))
     con = duckdb.connect()
     try:
         con.execute(
-            f"COPY (SELECT * FROM read_json({_sql_list(sources)}, format='newline_delimited', "
-            f"union_by_name=true, sample_size=-1)) TO '{str(partial).replace(chr(39), chr(39) * 2)}' "
-            f"(FORMAT PARQUET, COMPRESSION zstd, KV_METADATA {{'{SOURCES_KEY}': '{metadata}'}})"
+            f"COPY (SELECT * FROM read_json({sql_list(sources)}, format='newline_delimited', "
+            f"union_by_name=true, sample_size=-1)) TO {sql_string(partial)} "
+            f"(FORMAT PARQUET, COMPRESSION zstd, KV_METADATA {{{sql_string(SOURCES_KEY)}: {metadata}}})"
         )
-        written = con.execute(f"SELECT count(*) FROM read_parquet('{partial}')").fetchone()
+        written = con.execute(f"SELECT count(*) FROM read_parquet({sql_string(partial)})").fetchone()
     except duckdb.Error as exc:
         partial.unlink(missing_ok=True)
         raise MonitoringError(f"compacting `{folder}` failed: {exc}") from None
