@@ -199,6 +199,7 @@ def wait_for_rows(
 
 LOG_RECORDS = "tritonab_log_records"
 LOG_DROPPED = "tritonab_log_dropped"
+LOG_WRITER_CPU = "tritonab_log_writer_cpu_seconds"
 
 
 @dataclass(frozen=True)
@@ -209,13 +210,14 @@ class LogMetrics:
     stream: str
     records: float
     dropped: float
+    writer_cpu_s: float = 0.0
 
 
 def parse_log_metrics(text: str, experiment: str | None = None) -> dict[tuple[str, str], LogMetrics]:
     """Per `(experiment, stream)` log counters from Prometheus text."""
     values: dict[tuple[str, str], dict[str, float]] = {}
     for family in text_string_to_metric_families(text):
-        if family.name not in (LOG_RECORDS, LOG_DROPPED):
+        if family.name not in (LOG_RECORDS, LOG_DROPPED, LOG_WRITER_CPU):
             continue
         for sample in family.samples:
             key = (sample.labels.get("experiment", ""), sample.labels.get("stream", ""))
@@ -223,11 +225,14 @@ def parse_log_metrics(text: str, experiment: str | None = None) -> dict[tuple[st
                 continue
             values.setdefault(key, {})[family.name] = sample.value
     return {
-        k: LogMetrics(k[0], k[1], v.get(LOG_RECORDS, 0.0), v.get(LOG_DROPPED, 0.0))
+        k: LogMetrics(
+            k[0], k[1], v.get(LOG_RECORDS, 0.0), v.get(LOG_DROPPED, 0.0), v.get(LOG_WRITER_CPU, 0.0)
+        )
         for k, v in sorted(values.items())
     }
 
 
 def log_metrics(url: str, experiment: str | None = None) -> dict[tuple[str, str], LogMetrics]:
-    """Fetch and parse the routers' log counters (`tritonab_log_records_total`, `..._dropped_total`)."""
+    """Fetch and parse the routers' log counters (`tritonab_log_records_total`, `..._dropped_total`,
+    `tritonab_log_writer_cpu_seconds_total`)."""
     return parse_log_metrics(fetch_metrics_text(url), experiment)

@@ -28,6 +28,7 @@ from _floors import Floor, finish
 from tritonab._transport import AsyncConnection
 from tritonab.deploy.server import TritonServer
 from tritonab.ensembles import build_router
+from tritonab.monitoring.metrics import log_metrics
 from tritonab.monitoring.router_log import LOG_DIR_ENV
 from tritonab.monitoring.segments import read_records
 from tritonab.perf._loadgen import run_window
@@ -76,20 +77,7 @@ async def _measure(args, repository: Path, logs: Path) -> dict:
 
 def _writer_cpu(metrics_url: str, experiment: str) -> dict[str, float]:
     """CPU seconds per stream of the router's log writer threads, from /metrics."""
-    import re
-    import urllib.request
-
-    with urllib.request.urlopen(metrics_url, timeout=10) as response:
-        text = response.read().decode()
-    pattern = re.compile(
-        r"^tritonab_log_writer_cpu_seconds_total\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)$", re.M
-    )
-    out = {}
-    for match in pattern.finditer(text):
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
-        if labels.get("experiment") == experiment:
-            out[labels["stream"]] = float(match["value"])
-    return out
+    return {stream: m.writer_cpu_s for (_, stream), m in log_metrics(metrics_url, experiment).items()}
 
 
 def _report(results: dict, args) -> list[Floor]:

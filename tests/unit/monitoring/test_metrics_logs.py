@@ -10,6 +10,9 @@ tritonab_log_records_total{experiment="f",stream="exposures"} 1
 # HELP tritonab_log_dropped_total Log records dropped because the writer queue was full
 # TYPE tritonab_log_dropped_total counter
 tritonab_log_dropped_total{experiment="e",stream="exposures"} 2
+# HELP tritonab_log_writer_cpu_seconds_total CPU seconds of the log writer threads
+# TYPE tritonab_log_writer_cpu_seconds_total counter
+tritonab_log_writer_cpu_seconds_total{experiment="e",stream="payloads"} 0.75
 """
 
 
@@ -18,3 +21,4 @@ def test_parse_log_metrics():
     assert set(got) == {("e", "exposures"), ("e", "payloads")}
     assert (got[("e", "exposures")].records, got[("e", "exposures")].dropped) == (12, 2)
     assert got[("e", "payloads")].dropped == 0
+    assert (got[("e", "payloads")].writer_cpu_s, got[("e", "exposures")].writer_cpu_s) == (0.75, 0.0)
