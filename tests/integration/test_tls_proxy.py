@@ -84,22 +84,18 @@ def _answers(port: int) -> bool:
     return False
 
 
+def _status(url: str, context: ssl.SSLContext | None = None) -> int:
+    """The HTTP(S) status of a GET (errors are statuses too)."""
+    try:
+        with urllib.request.urlopen(url, context=context, timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 def _get(port: int, path: str, context: ssl.SSLContext) -> int:
-    """The HTTPS status of a GET (errors are statuses too)."""
-    try:
-        with urllib.request.urlopen(f"https://127.0.0.1:{port}{path}", context=context, timeout=10) as answer:
-            return int(answer.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
-def _plain(url: str) -> int:
-    """The HTTP status of a GET straight to Triton."""
-    try:
-        with urllib.request.urlopen(url, timeout=10) as answer:
-            return int(answer.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
+    """The HTTPS status of a GET through the proxy."""
+    return _status(f"https://127.0.0.1:{port}{path}", context)
 
 
 def _context(dev: DevCerts, *, client: bool) -> ssl.SSLContext:
@@ -116,7 +112,7 @@ def test_mutual_tls_proxy_in_front_of_triton(server, certs, features, tmp_path):
         kubelet.check_hostname, kubelet.verify_mode = False, ssl.CERT_NONE  # kubelet does not verify
         # Readiness is Triton's own answer, passed through (the session server may hold a
         # model that failed to load, and strict readiness then says 400).
-        ready = _plain(f"http://{server.urls.http}/v2/health/ready")
+        ready = _status(f"http://{server.urls.http}/v2/health/ready")  # straight to Triton
         assert _get(port, "/v2/health/ready", kubelet) == ready
         assert _get(port, "/v2/health/live", kubelet) == 200
         assert _get(port, "/tritonab/proxy/live", kubelet) == 200
