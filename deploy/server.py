@@ -266,6 +266,12 @@ class TritonServer:
             f"tritonserver was not ready after {self.startup_timeout:.0f} s; log: `{self.log_path}`",
         )
 
+    @property
+    def exit_code(self) -> int | None:
+        """The server's exit status once it has exited by itself (negative: killed by that
+        signal); None while it runs or after `stop`."""
+        return None if self._process is None else self._process.poll()
+
     def log_text(self) -> str:
         """Everything the server has logged so far."""
         if self.log_path is None or not self.log_path.exists():

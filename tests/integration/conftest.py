@@ -135,9 +135,14 @@ def log_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("logs")
 
 
+_SESSION: list[TritonServer] = []
+
+
 @pytest.fixture(scope="session")
-def session_server(repository, log_dir):
-    """The one explicit-mode server of the session (modules may wrap `server`)."""
+def session_server(repository, log_dir, tmp_path_factory):
+    """The one explicit-mode server of the session (modules may wrap `server`). Its log
+    stays in the session's temporary folder; a failing test whose server has died says
+    how it died (`pytest_runtest_makereport`)."""
     start = (*DEMO, "always_fails", *SHARED_ROUTERS)
     with TritonServer(
         repository,
@@ -145,8 +150,31 @@ def session_server(repository, log_dir):
         load_models=start,
         env={LOG_DIR_ENV: str(log_dir)},
         startup_timeout=180,
+        log_dir=tmp_path_factory.mktemp("tritonserver"),
     ) as running:
-        yield running
+        _SESSION.append(running)
+        try:
+            yield running
+        finally:
+            _SESSION.remove(running)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On a failure, if the session server has exited, report its exit status (a negative
+    one is the signal that killed it) and the end of its log."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed or not _SESSION:
+        return
+    server = _SESSION[0]
+    code = server.exit_code
+    if code is None:
+        return
+    tail = "\n".join(server.log_text().splitlines()[-60:])
+    report.sections.append(
+        ("session tritonserver", f"exited with status {code}; log `{server.log_path}` ends:\n{tail}")
+    )
 
 
 @pytest.fixture(scope="session")
