@@ -275,17 +275,19 @@ def _load_spec(
 # -- queries ---------------------------------------------------------------------------
 
 
-def _load_tables(con, experiment: str, exposures_sql: str, outcomes_sql: str, *, columnar: bool) -> None:
-    """Temp tables: `e` (exposure rows), `u` (units), `oc` (outcome rows), `o` (per unit and
-    metric sums). Outcomes keyed by request id only are mapped to their unit through a
-    second read of the exposures, which only they pay for."""
-    # Over columnar sources (Parquet, decrypted Arrow tables) `e` is a view: each query
-    # scans the columns it needs instead of copying every exposure first. JSON Lines are
-    # parsed once, into a table. A view takes no parameters: the name is a quoted literal.
+def _load_tables(
+    con, experiment: str, exposures_sql: str, outcomes_sql: str, *, columnar: bool, columnar_outcomes: bool
+) -> None:
+    """Temp relations: `e` (exposure rows), `u` (units), `oc` (outcome rows), `x` (outcome
+    rows with their unit). Outcomes keyed by request id only are mapped to their unit
+    through a second read of the exposures, which only they pay for."""
+    # Over columnar sources (Parquet, decrypted Arrow tables) `e` and `oc` are views: each
+    # query scans the columns it needs instead of copying every row first. JSON Lines and
+    # CSV are parsed once, into a table. A view takes no parameters: names are literals.
     literal = sql_string(experiment)
-    kind = "VIEW" if columnar else "TABLE"
     con.execute(
-        f"CREATE OR REPLACE TEMP {kind} e AS SELECT unit_id, variant, time, latency_us "
+        f"CREATE OR REPLACE TEMP {'VIEW' if columnar else 'TABLE'} e AS "
+        f"SELECT unit_id, variant, time, latency_us "
         f"FROM ({exposures_sql}) WHERE variant IS NOT NULL AND experiment = {literal}"
     )
     con.execute(
@@ -295,10 +297,10 @@ def _load_tables(con, experiment: str, exposures_sql: str, outcomes_sql: str, *,
         "FROM e WHERE unit_id IS NOT NULL GROUP BY unit_id"
     )
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE oc AS SELECT unit_id, request_id, metric, value, time "
+        f"CREATE OR REPLACE TEMP {'VIEW' if columnar_outcomes else 'TABLE'} oc AS "
+        f"SELECT unit_id, request_id, metric, value, time "
         f"FROM ({outcomes_sql}) WHERE metric IS NOT NULL "
-        f"AND (experiment IS NULL OR experiment = ?)",
-        [experiment],
+        f"AND (experiment IS NULL OR experiment = {literal})"
     )
     mapped = ""
     if con.execute("SELECT count(*) FROM oc WHERE unit_id IS NULL AND request_id IS NOT NULL").fetchone()[0]:
@@ -313,13 +315,10 @@ def _load_tables(con, experiment: str, exposures_sql: str, outcomes_sql: str, *,
             "UNION ALL SELECT r.unit_id, oc.metric, oc.value, NULL AS time FROM oc "
             "JOIN r USING (request_id) WHERE oc.unit_id IS NULL"
         )
+    # Outcome rows with their unit: the view `x` the metric sums read.
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE o AS SELECT x.unit_id, x.metric, sum(x.value) AS s, "
-        f"count(*) FILTER (WHERE x.value <> 0) AS nz, count(*) AS c "
-        f"FROM (SELECT unit_id, metric, value, time FROM oc WHERE unit_id IS NOT NULL {mapped}) x "
-        f"JOIN u ON x.unit_id = u.unit_id "
-        f"WHERE NOT u.mixed AND (x.time IS NULL OR x.time >= u.first_time) "
-        f"GROUP BY x.unit_id, x.metric"
+        f"CREATE OR REPLACE TEMP VIEW x AS SELECT unit_id, metric, value, time FROM oc "
+        f"WHERE unit_id IS NOT NULL {mapped}"
     )
 
 
@@ -354,21 +353,53 @@ def _unit_sums(con, index, bins, lo, step) -> np.ndarray:
     )
 
 
-def _metric_sums(con, index, bins, lo, step) -> dict[str, np.ndarray]:
-    """metric -> (variants, bins, 4): sum, sum of squares, units with non-zero, sum*exposures."""
-    rows = con.execute(
-        "SELECT o.metric, floor((u.first_time - ?) / ?) AS b, u.variant, sum(o.s), sum(o.s * o.s), "
-        "count(*) FILTER (WHERE o.nz > 0), sum(o.s * u.n_exp) FROM o JOIN u USING (unit_id) "
-        "GROUP BY o.metric, b, u.variant",
+_BINNED = (
+    "SELECT metric, floor((first_time - ?) / ?) AS b, variant, sum(s), sum(s * s), "
+    "count(*) FILTER (WHERE nz > 0), sum(s * n_exp), sum(c) FROM ({pairs}) GROUP BY metric, b, variant"
+)
+
+
+def _metric_sums(con, index, bins, lo, step) -> tuple[dict[str, np.ndarray], int]:
+    """metric -> (variants, bins, 4): sum, sum of squares, units with non-zero, sum*exposures;
+    and how many outcome records were counted.
+
+    An outcome counts from its unit's first exposure on. The rows are grouped by (unit,
+    metric) in one pass, like a bare scan, keeping the earliest time; the pairs whose
+    earliest outcome precedes the unit's first exposure keep their unit id in a small
+    table, and only they are summed again, row by row."""
+    pairs = (
+        "SELECT p.metric, p.s, p.nz, p.c, u.variant, u.first_time, u.n_exp, "
+        "CASE WHEN p.t0 < u.first_time THEN p.unit_id END AS early "
+        "FROM (SELECT unit_id, metric, sum(value) AS s, count(*) FILTER (WHERE value <> 0) AS nz, "
+        "count(*) AS c, min(time) AS t0 FROM x GROUP BY unit_id, metric) p "
+        "JOIN u USING (unit_id) WHERE NOT u.mixed"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE ob AS SELECT metric, floor((first_time - ?) / ?) AS b, variant, "
+        f"early, sum(s) AS s, sum(s * s) AS s2, count(*) FILTER (WHERE nz > 0) AS nz, "
+        f"sum(s * n_exp) AS sn, sum(c) AS c FROM ({pairs}) GROUP BY metric, b, variant, early",
         [lo, step],
-    ).fetchall()
+    )
+    rows = con.execute("SELECT metric, b, variant, s, s2, nz, sn, c FROM ob WHERE early IS NULL").fetchall()
+    if con.execute("SELECT count(*) FROM ob WHERE early IS NOT NULL").fetchone()[0]:
+        redo = (
+            "SELECT x.metric, sum(x.value) AS s, count(*) FILTER (WHERE x.value <> 0) AS nz, "
+            "count(*) AS c, any_value(u.variant) AS variant, any_value(u.first_time) AS first_time, "
+            "any_value(u.n_exp) AS n_exp FROM x "
+            "JOIN (SELECT DISTINCT early AS unit_id, metric FROM ob WHERE early IS NOT NULL) p "
+            "USING (unit_id, metric) JOIN u USING (unit_id) "
+            "WHERE x.time IS NULL OR x.time >= u.first_time GROUP BY x.unit_id, x.metric"
+        )
+        rows += con.execute(_BINNED.format(pairs=redo), [lo, step]).fetchall()
     out: dict[str, np.ndarray] = {}
-    for metric, b, variant, *values in rows:
+    used = 0
+    for metric, b, variant, *values, c in rows:
+        used += int(c)
         if variant not in index:
             continue
         array = out.setdefault(metric, np.zeros((len(index), bins, 4)))
         array[index[variant], min(int(b), bins - 1)] += np.asarray(values, dtype=np.float64)
-    return out
+    return out, used
 
 
 def _statistics(units: np.ndarray, sums: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -389,36 +420,45 @@ def _statistics(units: np.ndarray, sums: dict[str, np.ndarray]) -> dict[str, Any
 # -- the analysis ----------------------------------------------------------------------
 
 
-def _order(spec: Experiment | None, con) -> list[str]:
-    seen = [r[0] for r in con.execute("SELECT DISTINCT variant FROM e ORDER BY variant").fetchall()]
+@dataclass(frozen=True)
+class _ByVariant:
+    """One scan of the exposure rows, by variant."""
+
+    exposures: dict[str, int]
+    no_unit: int
+    latency: dict[str, dict[str, float]]
+
+    @classmethod
+    def read(cls, con) -> _ByVariant:
+        rows = con.execute(
+            "SELECT variant, count(*), count(*) FILTER (WHERE unit_id IS NULL), avg(latency_us), "
+            "quantile_cont(latency_us, [0.5, 0.95, 0.99]) FROM e GROUP BY variant ORDER BY variant"
+        ).fetchall()
+        return cls(
+            exposures={v: int(n) for v, n, *_ in rows},
+            no_unit=sum(int(r[2]) for r in rows),
+            latency={
+                v: {"rows": n, "mean": _num(m) or 0.0, "p50": q[0], "p95": q[1], "p99": q[2]}
+                for v, n, _, m, q in rows
+            },
+        )
+
+
+def _order(spec: Experiment | None, seen: list[str]) -> list[str]:
     if spec is None:
         return seen
     named = [v.name for v in spec.variants]
     return named + [v for v in seen if v not in named]
 
 
-def _latency(con) -> dict[str, dict[str, float]]:
-    rows = con.execute(
-        "SELECT variant, count(*), avg(latency_us), "
-        "quantile_cont(latency_us, [0.5, 0.95, 0.99]) FROM e GROUP BY variant"
-    ).fetchall()
-    return {
-        v: {"rows": n, "mean": _num(m) or 0.0, "p50": q[0], "p95": q[1], "p99": q[2]} for v, n, m, q in rows
-    }
-
-
-def _notes(con, spec: Experiment | None, variants: list[str]) -> list[str]:
+def _notes(con, spec: Experiment | None, variants: list[str], no_unit: int, used: int) -> list[str]:
     out = []
-    mixed, no_unit = con.execute(
-        "SELECT (SELECT count(*) FROM u WHERE mixed), (SELECT count(*) FROM e WHERE unit_id IS NULL)"
-    ).fetchone()
+    (mixed,) = con.execute("SELECT count(*) FROM u WHERE mixed").fetchone()
     if mixed:
         out.append(f"{mixed} unit(s) saw more than one variant: excluded")
     if no_unit:
         out.append(f"{no_unit} exposure(s) without a unit id: counted in latency only")
-    total, used = con.execute(
-        "SELECT (SELECT count(*) FROM oc), (SELECT coalesce(sum(c), 0) FROM o)"
-    ).fetchone()
+    (total,) = con.execute("SELECT count(*) FROM oc").fetchone()
     if total > used:
         out.append(
             f"{int(total - used)} outcome record(s) not attributed (unit never exposed or "
@@ -541,12 +581,15 @@ def analyze(
         with tempfile.TemporaryDirectory(prefix="tritonab-analysis-") as scratch:
             outcome_files = _outcome_files(folder, outcomes, Path(scratch))
             jsonl, parquet, csv = _split(plain)
+            outcome_jsonl, outcome_parquet, outcome_csv = _split(outcome_files)
             _load_tables(
                 con,
                 experiment,
                 _source(jsonl, parquet, csv, EXPOSURE_COLUMNS, registered),
-                _source(*_split(outcome_files), OUTCOME_COLUMNS),
+                _source(outcome_jsonl, outcome_parquet, outcome_csv, OUTCOME_COLUMNS),
                 columnar=not jsonl and not csv,
+                # The scratch folder (normalised extra files) goes when this block ends.
+                columnar_outcomes=not outcome_jsonl and not outcome_csv,
             )
         return _summarise(con, experiment, folder, the_spec, bins, notes)
     except duckdb.Error as exc:
@@ -558,17 +601,19 @@ def analyze(
 def _summarise(
     con, experiment: str, folder: Path, spec: Experiment | None, bins: int, notes: list[str]
 ) -> Analysis:
-    variants = _order(spec, con)
+    by_variant = _ByVariant.read(con)
+    variants = _order(spec, list(by_variant.exposures))
     if not variants:
         raise MonitoringError(f"no exposures of experiment `{experiment}` in the logs")
     index = {v: i for i, v in enumerate(variants)}
     lo, step = _bins(con, bins)
     units = np.cumsum(_unit_sums(con, index, bins, lo, step), axis=1)
-    sums = {m: np.cumsum(a, axis=1) for m, a in _metric_sums(con, index, bins, lo, step).items()}
+    metric_sums, used = _metric_sums(con, index, bins, lo, step)
+    sums = {m: np.cumsum(a, axis=1) for m, a in metric_sums.items()}
     cumulative = _statistics(units, sums)
     totals = {name: stat[:, -1] for name, stat in cumulative.items()}
     counts = [int(units[i, -1, 0]) for i in range(len(variants))]
-    exposures = dict(con.execute("SELECT variant, count(*) FROM e GROUP BY variant").fetchall())
+    exposures = by_variant.exposures
     crit = spec.success if spec is not None else None
     alpha = crit.alpha if crit is not None else 0.05
     weights = spec.weights if spec is not None else None
@@ -579,7 +624,7 @@ def _summarise(
             [weights[v] for v in variants],
             threshold=crit.srm_threshold if crit else stats.SRM_THRESHOLD,
         )
-    notes += _notes(con, spec, variants)
+    notes += _notes(con, spec, variants, by_variant.no_unit, used)
     dropped = dropped_total(folder / experiment)
     if dropped:
         notes.insert(
@@ -597,7 +642,7 @@ def _summarise(
         weights=weights,
         units=dict(zip(variants, counts)),
         exposures={v: int(exposures.get(v, 0)) for v in variants},
-        latency=_latency(con),
+        latency=by_variant.latency,
         metrics={name: {v: stat[i] for i, v in enumerate(variants)} for name, stat in totals.items()},
         comparisons=_compare_all(totals, variants, alpha) if len(variants) > 1 else {},
         srm=srm,

@@ -217,3 +217,32 @@ def test_every_interval_names_its_test(logs):
     assert lines and all(f"; {method}: " in line or f"; {method} " in line for line in lines), lines
     comparison = a.to_dict()["comparisons"]["buy.per_exposure"]["treatment"]
     assert comparison["test"].startswith("fixed: ")
+
+
+def test_parquet_logs_give_the_same_figures_as_json_lines(logs):
+    """Compacted exposures and Parquet outcomes are scanned in place (views): outcomes
+    before the first exposure, request-keyed ones and mixed units count as on JSON Lines."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tritonab.monitoring.compaction import compact
+
+    folder, spec, _, outcomes = logs
+    before = analyze("exp", folder, spec=spec)
+    compact(folder / "exp" / "exposures")
+    assert not list((folder / "exp" / "exposures").glob("*.jsonl"))
+    columns = ("unit_id", "request_id", "metric", "value", "time")
+    table = pa.table({c: [o.get(c) for o in outcomes] for c in columns})
+    pq.write_table(table, folder / OUTCOMES_DIR / "o.parquet")
+    (folder / OUTCOMES_DIR / "o.jsonl").unlink()
+    after = analyze("exp", folder, spec=spec)
+    assert (after.units, after.exposures) == (before.units, before.exposures)
+    for v, figures in before.latency.items():
+        assert after.latency[v] == pytest.approx(figures)
+    for name, per_variant in before.metrics.items():
+        for v, want in per_variant.items():
+            got = after.metrics[name][v]
+            np.testing.assert_allclose(
+                [got.mean, got.variance, got.n], [want.mean, want.variance, want.n], rtol=1e-12
+            )
+    assert after.warnings == before.warnings
