@@ -60,3 +60,26 @@ def router(spec):
 
 def _rows(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(n, 3)).astype(np.float32)
+
+
+def _same(a, b, path="analysis"):
+    """Equal, floats to 1e-9 relative (DuckDB sums run in another order over another
+    format, and in parallel)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), path
+        for k in a:
+            _same(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list | tuple):
+        assert isinstance(b, list | tuple) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _same(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert b == pytest.approx(a, rel=1e-9, abs=1e-12, nan_ok=True), path
+    else:
+        assert a == b, path
+
+
+@pytest.fixture
+def same():
+    """`same(a, b)`: nested dicts and lists equal, floats to 1e-9 relative."""
+    return _same

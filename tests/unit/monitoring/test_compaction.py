@@ -79,23 +79,7 @@ def _summary(result):
     return data
 
 
-def _same(a, b, path="analysis"):
-    """Equal, floats to 1e-9 relative (sums run in another order over Parquet)."""
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), path
-        for k in a:
-            _same(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
-            _same(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) and isinstance(b, float):
-        assert b == pytest.approx(a, rel=1e-9, abs=1e-12, nan_ok=True), path
-    else:
-        assert a == b, path
-
-
-def test_compaction_keeps_every_record_and_the_analysis(logs, capsys):
+def test_compaction_keeps_every_record_and_the_analysis(logs, capsys, same):
     folder, spec, exposures, payloads = logs
     before = analyze("exp", folder, spec=spec)
     segments = sorted((folder / "exp" / "exposures").glob("*.jsonl"))
@@ -113,7 +97,7 @@ def test_compaction_keeps_every_record_and_the_analysis(logs, capsys):
     payload_records, _ = read_records(folder / "exp" / "payloads")
     assert sorted(payload_records, key=lambda r: r["time"]) == payloads
     after = analyze("exp", folder, spec=spec)
-    _same(_summary(before), _summary(after))
+    same(_summary(before), _summary(after))
     events = [r["event"] for r in audit.read(audit.audit_path(folder))]
     assert events.count("logs.compact") == 1 and "logs.read" in events  # reads are audited too
 
