@@ -172,8 +172,13 @@ def pytest_runtest_makereport(item, call):
     if code is None:
         return
     tail = "\n".join(server.log_text().splitlines()[-60:])
+    shm = shutil.disk_usage("/dev/shm")
     report.sections.append(
-        ("session tritonserver", f"exited with status {code}; log `{server.log_path}` ends:\n{tail}")
+        (
+            "session tritonserver",
+            f"exited with status {code}; /dev/shm {shm.used >> 20} of {shm.total >> 20} MiB used; "
+            f"log `{server.log_path}` ends:\n{tail}",
+        )
     )
 
 
