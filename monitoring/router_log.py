@@ -232,35 +232,60 @@ class RouterLog:
         format string and per-variant fragments encoded once: the writer thread shares
         the GIL with the request path, so its cost per row is the router's cost too."""
         plan = item.plan
+        # Latency and failure per request: one value when a single call served the whole
+        # request (the common case), else an array over its rows.
+        whole: dict[int, tuple[float, bool]] = {}
         latency: dict[int, NDArray[np.float64]] = {}
         failed: dict[int, NDArray[np.bool_]] = {}
         for call, result in zip(plan.calls, item.results):
             bad = not isinstance(result.outputs, dict)
             for r, positions, _span in call.parts:
-                lat = latency.setdefault(r, np.zeros(plan.rows[r]))
-                fail = failed.setdefault(r, np.zeros(plan.rows[r], dtype=bool))
-                index = slice(None) if positions is None else positions
-                lat[index] = result.micros
-                fail[index] = bad
+                if positions is None:
+                    whole[r] = (result.micros, bad)
+                    continue
+                if r not in latency:
+                    latency[r] = np.zeros(plan.rows[r])
+                    failed[r] = np.zeros(plan.rows[r], dtype=bool)
+                latency[r][positions] = result.micros
+                failed[r][positions] = bad
         time_text = _json_number(item.time)
         fragments = self._variant_fragments()
+        region = self._region_text
         for r, assigned in enumerate(plan.variant_of_row):
             if plan.errors[r] is not None or assigned is None:
                 continue
-            variants = np.broadcast_to(np.asarray(assigned), (plan.rows[r],)).tolist()
+            rows = plan.rows[r]
             unit = item.units[r]
             if isinstance(unit, np.ndarray):  # a unit per row
-                per_row, whole = [_json_text(_text(u)) for u in unit.tolist()], ""
+                per_row, whole_unit = [_json_text(_text(u)) for u in unit.tolist()], ""
             else:
-                per_row, whole = None, _json_text(unit)
+                per_row, whole_unit = None, _json_text(unit)
             request = _json_text(item.request_ids[r] or None)
-            lat, fail = latency[r].tolist(), failed[r].tolist()
-            for row in range(plan.rows[r]):
-                unit_text = whole if per_row is None else per_row[row]
+            head = f'{{"time":{time_text},'
+            if r in whole and isinstance(assigned, int | np.integer) and per_row is None:
+                # One variant, one call, one unit: every row's line differs only in `row`.
+                micros, bad = whole[r]
+                fragment = fragments[int(assigned)]
+                tail = (
+                    f',"latency_us":{_json_number(round(micros, 1))},'
+                    f'"ok":{"false" if bad else "true"},"region":{region}}}'
+                )
+                middle = f'{fragment},"unit_id":{whole_unit},"request_id":{request},"row":'
+                for row in range(rows):
+                    yield f"{head}{middle}{row}{tail}"
+                continue
+            variants = np.broadcast_to(np.asarray(assigned), (rows,)).tolist()
+            if r in whole:
+                lat, fail = [whole[r][0]] * rows, [whole[r][1]] * rows
+            else:
+                lat, fail = latency[r].tolist(), failed[r].tolist()
+            for row in range(rows):
+                unit_text = whole_unit if per_row is None else per_row[row]
                 yield (
-                    f'{{"time":{time_text},{fragments[variants[row]]},"unit_id":{unit_text},'
+                    f"{head}{fragments[variants[row]]},"
+                    f'"unit_id":{unit_text},'
                     f'"request_id":{request},"row":{row},"latency_us":{_json_number(round(lat[row], 1))},'
-                    f'"ok":{"false" if fail[row] else "true"},"region":{self._region_text}}}'
+                    f'"ok":{"false" if fail[row] else "true"},"region":{region}}}'
                 )
 
     def _variant_fragments(self) -> list[str]:
@@ -309,7 +334,9 @@ def _units_of(params: Mapping[str, Any], inputs: Mapping[str, NDArray[Any]], uni
 
 
 def _copy(tensors: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
-    return {n: np.array(v, copy=True) for n, v in tensors.items()}
+    """Copies of tensors that may live in Triton's shared memory; `AB_VARIANT` is the
+    router's own array and is kept as it is."""
+    return {n: v if n == "AB_VARIANT" else np.array(v, copy=True) for n, v in tensors.items()}
 
 
 def _json_text(value: str | None) -> str:
