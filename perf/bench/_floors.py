@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 JSON_ENV = "TRITONAB_BENCH_JSON"
 
@@ -48,3 +51,22 @@ def finish(bench: str, floors: list[Floor], info: dict | None = None) -> int:
         with open(target, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
     return 0 if all(f.passed for f in floors) else 1
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Ratios a/b of windows measured in the same round (adjacent in time, so drift of a
+    shared machine cancels), with their median and spread."""
+
+    ratios: list[float]
+
+    @classmethod
+    def of(cls, a: Sequence[Any], b: Sequence[Any], figure: Callable[[Any], float]) -> Paired:
+        return cls([figure(x) / figure(y) for x, y in zip(a, b, strict=True)])
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.ratios)
+
+    def spread(self) -> str:
+        return f"{self.median:.3f}x (rounds {min(self.ratios):.2f}-{max(self.ratios):.2f}x)"
