@@ -56,8 +56,9 @@ class OnnxModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
-        # A file is read through `model_bytes` (an encrypted one decrypted in memory).
-        model = path if isinstance(path, bytes) else model_bytes(path)
+        # A file is read through `model_bytes`; an encrypted graph, read here or handed
+        # over as bytes (bulk scoring verifies the ciphertext first), is decrypted in memory.
+        model = unseal_model(path, label) if isinstance(path, bytes) else model_bytes(path)
         try:
             self.session = ort.InferenceSession(
                 model, sess_options=options, providers=providers or default_providers()
@@ -112,12 +113,23 @@ def model_bytes(path: str | os.PathLike[str]) -> bytes:
             data = handle.read()
     except OSError as exc:
         raise TritonABError(f"`{path}`: cannot read the model: {exc.strerror}") from None
+    return unseal_model(data, os.fspath(path))
+
+
+def unseal_model(data: bytes, what: str) -> bytes:
+    """`data` itself, or, when it is an encrypted artifact, the graph decrypted in memory
+    with the data key named by `$TRITONAB_MODEL_KEY_FILE`.
+
+    Raises:
+        SecurityError: encrypted, and no key, another key, or a tampered file (`what`
+            names it).
+    """
     if not is_sealed(data):
         return data
     key = key_from_env(MODEL_KEY_ENV, purpose="data")
     if key is None:
-        raise SecurityError(f"`{path}` is encrypted: set ${MODEL_KEY_ENV} to the data key file")
-    return open_sealed(key, data, context=ARTIFACT_CONTEXT, what=os.fspath(path))
+        raise SecurityError(f"`{what}` is encrypted: set ${MODEL_KEY_ENV} to the data key file")
+    return open_sealed(key, data, context=ARTIFACT_CONTEXT, what=what)
 
 
 def _feed_map(config_inputs: list[str], graph_inputs: list[str], path) -> dict[str, str]:

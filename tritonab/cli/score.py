@@ -6,6 +6,7 @@ Examples:
         --features f00,f01,...,f29 --keep id
     tritonab score --repository model_repository --experiment demo_ab --unit-column user \\
         --input x.parquet --output backfill --engine ray
+    tritonab score --repository repo --model churn --input x.parquet --output out --key-file model.key
 """
 
 from __future__ import annotations
@@ -74,6 +75,13 @@ def register(subparsers) -> None:
     p.add_argument(
         "--overwrite", action="store_true", help="replace parts of another run instead of refusing"
     )
+    p.add_argument(
+        "--key-file",
+        metavar="FILE",
+        help="data key of encrypted artifacts (`convert --encrypt-key-file`), decrypted in memory "
+        "where they run, after their ciphertext is checked against the manifest "
+        "(default $TRITONAB_MODEL_KEY_FILE; Ray workers started here inherit it)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -93,6 +101,13 @@ def run(args: argparse.Namespace) -> int:
     """Run `tritonab score`; prints what was scored and skipped."""
     from tritonab.bulk import score
 
+    if args.key_file:
+        import os
+
+        from tritonab.security import MODEL_KEY_ENV, load_key
+
+        load_key(args.key_file, purpose="data")  # a bad key file fails here, before any work
+        os.environ[MODEL_KEY_ENV] = os.path.abspath(args.key_file)
     result = score(
         args.repository,
         args.model,
