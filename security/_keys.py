@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -103,15 +104,27 @@ def generate_key(path: str | os.PathLike[str], *, purpose: Purpose = "data", for
 def load_key(path: str | os.PathLike[str], *, purpose: Purpose | None = None) -> Key:
     """Read a key file, checking its format, its id and (when given) its purpose.
 
+    Like ssh with its private keys, a key file that other users may read or write is
+    refused (`tritonab keys generate` writes mode 0600; group bits are allowed, for
+    Kubernetes secrets mounted with `defaultMode: 0440` and an `fsGroup`).
+
     Raises:
-        SecurityError: unreadable or malformed file, an id that does not match the key,
-            or a key of another purpose (an audit key used for data, or the reverse).
+        SecurityError: unreadable or malformed file, one open to other users, an id that
+            does not match the key, or a key of another purpose (an audit key used for
+            data, or the reverse).
     """
     target = Path(path)
     try:
-        text = target.read_text(encoding="utf-8")
+        with open(target, encoding="utf-8") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            text = handle.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise SecurityError(f"key file `{target}` cannot be read: {exc}") from None
+    if os.name == "posix" and mode & 0o007:
+        raise SecurityError(
+            f"key file `{target}` is open to other users (mode {stat.S_IMODE(mode):04o}): "
+            f"`chmod 600 {target}`"
+        )
     fields: dict[str, str] = {}
     for line in text.splitlines():
         line = line.strip()

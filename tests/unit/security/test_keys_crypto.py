@@ -74,8 +74,22 @@ def test_the_same_key_as_audit_and_data_key_is_refused(tmp_path):
 def test_malformed_key_files_are_named(tmp_path, text, problem):
     path = tmp_path / "bad.key"
     path.write_text(text)
+    path.chmod(0o600)
     with pytest.raises(SecurityError, match=f"`{path}`.*{problem}"):
         load_key(path)
+
+
+def test_a_key_file_open_to_other_users_is_refused(tmp_path, capsys):
+    path = tmp_path / "data.key"
+    key = generate_key(path)
+    path.chmod(0o644)
+    with pytest.raises(SecurityError, match=r"open to other users \(mode 0644\): `chmod 600 "):
+        load_key(path)
+    path.chmod(0o440)  # a Kubernetes secret mounted for an fsGroup
+    assert load_key(path).id == key.id
+    path.chmod(0o604)
+    assert main(["analyze", "exp", "--logs", str(tmp_path), "--key-file", str(path)]) == 2
+    assert "open to other users" in capsys.readouterr().err
 
 
 def test_seal_round_trip_and_header():
