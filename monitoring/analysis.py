@@ -354,9 +354,12 @@ def _unit_sums(con, index, bins, lo, step) -> np.ndarray:
 
 
 _BINNED = (
-    "SELECT metric, floor((first_time - ?) / ?) AS b, variant, sum(s), sum(s * s), "
-    "count(*) FILTER (WHERE nz > 0), sum(s * n_exp), sum(c) FROM ({pairs}) GROUP BY metric, b, variant"
+    "SELECT metric, floor((first_time - ?) / ?) AS b, variant{by}, sum(s) AS s, sum(s * s) AS s2, "
+    "count(*) FILTER (WHERE nz > 0) AS nz, sum(s * n_exp) AS sn, sum(c) AS c "
+    "FROM ({pairs}) GROUP BY metric, b, variant{by}"
 )
+"""Per (metric, time bin, variant) sums over (unit, metric) pairs `{pairs}` (with `s`, `nz`,
+`c` and the unit's `variant`, `first_time`, `n_exp`); `{by}` adds grouping columns."""
 
 
 def _metric_sums(con, index, bins, lo, step) -> tuple[dict[str, np.ndarray], int]:
@@ -374,12 +377,7 @@ def _metric_sums(con, index, bins, lo, step) -> tuple[dict[str, np.ndarray], int
         "count(*) AS c, min(time) AS t0 FROM x GROUP BY unit_id, metric) p "
         "JOIN u USING (unit_id) WHERE NOT u.mixed"
     )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE ob AS SELECT metric, floor((first_time - ?) / ?) AS b, variant, "
-        f"early, sum(s) AS s, sum(s * s) AS s2, count(*) FILTER (WHERE nz > 0) AS nz, "
-        f"sum(s * n_exp) AS sn, sum(c) AS c FROM ({pairs}) GROUP BY metric, b, variant, early",
-        [lo, step],
-    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE ob AS {_BINNED.format(pairs=pairs, by=', early')}", [lo, step])
     rows = con.execute("SELECT metric, b, variant, s, s2, nz, sn, c FROM ob WHERE early IS NULL").fetchall()
     if con.execute("SELECT count(*) FROM ob WHERE early IS NOT NULL").fetchone()[0]:
         redo = (
@@ -390,7 +388,7 @@ def _metric_sums(con, index, bins, lo, step) -> tuple[dict[str, np.ndarray], int
             "USING (unit_id, metric) JOIN u USING (unit_id) "
             "WHERE x.time IS NULL OR x.time >= u.first_time GROUP BY x.unit_id, x.metric"
         )
-        rows += con.execute(_BINNED.format(pairs=redo), [lo, step]).fetchall()
+        rows += con.execute(_BINNED.format(pairs=redo, by=""), [lo, step]).fetchall()
     out: dict[str, np.ndarray] = {}
     used = 0
     for metric, b, variant, *values, c in rows:

@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tritonab._io import atomic_write_text
-from tritonab.backends._routing import CallResult, Outputs, Plan, RoutedBatch
+from tritonab.backends._routing import VARIANT_OUTPUT, CallResult, Outputs, Plan, RoutedBatch
 from tritonab.errors import SecurityError
 from tritonab.monitoring import audit
 from tritonab.monitoring.redact import Redactor
@@ -248,9 +248,16 @@ class RouterLog:
                     failed[r] = np.zeros(plan.rows[r], dtype=bool)
                 latency[r][positions] = result.micros
                 failed[r][positions] = bad
-        time_text = _json_number(item.time)
+        head = f'{{"time":{_json_number(item.time)},'
         fragments = self._variant_fragments()
         region = self._region_text
+
+        def tail(micros: float, bad: bool) -> str:
+            return (
+                f',"latency_us":{_json_number(round(micros, 1))},'
+                f'"ok":{"false" if bad else "true"},"region":{region}}}'
+            )
+
         for r, assigned in enumerate(plan.variant_of_row):
             if plan.errors[r] is not None or assigned is None:
                 continue
@@ -261,18 +268,14 @@ class RouterLog:
             else:
                 per_row, whole_unit = None, _json_text(unit)
             request = _json_text(item.request_ids[r] or None)
-            head = f'{{"time":{time_text},'
             if r in whole and isinstance(assigned, int | np.integer) and per_row is None:
                 # One variant, one call, one unit: every row's line differs only in `row`.
-                micros, bad = whole[r]
-                fragment = fragments[int(assigned)]
-                tail = (
-                    f',"latency_us":{_json_number(round(micros, 1))},'
-                    f'"ok":{"false" if bad else "true"},"region":{region}}}'
+                prefix = (
+                    f'{head}{fragments[int(assigned)]},"unit_id":{whole_unit},"request_id":{request},"row":'
                 )
-                middle = f'{fragment},"unit_id":{whole_unit},"request_id":{request},"row":'
+                end = tail(*whole[r])
                 for row in range(rows):
-                    yield f"{head}{middle}{row}{tail}"
+                    yield f"{prefix}{row}{end}"
                 continue
             variants = np.broadcast_to(np.asarray(assigned), (rows,)).tolist()
             if r in whole:
@@ -282,10 +285,8 @@ class RouterLog:
             for row in range(rows):
                 unit_text = whole_unit if per_row is None else per_row[row]
                 yield (
-                    f"{head}{fragments[variants[row]]},"
-                    f'"unit_id":{unit_text},'
-                    f'"request_id":{request},"row":{row},"latency_us":{_json_number(round(lat[row], 1))},'
-                    f'"ok":{"false" if fail[row] else "true"},"region":{region}}}'
+                    f'{head}{fragments[variants[row]]},"unit_id":{unit_text},"request_id":{request},'
+                    f'"row":{row}{tail(lat[row], fail[row])}'
                 )
 
     def _variant_fragments(self) -> list[str]:
@@ -308,7 +309,7 @@ class RouterLog:
         if isinstance(unit, np.ndarray):
             unit = [_text(u) for u in unit.tolist()]
         outputs = dict(item.outputs)
-        labels = outputs.pop("AB_VARIANT", None)
+        labels = outputs.pop(VARIANT_OUTPUT, None)
         variants = [] if labels is None else [_text(v) for v in np.asarray(labels).reshape(-1)]
         record = {
             "time": item.time,
@@ -334,9 +335,9 @@ def _units_of(params: Mapping[str, Any], inputs: Mapping[str, NDArray[Any]], uni
 
 
 def _copy(tensors: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
-    """Copies of tensors that may live in Triton's shared memory; `AB_VARIANT` is the
-    router's own array and is kept as it is."""
-    return {n: v if n == "AB_VARIANT" else np.array(v, copy=True) for n, v in tensors.items()}
+    """Copies of tensors that may live in Triton's shared memory; the variant labels
+    (`AB_VARIANT`) are the router's own array and are kept as they are."""
+    return {n: v if n == VARIANT_OUTPUT else np.array(v, copy=True) for n, v in tensors.items()}
 
 
 def _json_text(value: str | None) -> str:

@@ -12,6 +12,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import os
 
 from tritonab.cli._common import positive_int
 from tritonab.errors import BulkError
@@ -102,8 +103,6 @@ def run(args: argparse.Namespace) -> int:
     from tritonab.bulk import score
 
     if args.key_file:
-        import os
-
         from tritonab.security import MODEL_KEY_ENV, load_key
 
         load_key(args.key_file, purpose="data")  # a bad key file fails here, before any work
