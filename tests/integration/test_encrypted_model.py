@@ -12,44 +12,27 @@ import onnx
 import pytest
 import tritonclient.grpc as grpcclient
 from google.protobuf.message import DecodeError
-from sklearn.datasets import load_breast_cancer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from tritonab.cli import main
-from tritonab.converters import convert
 from tritonab.deploy.control import ModelControl
 from tritonab.deploy.server import TritonServer
 from tritonab.errors import ClientError
-from tritonab.security import MODEL_KEY_ENV, generate_key
+from tritonab.security import MODEL_KEY_ENV
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def encrypted(tmp_path_factory):
-    root = tmp_path_factory.mktemp("encrypted")
-    x, y = load_breast_cancer(return_X_y=True)
-    x = x.astype(np.float32)
-    estimator = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x, y)
-    key = generate_key(root / "model.key")
-    result = convert(
-        estimator,
-        name="cancer_enc",
-        repository=root / "repo",
-        sample_input=x,
-        max_batch_size=32,
-        encrypt_key=root / "model.key",
-    )
+def encrypted(tmp_path_factory, encrypted_conversion):
+    made = encrypted_conversion(tmp_path_factory.mktemp("encrypted"), "cancer_enc", max_batch_size=32)
     with TritonServer(
-        root / "repo",
+        made.repo,
         model_control_mode="explicit",
         load_models=("cancer_enc",),
-        env={MODEL_KEY_ENV: str(root / "model.key")},
+        env={MODEL_KEY_ENV: str(made.key_file)},
         startup_timeout=120,
     ) as server:
-        yield server, result, estimator, x, key
+        yield server, made.result, made.estimator, made.x, made.key
 
 
 def _parses_as_onnx(data: bytes) -> bool:

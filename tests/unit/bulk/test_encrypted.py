@@ -7,30 +7,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from tritonab.cli import main
-from tritonab.converters import convert
 from tritonab.security import MODEL_KEY_ENV, generate_key
 
 
 @pytest.fixture
-def encrypted_repo(tmp_path, features):
-    labels = (features[:, 0] > np.median(features[:, 0])).astype(int)
-    estimator = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(features, labels)
-    generate_key(tmp_path / "model.key")
-    convert(
-        estimator,
-        name="enc",
-        repository=tmp_path / "repo",
-        sample_input=features,
-        max_batch_size=64,
-        encrypt_key=tmp_path / "model.key",
-    )
-    assert not list((tmp_path / "repo" / "enc" / "1").glob("*.onnx"))  # ciphertext only
-    return tmp_path / "repo", estimator
+def encrypted_repo(tmp_path, encrypted_conversion):
+    made = encrypted_conversion(tmp_path, "enc", max_batch_size=64)
+    assert not list((made.repo / "enc" / "1").glob("*.onnx"))  # ciphertext only
+    return made.repo, made.estimator
 
 
 def _argv(repo, input_folder, out):
