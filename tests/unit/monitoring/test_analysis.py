@@ -247,3 +247,17 @@ def test_parquet_logs_give_the_same_figures_as_json_lines(logs, same):
         "warnings",
     ):
         same(before[part], after[part], part)
+
+
+def test_latency_quantiles_from_a_histogram_equal_them_over_rows():
+    from tritonab.monitoring.analysis import _latency_summary
+
+    rng = np.random.default_rng(5)
+    rows = np.round(rng.gamma(2.0, 150.0, size=5001), 1)[rng.integers(5001, size=20000)]  # many ties
+    x, n = np.unique(rows, return_counts=True)
+    got = _latency_summary(x, n)
+    assert got["mean"] == pytest.approx(rows.mean(), rel=1e-12)
+    for q in (50, 95, 99):
+        assert got[f"p{q}"] == pytest.approx(np.percentile(rows, q), rel=1e-12)
+    assert _latency_summary(np.array([3.0]), np.array([4]))["p99"] == 3.0
+    assert _latency_summary(np.array([]), np.array([], dtype=np.int64))["p50"] is None
