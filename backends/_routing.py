@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
+import orjson
 from numpy.typing import NDArray
 
 from tritonab.splitter.assign import BUCKETS, buckets, random_buckets, salted_bucket
@@ -22,6 +23,8 @@ VARIANT_OUTPUT = "AB_VARIANT"
 LATENCY_BUCKETS_US = (100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000)
 """Upper bounds of the router's latency histogram (`tritonab_request_latency_us`), in
 microseconds; a latency SLO is set on one of them (`tritonab.monitoring.alerts`)."""
+UNIT_CACHE = 1 << 16
+"""Unit ids whose variant a router keeps (about 10 MiB at most; emptied when full)."""
 INVALID_PARAMETERS = "__tritonab_invalid_parameters__"
 """Key of the reason a request's parameters could not be read (the router refuses it)."""
 
@@ -41,9 +44,12 @@ def parse_parameters(read: Callable[[], str]) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        value = json.loads(raw)
-    except (TypeError, ValueError):
-        return {INVALID_PARAMETERS: "request parameters are not valid JSON"}
+        value = orjson.loads(raw)  # a few times the standard decoder on the request path
+    except orjson.JSONDecodeError:
+        try:  # what orjson refuses and the standard module reads (NaN, huge integers)
+            value = json.loads(raw)
+        except (TypeError, ValueError):
+            return {INVALID_PARAMETERS: "request parameters are not valid JSON"}
     return value if isinstance(value, dict) else {INVALID_PARAMETERS: "request parameters are not an object"}
 
 
@@ -154,6 +160,8 @@ class Router:
         self._label_array = np.array(self.encoded_names, dtype=np.object_)
         self._by_bucket = self.allocation.index_of(np.arange(BUCKETS)).tolist()
         self._labels: dict[tuple[int, int], NDArray[np.object_]] = {}
+        self._inputs = frozenset(self.input_names)
+        self._by_unit: dict[str, int] = {}
 
     def assign(
         self, inputs: Mapping[str, NDArray[Any]], params: Mapping[str, Any], rows: int
@@ -164,7 +172,7 @@ class Router:
             return RequestError(str(params[INVALID_PARAMETERS]), True)
         # Triton 2.51 lets a request to a Python model leave inputs out (seen: a request to
         # `ab_rows` with only `unit`), and the variants need every one.
-        missing = [name for name in self.input_names if name not in inputs]
+        missing = [] if self._inputs <= inputs.keys() else [n for n in self.input_names if n not in inputs]
         if missing:
             return RequestError(
                 f"experiment `{self.spec.name}`: the request lacks input(s) {missing}; "
@@ -187,7 +195,7 @@ class Router:
             return index
         unit = params.get("unit_id")
         if unit is not None and str(unit) != "":
-            return self._by_bucket[salted_bucket(self._prefix, unit)]
+            return self._variant_of_unit(unit)
         units = self._unit_column(inputs, rows)
         if isinstance(units, RequestError):
             return units
@@ -196,6 +204,20 @@ class Router:
                 return RequestError(self._missing_unit_message(), True)
             return self.allocation.index_of(random_buckets(rows))
         return self.allocation.index_of(buckets(self.salt, units))
+
+    def _variant_of_unit(self, unit: Any) -> int:
+        """The variant of a `unit_id` parameter. Units come back (a user's session, a
+        retry), so string ids keep their variant in a bounded cache: a dict lookup instead
+        of a sha256 on the request path. Other types are hashed each time (1, 1.0 and
+        True are one dict key but three ids)."""
+        if type(unit) is not str:
+            return self._by_bucket[salted_bucket(self._prefix, unit)]
+        index = self._by_unit.get(unit)
+        if index is None:
+            if len(self._by_unit) >= UNIT_CACHE:
+                self._by_unit.clear()
+            index = self._by_unit[unit] = self._by_bucket[salted_bucket(self._prefix, unit)]
+        return index
 
     def _missing_unit_message(self) -> str:
         where = "the request parameter `unit_id`"

@@ -230,7 +230,9 @@ class TritonPythonModel:
                 tensors.append(tensor)
                 continue
             dtype = self.output_dtypes.get(name, value.dtype)
-            tensors.append(pb_utils.Tensor(name, np.ascontiguousarray(value, dtype=dtype)))
+            if value.dtype != dtype or not value.flags.c_contiguous:
+                value = np.ascontiguousarray(value, dtype=dtype)
+            tensors.append(pb_utils.Tensor(name, value))
         return pb_utils.InferenceResponse(output_tensors=tensors)
 
     def _call(self, call: Call) -> CallResult:

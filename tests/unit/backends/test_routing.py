@@ -214,3 +214,24 @@ def test_labels_of_a_whole_request_are_built_once_and_read_only():
     first = router.labels(1, 3)
     assert first is router.labels(1, 3) and first is not router.labels(1, 2)
     assert first.tolist() == [[b"treatment"]] * 3 and not first.flags.writeable
+
+
+def test_parameters_orjson_refuses_are_read_like_the_standard_module():
+    assert parse_parameters(lambda: '{"unit_id": "u", "w": NaN}')["unit_id"] == "u"
+    assert parse_parameters(lambda: '{"big": 123456789012345678901234567890}')["big"] > 2**64
+
+
+def test_the_unit_cache_gives_each_id_the_variant_its_hash_gives(monkeypatch):
+    import tritonab.backends._routing as routing
+    from tritonab.splitter.assign import bucket
+
+    monkeypatch.setattr(routing, "UNIT_CACHE", 50)  # overflow: the cache empties and refills
+    router = make_router()
+    allocation = router.allocation
+    ids = [f"user-{i}" for i in range(120)] + [7, 7.0, True, b"raw"]
+    for _ in range(2):
+        for unit in ids:
+            want = int(allocation.index_of(np.array([bucket(router.salt, unit)]))[0])
+            assert router.assign({"x": rows(1)}, {"unit_id": unit}, 1) == want, unit
+    assert len(router._by_unit) <= 50
+    assert all(type(k) is str for k in router._by_unit)  # 7, 7.0 and True are not one key
