@@ -5,7 +5,10 @@ Over gRPC, in one run, alternating the paths several times: p50 latency at concu
 1 and throughput at concurrency 16. The forwarder is a 25-line Python model (written
 into a temporary copy of the repository, with the router's batching settings) that
 concatenates the dynamic batch, makes one BLS call to the variant and slices the
-outputs, with no other logic. With `--native BUILD_DIR` (from
+outputs, with no other logic. A second one, `contract`, also reads each request's
+parameters and answers `AB_VARIANT`, as the router must: the router against it shows
+the cost of its own routing work apart from the cost of its public contract
+(diagnostic, no floor). With `--native BUILD_DIR` (from
 `perf/bench/native_forwarder/build.sh BUILD_DIR`) a C++ backend that forwards each
 request in-process to the variant is measured too, as evidence of what leaving Python
 would buy (not a product path).
@@ -76,6 +79,36 @@ class TritonPythonModel:
 '''
 
 
+CONTRACT = (
+    FORWARDER.replace(
+        '"""A bare batched BLS forwarder: the floor of any Python-backend router."""',
+        '"""The bare forwarder with the router\'s contract: it reads each request\'s parameters\n'
+        "and answers AB_VARIANT (one label tensor, built once: the bench sends one row per\n"
+        'request), with no routing."""',
+    )
+    .replace(
+        "        get = pb_utils.get_input_tensor_by_name\n",
+        "        get = pb_utils.get_input_tensor_by_name\n"
+        "        for r in requests:\n"
+        "            json.loads(r.parameters() or '{}')\n"
+        "        if not hasattr(self, 'label'):\n"
+        "            label = np.array([[b'treatment']], dtype=np.object_)\n"
+        "            self.label = pb_utils.Tensor('AB_VARIANT', label)\n",
+    )
+    .replace(
+        "for n, v in outputs.items()]\n",
+        "for n, v in outputs.items()] + [self.label]\n",
+    )
+    .replace(
+        'self.outputs = [o["name"] for o in config["output"]]',
+        'self.outputs = [o["name"] for o in config["output"] if o["name"] != "AB_VARIANT"]',
+    )
+)
+"""A diagnostic path, not a floor: what the router's public contract (a `unit_id` request
+parameter in, a BYTES `AB_VARIANT` out) costs the client, the server and the stub
+without any routing; against it, the router's gap is its own per-batch work."""
+
+
 def _units_for(spec, variant: str, count: int) -> list[str]:
     """Unit ids that the spec assigns to `variant` (so every path does the same work)."""
     allocation = spec.allocation()
@@ -105,6 +138,13 @@ def _prepare(args, target: str, tmp: Path) -> tuple[Path, Path | None]:
     (forwarder / "1").mkdir(parents=True)
     (forwarder / "1" / "model.py").write_text(FORWARDER)
     write_config(forwarder / "config.pbtxt", _forwarder_config(router, "bench_forwarder", target, "python"))
+    contract = repo / "bench_contract"
+    (contract / "1").mkdir(parents=True)
+    (contract / "1" / "model.py").write_text(CONTRACT)
+    config = _forwarder_config(router, "bench_contract", target, "python")
+    del config.output[:]
+    config.output.extend(read_config(router / "config.pbtxt").output)  # with AB_VARIANT
+    write_config(contract / "config.pbtxt", config)
     if not args.native:
         return repo, None
     library = Path(args.native) / "forwarder" / "libtriton_forwarder.so"
@@ -136,6 +176,7 @@ async def _measure(args) -> list[Floor]:
             paths = {
                 "direct": lambda i: (variant.model, version, inputs, None),
                 "forwarder": lambda i: ("bench_forwarder", "", inputs, None),
+                "contract": lambda i: ("bench_contract", "", inputs, {"unit_id": units[i % len(units)]}),
                 "router": lambda i: (spec.name, "", inputs, {"unit_id": units[i % len(units)]}),
             }
             if backends is not None:
@@ -173,7 +214,12 @@ def _report(results, paths: list[str], args) -> list[Floor]:
         figure = (lambda w: w.percentile(50)) if c == 1 else (lambda w: w.throughput)
         return Paired.of(results[(a, c)], results[(b, c)], figure)
 
-    ratios = {(b, c): pair("router", b, c) for b in ("forwarder", "direct") for c in (1, 16) if b in paths}
+    ratios = {
+        (b, c): pair("router", b, c)
+        for b in ("forwarder", "contract", "direct")
+        for c in (1, 16)
+        if b in paths
+    }
     print("router vs ..., paired by round (the windows of one round are adjacent in time):")
     for (b, c), ratio in ratios.items():
         print(f"  {b:9} {'p50 c=1' if c == 1 else 'throughput c=16':16} {ratio.spread()}")
