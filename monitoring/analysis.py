@@ -277,10 +277,11 @@ def _load_spec(
 
 def _load_tables(
     con, experiment: str, exposures_sql: str, outcomes_sql: str, *, columnar: bool, columnar_outcomes: bool
-) -> None:
+) -> int:
     """Temp relations: `e` (exposure rows), `oc` (outcome rows), `x` (outcome rows with
-    their unit); `_units` adds `u` (units). Outcomes keyed by request id only are mapped to their unit
-    through a second read of the exposures, which only they pay for."""
+    their unit); `_units` adds `u` (units). Outcomes keyed by request id only are mapped
+    to their unit through a second read of the exposures, which only they pay for.
+    Returns the experiment's outcome rows."""
     # Over columnar sources (Parquet, decrypted Arrow tables) `e` and `oc` are views: each
     # query scans the columns it needs instead of copying every row first. JSON Lines and
     # CSV are parsed once, into a table. A view takes no parameters: names are literals.
@@ -297,7 +298,10 @@ def _load_tables(
         f"AND (experiment IS NULL OR experiment = {literal})"
     )
     mapped = ""
-    if con.execute("SELECT count(*) FROM oc WHERE unit_id IS NULL AND request_id IS NOT NULL").fetchone()[0]:
+    outcomes, by_request = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE unit_id IS NULL AND request_id IS NOT NULL) FROM oc"
+    ).fetchone()
+    if by_request:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE r AS SELECT request_id, min(unit_id) AS unit_id "
             f"FROM ({exposures_sql}) WHERE experiment = ? AND request_id IS NOT NULL "
@@ -314,6 +318,7 @@ def _load_tables(
         f"CREATE OR REPLACE TEMP VIEW x AS SELECT unit_id, metric, value, time FROM oc "
         f"WHERE unit_id IS NOT NULL {mapped}"
     )
+    return int(outcomes)
 
 
 def _units(con, seen: Sequence[str]) -> None:
@@ -483,14 +488,15 @@ def _order(spec: Experiment | None, seen: list[str]) -> list[str]:
     return named + [v for v in seen if v not in named]
 
 
-def _notes(con, spec: Experiment | None, variants: list[str], no_unit: int, used: int) -> list[str]:
+def _notes(
+    con, spec: Experiment | None, variants: list[str], no_unit: int, used: int, total: int
+) -> list[str]:
     out = []
     (mixed,) = con.execute("SELECT count(*) FROM u WHERE mixed").fetchone()
     if mixed:
         out.append(f"{mixed} unit(s) saw more than one variant: excluded")
     if no_unit:
         out.append(f"{no_unit} exposure(s) without a unit id: counted in latency only")
-    (total,) = con.execute("SELECT count(*) FROM oc").fetchone()
     if total > used:
         out.append(
             f"{int(total - used)} outcome record(s) not attributed (unit never exposed or "
@@ -614,7 +620,7 @@ def analyze(
             outcome_files = _outcome_files(folder, outcomes, Path(scratch))
             jsonl, parquet, csv = _split(plain)
             outcome_jsonl, outcome_parquet, outcome_csv = _split(outcome_files)
-            _load_tables(
+            outcome_rows = _load_tables(
                 con,
                 experiment,
                 _source(jsonl, parquet, csv, EXPOSURE_COLUMNS, registered),
@@ -623,7 +629,7 @@ def analyze(
                 # The scratch folder (normalised extra files) goes when this block ends.
                 columnar_outcomes=not outcome_jsonl and not outcome_csv,
             )
-        return _summarise(con, experiment, folder, the_spec, bins, notes)
+        return _summarise(con, experiment, folder, the_spec, bins, notes, outcome_rows)
     except duckdb.Error as exc:
         raise MonitoringError(f"analysis of `{experiment}` failed reading the logs: {exc}") from None
     finally:
@@ -631,7 +637,13 @@ def analyze(
 
 
 def _summarise(
-    con, experiment: str, folder: Path, spec: Experiment | None, bins: int, notes: list[str]
+    con,
+    experiment: str,
+    folder: Path,
+    spec: Experiment | None,
+    bins: int,
+    notes: list[str],
+    outcome_rows: int,
 ) -> Analysis:
     by_variant = _ByVariant.read(con)
     variants = _order(spec, list(by_variant.exposures))
@@ -657,7 +669,7 @@ def _summarise(
             [weights[v] for v in variants],
             threshold=crit.srm_threshold if crit else stats.SRM_THRESHOLD,
         )
-    notes += _notes(con, spec, variants, by_variant.no_unit, used)
+    notes += _notes(con, spec, variants, by_variant.no_unit, used, outcome_rows)
     dropped = dropped_total(folder / experiment)
     if dropped:
         notes.insert(
