@@ -460,8 +460,9 @@ class _ByVariant:
             n = hist["n"][lo:hi].astype(np.int64)
             exposures[name] = int(n.sum())
             no_unit += int(hist["no_unit"][lo:hi].sum())
-            x = np.ma.getdata(hist["latency_us"][lo:hi]).astype(np.float64)
-            known = ~np.ma.getmaskarray(hist["latency_us"][lo:hi])
+            values = hist["latency_us"][lo:hi]
+            x = np.ma.getdata(values).astype(np.float64)
+            known = ~np.ma.getmaskarray(values)
             latency[name] = {"rows": exposures[name], **_latency_summary(x[known], n[known])}
         return cls(exposures=exposures, no_unit=no_unit, latency=latency)
 

@@ -79,14 +79,25 @@ class TritonPythonModel:
 '''
 
 
-CONTRACT = (
-    FORWARDER.replace(
+def _edited(text: str, *edits: tuple[str, str]) -> str:
+    """`text` with each (old, new) replaced; an `old` that is not there is an error, so a
+    change to the forwarder cannot silently turn the contract path into a copy of it."""
+    for old, new in edits:
+        if old not in text:
+            raise AssertionError(f"forwarder source lacks {old!r}")
+        text = text.replace(old, new)
+    return text
+
+
+CONTRACT = _edited(
+    FORWARDER,
+    (
         '"""A bare batched BLS forwarder: the floor of any Python-backend router."""',
         '"""The bare forwarder with the router\'s contract: it reads each request\'s parameters\n'
         "and answers AB_VARIANT (one label tensor, built once: the bench sends one row per\n"
         'request), with no routing."""',
-    )
-    .replace(
+    ),
+    (
         "        get = pb_utils.get_input_tensor_by_name\n",
         "        get = pb_utils.get_input_tensor_by_name\n"
         "        for r in requests:\n"
@@ -94,15 +105,12 @@ CONTRACT = (
         "        if not hasattr(self, 'label'):\n"
         "            label = np.array([[b'treatment']], dtype=np.object_)\n"
         "            self.label = pb_utils.Tensor('AB_VARIANT', label)\n",
-    )
-    .replace(
-        "for n, v in outputs.items()]\n",
-        "for n, v in outputs.items()] + [self.label]\n",
-    )
-    .replace(
+    ),
+    ("for n, v in outputs.items()]\n", "for n, v in outputs.items()] + [self.label]\n"),
+    (
         'self.outputs = [o["name"] for o in config["output"]]',
         'self.outputs = [o["name"] for o in config["output"] if o["name"] != "AB_VARIANT"]',
-    )
+    ),
 )
 """A diagnostic path, not a floor: what the router's public contract (a `unit_id` request
 parameter in, a BYTES `AB_VARIANT` out) costs the client, the server and the stub
@@ -173,11 +181,15 @@ async def _measure(args) -> list[Floor]:
             client = AsyncConnection(server.urls.grpc)
             inputs = client.inputs({args.input: features})
             version = str(variant.version) if variant.version > 0 else ""
+
+            def unit(i: int) -> dict[str, str]:
+                return {"unit_id": units[i % len(units)]}
+
             paths = {
                 "direct": lambda i: (variant.model, version, inputs, None),
                 "forwarder": lambda i: ("bench_forwarder", "", inputs, None),
-                "contract": lambda i: ("bench_contract", "", inputs, {"unit_id": units[i % len(units)]}),
-                "router": lambda i: (spec.name, "", inputs, {"unit_id": units[i % len(units)]}),
+                "contract": lambda i: ("bench_contract", "", inputs, unit(i)),
+                "router": lambda i: (spec.name, "", inputs, unit(i)),
             }
             if backends is not None:
                 paths["native"] = lambda i: ("bench_native", "", inputs, None)
