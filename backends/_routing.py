@@ -219,6 +219,27 @@ class Router:
             index = self._by_unit[unit] = self._by_bucket[salted_bucket(self._prefix, unit)]
         return index
 
+    def whole_variants(
+        self, per_request: Sequence[Mapping[str, NDArray[Any]]], params: Sequence[Mapping[str, Any]]
+    ) -> list[int] | None:
+        """The common batch, planned without a `Plan`: every request names its unit in a
+        `unit_id` string parameter, sends every input and asks for no `variant` override,
+        so all its rows go to its unit's variant (what `assign` gives it too). Returns the
+        variant index of each request, or None when any one needs `plan` (an override,
+        a unit column, a missing input, parameters that did not decode)."""
+        if not self.batching:
+            return None
+        variants = []
+        cached = self._by_unit.get
+        inputs = self._inputs
+        for arrays, p in zip(per_request, params):
+            unit = p.get("unit_id")
+            if type(unit) is not str or not unit or "variant" in p or not inputs <= arrays.keys():
+                return None
+            index = cached(unit)
+            variants.append(self._variant_of_unit(unit) if index is None else index)
+        return variants
+
     def _missing_unit_message(self) -> str:
         where = "the request parameter `unit_id`"
         if self.spec.unit_input:

@@ -33,6 +33,7 @@ from tritonab.backends._routing import (
     VARIANT_OUTPUT,
     Call,
     CallResult,
+    Part,
     Plan,
     RequestError,
     RoutedBatch,
@@ -184,17 +185,27 @@ class TritonPythonModel:
         # Tensors of the router's shared label arrays, by the array's id (the arrays live
         # as long as the router, so an id is never reused for another).
         self.label_tensors: dict[int, object] = {}
+        self.whole_labels: dict[tuple[int, int], object] = {}  # the same, by (variant, rows)
         # BLS `exec` blocks with the GIL released: a pool runs the calls of several
         # variants at once and the shadow calls in the background.
         workers = len(self.spec.variants) + len(self.spec.shadow)
         self.pool = ThreadPoolExecutor(max_workers=max(2, workers), thread_name_prefix="tritonab")
         self.flusher: Flusher[tuple[dict, list]] = Flusher(self._flush_metrics, on_error=_log_metric_error)
         self.log = _open_log(self.spec, args, list(self.router.names))
+        # Batches whose requests each go whole to one variant take `_execute_whole`; shadow
+        # mirroring stays on the general path.
+        self.whole_path = not self.spec.shadow and bool(self.forward_inputs)
         self.log_metrics = _LogMetrics(self.spec.name, list(self.log.writers)) if self.log else None
 
     def execute(self, requests):
         per_request = [tb.request_inputs(r, self.read_inputs) for r in requests]
         params = [tb.request_parameters(r) for r in requests]
+        if self.whole_path:
+            variants = self.router.whole_variants(per_request, params)
+            if variants is not None:
+                responses = self._execute_whole(requests, per_request, params, variants)
+                if responses is not None:
+                    return responses
         plan = self.router.plan(per_request, params)
         # The first call runs here, the others on the pool at the same time (`exec`
         # releases the GIL while it waits): one hand-off fewer per batch than mapping
@@ -217,6 +228,90 @@ class TritonPythonModel:
             for r in outcome
         ]
 
+    def _execute_whole(self, requests, per_request, params, variants: list[int]):
+        """The common batch (`Router.whole_variants`: each request whole to one variant),
+        served without `plan`'s general grouping, a scatter or per-request output dicts:
+        one call per variant, each response cut from its call's outputs. With logging, the
+        Plan it hands over is the one `plan` gives. None, before any call, when a variant's
+        rows exceed one call (`plan` splits them)."""
+        names = self.router.input_names
+        first = names[0]
+        rows = [arrays[first].shape[0] for arrays in per_request]  # every input is there
+        members: dict[int, list[int]] = {}
+        for r, v in enumerate(variants):
+            members.setdefault(v, []).append(r)
+        calls = []
+        for v, group in members.items():
+            if sum(rows[r] for r in group) > self.router.max_rows:
+                return None
+            inputs = (
+                {n: per_request[group[0]][n] for n in names}
+                if len(group) == 1
+                else {n: np.concatenate([per_request[r][n] for r in group]) for n in names}
+            )
+            calls.append(Call(v, inputs))
+        others = [self.pool.submit(self._call, call) for call in calls[1:]]
+        results = [self._call(calls[0]), *(future.result() for future in others)]
+        responses: list = [None] * len(variants)
+        logging = self.log is not None
+        # The log's payload samples read each request's outputs; nothing else needs them.
+        outcome: list = [None] * len(variants) if logging else []
+        counts: dict[str, list[int]] = {}
+        latencies = []
+        for call, (outputs, micros) in zip(calls, results):
+            v = call.variant
+            name = self.router.names[v]
+            latencies.append((name, micros))
+            offset = 0
+            error, values = None, []
+            if isinstance(outputs, RequestError):
+                error = outputs
+            else:
+                values = [(n, self._as_output(n, x)) for n, x in outputs.items()]
+            for r in members[v]:
+                n = rows[r]
+                span = slice(offset, offset + n)
+                offset += n
+                if logging:
+                    call.parts.append(Part(r, None, span))
+                if error is not None:
+                    responses[r] = tb.error_response(error.message)
+                    if logging:
+                        outcome[r] = error
+                    continue
+                label = self.whole_labels.get((v, n))
+                if label is None:
+                    label = self.whole_labels[(v, n)] = self._label_tensor(self.router.labels(v, n))
+                tensors = [pb_utils.Tensor(k, x[span]) for k, x in values]
+                tensors.append(label)
+                responses[r] = pb_utils.InferenceResponse(output_tensors=tensors)
+                if logging:
+                    outcome[r] = {k: x[span] for k, x in values}
+                    outcome[r][VARIANT_OUTPUT] = self.router.labels(v, n)
+            counts[name] = [offset, 0 if error is None else offset]
+        self.flusher.add((counts, latencies))
+        if self.log is not None:
+            plan = Plan(rows, [*variants], [None] * len(variants), calls)
+            request_ids = [tb.request_id(r) for r in requests]
+            batch = RoutedBatch(time.time(), request_ids, params, per_request, plan, results, outcome)
+            self.log.record(batch)
+        return responses
+
+    def _as_output(self, name: str, value: np.ndarray) -> np.ndarray:
+        """A variant output in the router's configured dtype, C-contiguous (no copy when it is)."""
+        dtype = self.output_dtypes.get(name, value.dtype)
+        if value.dtype != dtype or not value.flags.c_contiguous:
+            return np.ascontiguousarray(value, dtype=dtype)
+        return value
+
+    def _label_tensor(self, labels: np.ndarray):
+        """The tensor of a shared, read-only label array (`Router.labels`), built once: its
+        BYTES serialisation is the costliest part of a response otherwise."""
+        tensor = self.label_tensors.get(id(labels))
+        if tensor is None:
+            tensor = self.label_tensors[id(labels)] = pb_utils.Tensor(VARIANT_OUTPUT, labels)
+        return tensor
+
     def _respond(self, outputs: dict[str, np.ndarray]):
         """The response: each variant output cast to its configured dtype, and `AB_VARIANT`.
         A shared label array (`Router.labels`) has one tensor, built once: its BYTES
@@ -224,17 +319,10 @@ class TritonPythonModel:
         tensors = []
         for name, value in outputs.items():
             if name == VARIANT_OUTPUT:
-                tensor = self.label_tensors.get(id(value)) if not value.flags.writeable else None
-                if tensor is None:
-                    tensor = pb_utils.Tensor(name, value)
-                    if not value.flags.writeable:  # a shared label array: keep its tensor
-                        self.label_tensors[id(value)] = tensor
-                tensors.append(tensor)
+                shared = not value.flags.writeable  # a shared label array: keep its tensor
+                tensors.append(self._label_tensor(value) if shared else pb_utils.Tensor(name, value))
                 continue
-            dtype = self.output_dtypes.get(name, value.dtype)
-            if value.dtype != dtype or not value.flags.c_contiguous:
-                value = np.ascontiguousarray(value, dtype=dtype)
-            tensors.append(pb_utils.Tensor(name, value))
+            tensors.append(pb_utils.Tensor(name, self._as_output(name, value)))
         return pb_utils.InferenceResponse(output_tensors=tensors)
 
     def _call(self, call: Call) -> CallResult:

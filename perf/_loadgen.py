@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +25,7 @@ import numpy as np
 from tritonab._transport import AsyncConnection, transport_errors
 from tritonab.perf._server_stats import ServerStats
 
-__all__ = ["LoadSession", "Window", "run_window"]
+__all__ = ["LoadSession", "Window", "run_alternating", "run_interleaved", "run_window"]
 
 RequestFactory = Callable[[int], tuple[str, str, list, "dict | None"]]
 StatsProbe = Callable[[], Awaitable["ServerStats | None"]]
@@ -227,3 +227,165 @@ async def run_window(
         return await session.measure(duration_s)
     finally:
         await session.stop()
+
+
+async def run_interleaved(
+    connection: AsyncConnection,
+    factories: Sequence[RequestFactory],
+    *,
+    duration_s: float,
+    warmup_s: float = 0.0,
+    seed: int = 0,
+) -> list[Window]:
+    """One request at a time, taking the paths in turn: one window per factory, all over
+    the same span of time.
+
+    The paths take turns in cycles, each a fresh random order (seeded) that never starts
+    with the path the previous one ended with: a request never follows one of its own
+    path, and each path follows every other one about equally often. Both matter on a small
+    machine: a Python model's stub that has just run answers about 10% faster, and a
+    request to a model that another path's request has just warmed (a forwarder after a
+    direct call to its variant) gains too; a fixed order would hand such gains to the same
+    paths every time. Windows of separate paths measured one after the other differ
+    by whatever the machine did in between (another tenant, a stolen CPU): here every
+    path sees the same moments, so their latencies compare request by request. A
+    window's throughput is its path's share of one sequential stream, not its capacity.
+
+    Args:
+        factories: `factory(i) -> (model, version, inputs, parameters)`, one per path; i
+            counts that path's requests.
+        duration_s: the measured time, shared by every path.
+        warmup_s: time spent sending before measuring.
+        seed: of the path order.
+
+    Returns:
+        A window per factory, in their order (concurrency 1).
+    """
+    client, kwargs, failures = connection.client, connection.call_kwargs(), transport_errors()
+    paths = len(factories)
+    sent = [0] * paths
+    latencies: list[list[float]] = [[] for _ in factories]
+    failed = [0] * paths
+    start = time.perf_counter()
+    measure_from = start + warmup_s
+    end = measure_from + duration_s
+    rng = np.random.default_rng(seed)
+    cycle: list[int] = []
+    k = -1
+    while (now := time.perf_counter()) < end:
+        if not cycle:
+            cycle = rng.permutation(paths).tolist()
+            if paths > 1 and cycle[0] == k:
+                cycle[0], cycle[-1] = cycle[-1], cycle[0]
+            cycle.reverse()  # taken from the end
+        k = cycle.pop()
+        sent[k] += 1
+        model, version, inputs, params = factories[k](sent[k])
+        ok = True
+        t0 = time.perf_counter()
+        try:
+            await client.infer(model, inputs, model_version=version, parameters=params, **kwargs)
+        except failures:  # counted in the window, never fatal
+            ok = False
+        t1 = time.perf_counter()
+        if now < measure_from:
+            continue
+        if ok:
+            latencies[k].append((t1 - t0) * 1e6)
+        else:
+            failed[k] += 1
+    return [
+        Window(1, duration_s, len(lat) + bad, bad, np.asarray(lat, dtype=np.float64))
+        for lat, bad in zip(latencies, failed)
+    ]
+
+
+async def run_alternating(
+    connection: AsyncConnection,
+    factories: Sequence[RequestFactory],
+    *,
+    concurrency: int,
+    slice_s: float,
+    slices: int,
+    settle_s: float = 0.1,
+    warmup_s: float = 0.0,
+) -> list[Window]:
+    """Closed-loop load whose workers all switch from path to path every `slice_s`
+    seconds: one window per factory, its slices spread over the same span of time.
+
+    Throughput cannot be interleaved request by request (each path's capacity needs
+    its own queue of `concurrency` requests), but short slices come close: on a shared
+    machine whose speed moves from second to second, paths measured in windows of a few
+    seconds one after the other differ by what the machine did, while slices of half a
+    second, taken in turn, see the same moments. Slices run forward then backward
+    (A B C C B A ...). A slice counts the requests to its path that completed after its
+    first `settle_s` seconds (requests to the previous path still in flight drain then).
+
+    Args:
+        factories: `factory(i) -> (model, version, inputs, parameters)`, one per path.
+        concurrency: requests in flight.
+        slice_s: seconds per slice.
+        slices: slices per path.
+        settle_s: the start of each slice left out of its window.
+        warmup_s: time spent sending (to the first path) before the first slice.
+
+    Returns:
+        A window per factory, in their order: its slices merged.
+    """
+    if settle_s >= slice_s:
+        raise ValueError(f"settle_s ({settle_s}) must be shorter than slice_s ({slice_s})")
+    client, kwargs, failures = connection.client, connection.call_kwargs(), transport_errors()
+    paths = len(factories)
+    current = 0
+    stopping = False
+    sent = [0] * paths
+    done: list[tuple[float, int, float, bool]] = []  # (end, path, latency us, ok)
+
+    async def worker() -> None:
+        while not stopping:
+            k = current
+            sent[k] += 1
+            model, version, inputs, params = factories[k](sent[k])
+            ok = True
+            t0 = time.perf_counter()
+            try:
+                await client.infer(model, inputs, model_version=version, parameters=params, **kwargs)
+            except asyncio.CancelledError:
+                raise
+            except failures:  # counted in the window, never fatal
+                ok = False
+            t1 = time.perf_counter()
+            done.append((t1, k, (t1 - t0) * 1e6, ok))
+
+    workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
+    spans: list[list[tuple[float, float]]] = [[] for _ in factories]
+    try:
+        await asyncio.sleep(warmup_s)
+        order = [*range(paths), *reversed(range(paths))]
+        for step in range(slices * paths):
+            current = order[step % len(order)]
+            begin = time.perf_counter()
+            await asyncio.sleep(slice_s)
+            spans[current].append((begin + settle_s, time.perf_counter()))
+    finally:
+        stopping = True
+        _done, late = await asyncio.wait(workers, timeout=10.0)
+        for task in late:
+            task.cancel()
+        for task in late:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    ends = np.asarray([d[0] for d in done])
+    tags = np.asarray([d[1] for d in done], dtype=np.int64)
+    latency = np.asarray([d[2] for d in done])
+    ok = np.asarray([d[3] for d in done], dtype=bool)
+    windows = []
+    for k in range(paths):
+        inside = np.zeros(ends.size, dtype=bool)
+        for lo, hi in spans[k]:
+            inside |= (ends >= lo) & (ends < hi)
+        mine = inside & (tags == k)
+        duration = sum(hi - lo for lo, hi in spans[k])
+        count, errors = int(mine.sum()), int((mine & ~ok).sum())
+        windows.append(Window(concurrency, duration, count, errors, latency[mine & ok]))
+    return windows

@@ -1,8 +1,10 @@
 """Router overhead: a variant called directly, through a bare batched BLS forwarder (the
 floor of any Python-backend router), and through the tritonab router.
 
-Over gRPC, in one run, alternating the paths several times: p50 latency at concurrency
-1 and throughput at concurrency 16. The forwarder is a 25-line Python model (written
+Over gRPC, in one run, several rounds: p50 latency at concurrency 1, the paths taking
+turns request by request, and throughput at concurrency 16, the paths taking turns in
+half-second slices: on a shared machine whose speed moves from second to second, every
+path sees the same moments of it. The forwarder is a 25-line Python model (written
 into a temporary copy of the repository, with the router's batching settings) that
 concatenates the dynamic batch, makes one BLS call to the variant and slices the
 outputs, with no other logic. A second one, `contract`, also reads each request's
@@ -15,8 +17,8 @@ would buy (not a product path).
 
 Prints every path against the direct call (medians over rounds), and the router
 against the forwarder and the direct call paired by round: the median over rounds of
-the ratio of the two paths' windows in that round, which are minutes closer in time than
-the rounds are to each other, with the spread of those ratios. Floors (on the paired
+the ratio of the two paths' windows in that round (spread over the same span of time),
+with the spread of those ratios. Floors (on the paired
 medians): router/forwarder throughput >= 0.92x and p50 <= 1.10x; router/direct
 throughput >= 0.6x and p50 <= 2.0x.
 
@@ -42,7 +44,7 @@ from tritonab._transport import AsyncConnection
 from tritonab.deploy._runtime import find_runtime
 from tritonab.deploy.server import TritonServer
 from tritonab.ensembles.config import ModelConfig, read_config, set_parameter, write_config
-from tritonab.perf._loadgen import run_window
+from tritonab.perf._loadgen import run_alternating, run_interleaved, run_window
 from tritonab.splitter import load_spec
 
 FORWARDER = '''"""A bare batched BLS forwarder: the floor of any Python-backend router."""
@@ -115,6 +117,10 @@ CONTRACT = _edited(
 """A diagnostic path, not a floor: what the router's public contract (a `unit_id` request
 parameter in, a BYTES `AB_VARIANT` out) costs the client, the server and the stub
 without any routing; against it, the router's gap is its own per-batch work."""
+
+
+SLICE_S = 0.5
+"""Seconds per slice of the concurrency-16 measurement (`run_alternating`)."""
 
 
 def _units_for(spec, variant: str, count: int) -> list[str]:
@@ -198,14 +204,29 @@ async def _measure(args) -> list[Floor]:
                 await run_window(client, factory, concurrency=16, duration_s=1.0)
             order = list(paths.items())
             for r in range(args.rounds):
-                for c in (1, 16):
-                    for path, factory in order if r % 2 == 0 else order[::-1]:
-                        w = await run_window(
-                            client, factory, concurrency=c, duration_s=args.window, warmup_s=0.3
-                        )
-                        if w.errors:
-                            raise SystemExit(f"{path} c={c}: {w.errors} failed requests")
-                        results[(path, c)].append(w)
+                # Concurrency 1: the paths take turns request by request, over as much time
+                # as their windows would take one after the other.
+                windows = await run_interleaved(
+                    client, list(paths.values()), duration_s=args.window * len(paths), warmup_s=0.3, seed=r
+                )
+                for (path, _), w in zip(order, windows):
+                    if w.errors:
+                        raise SystemExit(f"{path} c=1: {w.errors} failed requests")
+                    results[(path, 1)].append(w)
+                # Concurrency 16: the paths take turns in half-second slices, as many per
+                # path as fill its window.
+                windows = await run_alternating(
+                    client,
+                    list(paths.values()),
+                    concurrency=16,
+                    slice_s=SLICE_S,
+                    slices=max(1, round(args.window / SLICE_S)),
+                    warmup_s=0.3,
+                )
+                for (path, _), w in zip(order, windows):
+                    if w.errors:
+                        raise SystemExit(f"{path} c=16: {w.errors} failed requests")
+                    results[(path, 16)].append(w)
             await client.close()
     return _report(results, list(paths), args)
 
@@ -232,7 +253,7 @@ def _report(results, paths: list[str], args) -> list[Floor]:
         for c in (1, 16)
         if b in paths
     }
-    print("router vs ..., paired by round (the windows of one round are adjacent in time):")
+    print("router vs ..., paired by round (requests interleaved at c=1, half-second slices at c=16):")
     for (b, c), ratio in ratios.items():
         print(f"  {b:9} {'p50 c=1' if c == 1 else 'throughput c=16':16} {ratio.spread()}")
     return [

@@ -7,16 +7,20 @@ Windows are short (300 ms) and trials few: the module takes well under 90 s.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from tritonab._transport import AsyncConnection
 from tritonab.cli import main
 from tritonab.deploy.server import free_port
 from tritonab.perf import read_perf_analyzer_csv
+from tritonab.perf._loadgen import run_alternating, run_interleaved
 
 pytestmark = pytest.mark.integration
 
@@ -259,3 +263,27 @@ def test_perf_analyzer_runs_never_claim_failure_counts_they_cannot_see(server, t
     argv = ["run", "always_fails", "--url", server.urls.grpc, "--backend", "perf_analyzer", "--out", str(out)]
     assert _run(*argv) == 0
     assert json.loads((out / "perf.json").read_text())["records"][0]["error_rate"] is None
+
+
+def test_paths_measured_over_the_same_span_tell_a_slow_model_apart(server):
+    """`run_interleaved` (concurrency 1) and `run_alternating` (closed loop) against the
+    real server: `slow` answers 20 ms later than `identity`, in both."""
+
+    async def measure():
+        connection = AsyncConnection(server.urls.grpc)
+        try:
+            inputs = connection.inputs({"INPUT0": np.ones((1, 4), dtype=np.float32)})
+            paths = [lambda i, m=m: (m, "", inputs, None) for m in ("identity", "slow")]
+            single = await run_interleaved(connection, paths, duration_s=0.6, warmup_s=0.1)
+            looped = await run_alternating(
+                connection, paths, concurrency=2, slice_s=0.2, slices=2, settle_s=0.05
+            )
+            return single, looped
+        finally:
+            await connection.close()
+
+    (fast, slow), (fast_loop, slow_loop) = asyncio.run(measure())
+    assert fast.errors == slow.errors == fast_loop.errors == slow_loop.errors == 0
+    assert slow.percentile(50) > fast.percentile(50) + 15_000
+    assert 0 < slow_loop.throughput < fast_loop.throughput
+    assert slow_loop.percentile(50) >= 20_000

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tritonab.backends._routing import (
+    INVALID_PARAMETERS,
     VARIANT_OUTPUT,
     RequestError,
     Router,
@@ -235,3 +236,38 @@ def test_the_unit_cache_gives_each_id_the_variant_its_hash_gives(monkeypatch):
             assert router.assign({"x": rows(1)}, {"unit_id": unit}, 1) == want, unit
     assert len(router._by_unit) <= 50
     assert all(type(k) is str for k in router._by_unit)  # 7, 7.0 and True are not one key
+
+
+def test_whole_request_batches_get_the_variants_plan_gives_them():
+    router = make_router()
+    units = [f"user-{i}" for i in range(50)]
+    requests = [{"x": rows(1 + i % 3)} for i in range(50)]
+    params = [{"unit_id": u, "other": 1} for u in units]
+    variants = router.whole_variants(requests, params)
+    plan = router.plan(requests, params)
+    assert variants == plan.variant_of_row
+    assert set(variants) == {0, 1}  # both variants occur, so the comparison means something
+
+
+@pytest.mark.parametrize(
+    ("params", "inputs"),
+    [
+        ({"unit_id": "alice", "variant": "control"}, {"x": rows(1)}),  # an override
+        ({"unit_id": ""}, {"x": rows(1), "unit": np.array([[b"a"]], dtype=object)}),  # unit column
+        ({"unit_id": 7}, {"x": rows(1)}),  # not a string: hashed by `assign`
+        ({"unit_id": "alice"}, {}),  # a missing input: refused by `assign`
+        ({INVALID_PARAMETERS: "bad"}, {"x": rows(1)}),
+        ({}, {"x": rows(1)}),
+    ],
+)
+def test_whole_request_path_leaves_every_other_batch_to_plan(params, inputs):
+    router = make_router()
+    ok = ({"x": rows(1)}, {"unit_id": "bob"})
+    assert router.whole_variants([ok[0]], [ok[1]]) is not None
+    assert router.whole_variants([ok[0], inputs], [ok[1], params]) is None
+
+
+def test_non_batching_routers_never_take_the_whole_request_path():
+    spec = make_router().spec
+    router = Router(spec, ["x"], 1, batching=False)
+    assert router.whole_variants([{"x": rows(1)}], [{"unit_id": "alice"}]) is None
