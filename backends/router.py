@@ -255,6 +255,7 @@ class TritonPythonModel:
         responses: list = [None] * len(variants)
         logging = self.log is not None
         # The log's payload samples read each request's outputs; nothing else needs them.
+        sampling = self.log is not None and self.log.payloads is not None
         outcome: list = [None] * len(variants) if logging else []
         counts: dict[str, list[int]] = {}
         latencies = []
@@ -285,7 +286,7 @@ class TritonPythonModel:
                 tensors = [pb_utils.Tensor(k, x[span]) for k, x in values]
                 tensors.append(label)
                 responses[r] = pb_utils.InferenceResponse(output_tensors=tensors)
-                if logging:
+                if sampling:
                     outcome[r] = {k: x[span] for k, x in values}
                     outcome[r][VARIANT_OUTPUT] = self.router.labels(v, n)
             counts[name] = [offset, 0 if error is None else offset]

@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +198,31 @@ def test_sink_outside_allowed_regions_is_rejected_and_audited(server, repository
     records = audit.read(audit.audit_path(log_dir))
     assert records[-1]["event"] == "sink.rejected" and "us-east-1" in records[-1]["reason"]
     assert audit.verify(audit.audit_path(log_dir)).ok
+
+
+def test_payloads_hold_the_outputs_each_client_received(served):
+    """Requests sent together share batches (the router's whole-request path cuts each
+    response from its variant call's outputs); every payload holds its own request's."""
+    server, client, logs = served
+    ids = [f"pay-{i}" for i in range(24)]
+
+    def call(i: int):
+        tensor = grpcclient.InferInput("input", [1, 30], "FP32")
+        tensor.set_data_from_numpy(_features(i + 1)[-1:])
+        return client.infer(EXPERIMENT, [tensor], request_id=ids[i], parameters={"unit_id": f"payer-{i}"})
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = dict(zip(ids, pool.map(call, range(len(ids)))))
+
+    def logged():
+        payloads, _ = read_records(logs / EXPERIMENT / "payloads")
+        mine = {p["request_id"]: p for p in payloads if p["request_id"] in answers}
+        return mine if len(mine) == len(ids) else None
+
+    mine = _wait(logged, 30)
+    assert mine, "the payloads of the concurrent requests never all reached the log"
+    for request_id, answer in answers.items():
+        record = mine[request_id]
+        assert record["variants"] == [answer.as_numpy("AB_VARIANT").reshape(-1)[0].decode()]
+        np.testing.assert_allclose(record["outputs"]["probabilities"], answer.as_numpy("probabilities"))
+        assert record["outputs"]["label"] == answer.as_numpy("label").tolist()
