@@ -185,7 +185,6 @@ class TritonPythonModel:
         # Tensors of the router's shared label arrays, by the array's id (the arrays live
         # as long as the router, so an id is never reused for another).
         self.label_tensors: dict[int, object] = {}
-        self.whole_labels: dict[tuple[int, int], object] = {}  # the same, by (variant, rows)
         # BLS `exec` blocks with the GIL released: a pool runs the calls of several
         # variants at once and the shadow calls in the background.
         workers = len(self.spec.variants) + len(self.spec.shadow)
@@ -280,11 +279,8 @@ class TritonPythonModel:
                     if logging:
                         outcome[r] = error
                     continue
-                label = self.whole_labels.get((v, n))
-                if label is None:
-                    label = self.whole_labels[(v, n)] = self._label_tensor(self.router.labels(v, n))
                 tensors = [pb_utils.Tensor(k, x[span]) for k, x in values]
-                tensors.append(label)
+                tensors.append(self._label_tensor(self.router.labels(v, n)))
                 responses[r] = pb_utils.InferenceResponse(output_tensors=tensors)
                 if sampling:
                     outcome[r] = {k: x[span] for k, x in values}

@@ -84,6 +84,23 @@ class Window:
         )
 
 
+async def _send(client, kwargs: dict, failures: tuple, request: tuple) -> tuple[float, float, bool]:
+    """One request `(model, version, inputs, parameters)`: when it ended, its latency in
+    microseconds, and whether it succeeded (a transport or server error is counted by the
+    caller, never raised)."""
+    model, version, inputs, params = request
+    ok = True
+    t0 = time.perf_counter()
+    try:
+        await client.infer(model, inputs, model_version=version, parameters=params, **kwargs)
+    except asyncio.CancelledError:
+        raise
+    except failures:
+        ok = False
+    t1 = time.perf_counter()
+    return t1, (t1 - t0) * 1e6, ok
+
+
 class LoadSession:
     """Continuous load on a server, measured in windows.
 
@@ -128,21 +145,12 @@ class LoadSession:
 
     async def _one(self) -> None:
         self._sent += 1
-        model, version, inputs, params = self.factory(self._sent)
-        t0 = time.perf_counter()
-        failed = False
-        try:
-            await self.client.infer(
-                model, inputs, model_version=version, parameters=params, **self._call_kwargs
-            )
-        except asyncio.CancelledError:
-            raise
-        except self._failures:  # counted per window, never fatal to the run
-            failed = True
-        t1 = time.perf_counter()
-        self._ends.append(t1)
-        self._latencies.append((t1 - t0) * 1e6)
-        self._failed.append(failed)
+        end, latency, ok = await _send(
+            self.client, self._call_kwargs, self._failures, self.factory(self._sent)
+        )
+        self._ends.append(end)
+        self._latencies.append(latency)
+        self._failed.append(not ok)
 
     async def _worker(self) -> None:
         while not self._stopping and self._sent < self.max_requests:
@@ -280,18 +288,11 @@ async def run_interleaved(
             cycle.reverse()  # taken from the end
         k = cycle.pop()
         sent[k] += 1
-        model, version, inputs, params = factories[k](sent[k])
-        ok = True
-        t0 = time.perf_counter()
-        try:
-            await client.infer(model, inputs, model_version=version, parameters=params, **kwargs)
-        except failures:  # counted in the window, never fatal
-            ok = False
-        t1 = time.perf_counter()
+        _end, latency, ok = await _send(client, kwargs, failures, factories[k](sent[k]))
         if now < measure_from:
             continue
         if ok:
-            latencies[k].append((t1 - t0) * 1e6)
+            latencies[k].append(latency)
         else:
             failed[k] += 1
     return [
@@ -345,17 +346,8 @@ async def run_alternating(
         while not stopping:
             k = current
             sent[k] += 1
-            model, version, inputs, params = factories[k](sent[k])
-            ok = True
-            t0 = time.perf_counter()
-            try:
-                await client.infer(model, inputs, model_version=version, parameters=params, **kwargs)
-            except asyncio.CancelledError:
-                raise
-            except failures:  # counted in the window, never fatal
-                ok = False
-            t1 = time.perf_counter()
-            done.append((t1, k, (t1 - t0) * 1e6, ok))
+            end, latency, ok = await _send(client, kwargs, failures, factories[k](sent[k]))
+            done.append((end, k, latency, ok))
 
     workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
     spans: list[list[tuple[float, float]]] = [[] for _ in factories]

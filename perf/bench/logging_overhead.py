@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from _floors import Floor, Paired, finish
+from _paths import measure_round
 
 from tritonab._transport import AsyncConnection
 from tritonab.deploy.server import TritonServer
@@ -33,11 +34,8 @@ from tritonab.ensembles import build_router
 from tritonab.monitoring.metrics import log_metrics
 from tritonab.monitoring.router_log import LOG_DIR_ENV
 from tritonab.monitoring.segments import read_records
-from tritonab.perf._loadgen import run_alternating, run_interleaved, run_window
+from tritonab.perf._loadgen import run_window
 from tritonab.splitter import load_spec, load_spec_dict
-
-SLICE_S = 0.5
-"""Seconds per slice of the concurrency-16 measurement (`run_alternating`)."""
 
 
 def _build(repository: Path, spec_path: str) -> tuple[str, str]:
@@ -64,29 +62,11 @@ async def _measure(args, repository: Path, logs: Path) -> dict:
         paths = (("log", factory(logged)), ("nolog", factory(plain)))
         for _, f in paths:  # warm both
             await run_window(client, f, concurrency=16, duration_s=1.0)
-        factories = [f for _, f in paths]
         for r in range(args.rounds):
-            # Concurrency 1: the routers take turns request by request; 16: in half-second
-            # slices (the first 0.1 s of each, where the other's writers may still drain,
-            # left out). Each sees the same moments of the machine as the other.
-            single = await run_interleaved(
-                client, factories, duration_s=2 * args.window, warmup_s=0.3, seed=r
-            )
-            looped = await run_alternating(
-                client,
-                factories[::-1] if r % 2 else factories,
-                concurrency=16,
-                slice_s=SLICE_S,
-                slices=max(1, round(args.window / SLICE_S)),
-                warmup_s=0.3,
-            )
-            if r % 2:
-                looped = looped[::-1]
-            for (path, _), one, many in zip(paths, single, looped):
-                for c, w in ((1, one), (16, many)):
-                    if w.errors:
-                        raise SystemExit(f"{path} c={c}: {w.errors} failed requests")
-                    results[(path, c)].append(w)
+            # The first 0.1 s of each slice, where the other router's writers may still
+            # drain, is left out (`run_alternating`'s settle time).
+            for key, w in (await measure_round(client, dict(paths), window=args.window, seed=r)).items():
+                results[key].append(w)
         await client.close()
         await asyncio.sleep(0.2)  # the router's metric flusher applies on idle
         results["cpu"] = _writer_cpu(server.urls.metrics, logged)

@@ -39,12 +39,13 @@ from pathlib import Path
 
 import numpy as np
 from _floors import Floor, Paired, finish
+from _paths import measure_round
 
 from tritonab._transport import AsyncConnection
 from tritonab.deploy._runtime import find_runtime
 from tritonab.deploy.server import TritonServer
 from tritonab.ensembles.config import ModelConfig, read_config, set_parameter, write_config
-from tritonab.perf._loadgen import run_alternating, run_interleaved, run_window
+from tritonab.perf._loadgen import run_window
 from tritonab.splitter import load_spec
 
 FORWARDER = '''"""A bare batched BLS forwarder: the floor of any Python-backend router."""
@@ -117,10 +118,6 @@ CONTRACT = _edited(
 """A diagnostic path, not a floor: what the router's public contract (a `unit_id` request
 parameter in, a BYTES `AB_VARIANT` out) costs the client, the server and the stub
 without any routing; against it, the router's gap is its own per-batch work."""
-
-
-SLICE_S = 0.5
-"""Seconds per slice of the concurrency-16 measurement (`run_alternating`)."""
 
 
 def _units_for(spec, variant: str, count: int) -> list[str]:
@@ -202,31 +199,9 @@ async def _measure(args) -> list[Floor]:
             results = {(path, c): [] for path in paths for c in (1, 16)}
             for factory in paths.values():  # warm every path
                 await run_window(client, factory, concurrency=16, duration_s=1.0)
-            order = list(paths.items())
             for r in range(args.rounds):
-                # Concurrency 1: the paths take turns request by request, over as much time
-                # as their windows would take one after the other.
-                windows = await run_interleaved(
-                    client, list(paths.values()), duration_s=args.window * len(paths), warmup_s=0.3, seed=r
-                )
-                for (path, _), w in zip(order, windows):
-                    if w.errors:
-                        raise SystemExit(f"{path} c=1: {w.errors} failed requests")
-                    results[(path, 1)].append(w)
-                # Concurrency 16: the paths take turns in half-second slices, as many per
-                # path as fill its window.
-                windows = await run_alternating(
-                    client,
-                    list(paths.values()),
-                    concurrency=16,
-                    slice_s=SLICE_S,
-                    slices=max(1, round(args.window / SLICE_S)),
-                    warmup_s=0.3,
-                )
-                for (path, _), w in zip(order, windows):
-                    if w.errors:
-                        raise SystemExit(f"{path} c=16: {w.errors} failed requests")
-                    results[(path, 16)].append(w)
+                for key, w in (await measure_round(client, paths, window=args.window, seed=r)).items():
+                    results[key].append(w)
             await client.close()
     return _report(results, list(paths), args)
 
