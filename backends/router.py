@@ -33,7 +33,6 @@ from tritonab.backends._routing import (
     VARIANT_OUTPUT,
     Call,
     CallResult,
-    Part,
     Plan,
     RequestError,
     RoutedBatch,
@@ -230,9 +229,9 @@ class TritonPythonModel:
     def _execute_whole(self, requests, per_request, params, variants: list[int]):
         """The common batch (`Router.whole_variants`: each request whole to one variant),
         served without `plan`'s general grouping, a scatter or per-request output dicts:
-        one call per variant, each response cut from its call's outputs. With logging, the
-        Plan it hands over is the one `plan` gives. None, before any call, when a variant's
-        rows exceed one call (`plan` splits them)."""
+        one call per variant, each response cut from its call's outputs. With logging, one
+        `record_whole` per batch (the writers build the records `plan`'s path would give).
+        None, before any call, when a variant's rows exceed one call (`plan` splits them)."""
         names = self.router.input_names
         first = names[0]
         rows = [arrays[first].shape[0] for arrays in per_request]  # every input is there
@@ -252,10 +251,6 @@ class TritonPythonModel:
         others = [self.pool.submit(self._call, call) for call in calls[1:]]
         results = [self._call(calls[0]), *(future.result() for future in others)]
         responses: list = [None] * len(variants)
-        logging = self.log is not None
-        # The log's payload samples read each request's outputs; nothing else needs them.
-        sampling = self.log is not None and self.log.payloads is not None
-        outcome: list = [None] * len(variants) if logging else []
         counts: dict[str, list[int]] = {}
         latencies = []
         for call, (outputs, micros) in zip(calls, results):
@@ -270,28 +265,25 @@ class TritonPythonModel:
                 values = [(n, self._as_output(n, x)) for n, x in outputs.items()]
             for r in members[v]:
                 n = rows[r]
-                span = slice(offset, offset + n)
-                offset += n
-                if logging:
-                    call.parts.append(Part(r, None, span))
                 if error is not None:
                     responses[r] = tb.error_response(error.message)
-                    if logging:
-                        outcome[r] = error
+                    offset += n
                     continue
+                span = slice(offset, offset + n)
+                offset += n
                 tensors = [pb_utils.Tensor(k, x[span]) for k, x in values]
                 tensors.append(self._label_tensor(self.router.labels(v, n)))
                 responses[r] = pb_utils.InferenceResponse(output_tensors=tensors)
-                if sampling:
-                    outcome[r] = {k: x[span] for k, x in values}
-                    outcome[r][VARIANT_OUTPUT] = self.router.labels(v, n)
             counts[name] = [offset, 0 if error is None else offset]
         self.flusher.add((counts, latencies))
         if self.log is not None:
-            plan = Plan(rows, [*variants], [None] * len(variants), calls)
-            request_ids = [tb.request_id(r) for r in requests]
-            batch = RoutedBatch(time.time(), request_ids, params, per_request, plan, results, outcome)
-            self.log.record(batch)
+            self.log.record_whole(
+                time.time(),
+                [tb.request_id(r) for r in requests],
+                [str(p["unit_id"]) for p in params],
+                rows,
+                [(c.variant, members[c.variant], c.inputs, res) for c, res in zip(calls, results)],
+            )
         return responses
 
     def _as_output(self, name: str, value: np.ndarray) -> np.ndarray:

@@ -1,7 +1,9 @@
 """The router's exposure and payload logs: what the request path hands over, and the records.
 
-The request path only packs references (`record`: a tuple per batch, no per-row work);
-the writer threads expand them into records, redact and hash payloads, and write.
+The request path only packs references (`record`: a tuple per batch, no per-row work;
+`record_whole` for the router's common batch: one item for both streams, the sampled
+calls' tensors copied once per call); one writer thread (a `Pump`) expands them into
+records, redacts and hashes payloads, and writes both streams.
 
 Layout of a log folder (`tritonab serve --log-dir DIR`, or the spec's `logging.sink.path`):
 
@@ -42,7 +44,7 @@ from tritonab.backends._routing import VARIANT_OUTPUT, CallResult, Outputs, Plan
 from tritonab.errors import SecurityError
 from tritonab.monitoring import audit
 from tritonab.monitoring.redact import Redactor
-from tritonab.monitoring.segments import SegmentWriter
+from tritonab.monitoring.segments import Pump, SegmentWriter
 from tritonab.security import LOG_KEY_ENV, Guard, guard_from_env, key_from_env
 from tritonab.splitter.spec import Experiment
 
@@ -64,6 +66,31 @@ class ExposureBatch:
     units: Sequence[Unit]
     plan: Plan
     results: Sequence[CallResult]
+
+
+@dataclass(frozen=True, slots=True)
+class WholeCall:
+    """One variant call of a `WholeBatch`: its requests in the order of its rows."""
+
+    variant: int
+    members: Sequence[int]
+    micros: float
+    ok: bool
+    inputs: Mapping[str, NDArray[Any]] | None  # copies, when a member's payload is sampled
+    outputs: Mapping[str, NDArray[Any]] | None
+
+
+@dataclass(frozen=True, slots=True)
+class WholeBatch:
+    """A batch whose requests each went whole to one variant (the router's common path),
+    handed to both writers at once: each expands its own records from it."""
+
+    time: float
+    request_ids: Sequence[str]
+    units: Sequence[str]
+    rows: Sequence[int]
+    calls: Sequence[WholeCall]
+    sampled: Sequence[bool] | None  # per request; None: every request (sample rate 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +173,8 @@ class RouterLog:
         self.redactor = Redactor(cfg.redact, cfg.hash, cfg.hash_salt)
         self.unit_input = spec.unit_input
         self.instance = instance
+        # One thread writes both streams: a wake-up per pass instead of one per stream.
+        self.pump = Pump(f"tritonab-log-{spec.name}")
         self.exposures = self._writer(EXPOSURES, self._exposure_records)
         self.payloads = self._writer(PAYLOADS, self._payload_records) if self.sample_rate > 0 else None
         self._reported = {EXPOSURES: (0, 0), PAYLOADS: (0, 0)}
@@ -165,6 +194,7 @@ class RouterLog:
             labels={"experiment": self.spec.name},
             key=self.key,
             guard=self.guard,
+            pump=self.pump,
         )
 
     @property
@@ -202,6 +232,52 @@ class RouterLog:
         if samples:  # one hand-over per batch: a queue operation (and a wake-up) per request costs
             self.payloads.submit(samples, count=len(samples))
 
+    def record_whole(
+        self,
+        time: float,
+        request_ids: Sequence[str],
+        units: Sequence[str],
+        rows: Sequence[int],
+        groups: Sequence[tuple[int, Sequence[int], Mapping[str, NDArray[Any]], CallResult]],
+    ) -> None:
+        """Hand over a batch whose requests each went whole to one variant: `groups` holds
+        (variant, its requests in row order, the call's inputs, the call's result). One
+        item for both writers, and the tensors copied once per call (not per request);
+        never blocks, never raises."""
+        try:
+            self._record_whole(time, request_ids, units, rows, groups)
+        except Exception:  # the router's requests are already answered: never fail them
+            self.exposures.count_dropped(sum(rows))
+
+    def _record_whole(self, time, request_ids, units, rows, groups) -> None:
+        sampled: list[bool] | None = None
+        if self.payloads is not None and self.sample_rate < 1.0:
+            sampled = [random.random() < self.sample_rate for _ in request_ids]
+        calls = []
+        samples = 0
+        for variant, members, inputs, (outputs, micros) in groups:
+            ok = isinstance(outputs, dict)
+            keep = 0
+            if ok and self.payloads is not None:
+                keep = len(members) if sampled is None else sum(sampled[r] for r in members)
+            samples += keep
+            calls.append(
+                # Copies: Triton may reuse the request's and responses' shared memory once
+                # `execute` returns.
+                WholeCall(
+                    variant,
+                    members,
+                    micros,
+                    ok,
+                    _copy(inputs) if keep else None,
+                    _copy(outputs) if keep else None,
+                )
+            )
+        item = WholeBatch(time, request_ids, units, rows, calls, sampled)
+        self.exposures.submit(item, count=sum(rows))
+        if samples and self.payloads is not None:
+            self.payloads.submit(item, count=samples)
+
     def take_counts(self) -> dict[str, tuple[int, int]]:
         """(records accepted, records dropped) per stream since the last call."""
         out = {}
@@ -213,7 +289,7 @@ class RouterLog:
         return out
 
     def take_cpu(self) -> dict[str, float]:
-        """CPU seconds each stream's writer thread used since the last call."""
+        """CPU seconds the writer thread spent on each stream since the last call."""
         out = {}
         for stream, writer in self.writers.items():
             now = writer.cpu_s
@@ -222,15 +298,17 @@ class RouterLog:
         return out
 
     def close(self) -> None:
-        for writer in self.writers.values():
-            writer.close()
+        self.pump.close()
 
     # -- writer threads: expand ----------------------------------------------------------
 
-    def _exposure_records(self, item: ExposureBatch) -> Iterator[str]:
+    def _exposure_records(self, item: ExposureBatch | WholeBatch) -> Iterator[str]:
         """One JSON line per routed row (`EXPOSURE_FIELDS`, in that order), written with a
         format string and per-variant fragments encoded once: the writer thread shares
         the GIL with the request path, so its cost per row is the router's cost too."""
+        if isinstance(item, WholeBatch):
+            yield from self._whole_exposures(item)
+            return
         plan = item.plan
         # Latency and failure per request: one value when a single call served the whole
         # request (the common case), else an array over its rows.
@@ -289,6 +367,26 @@ class RouterLog:
                     f'"row":{row}{tail(lat[row], fail[row])}'
                 )
 
+    def _whole_exposures(self, item: WholeBatch) -> Iterator[str]:
+        """`_exposure_records` of a `WholeBatch`: every row of a request shares its line
+        but for `row`."""
+        head = f'{{"time":{_json_number(item.time)},'
+        fragments = self._variant_fragments()
+        region = self._region_text
+        for call in item.calls:
+            fragment = fragments[call.variant]
+            end = (
+                f',"latency_us":{_json_number(round(call.micros, 1))},'
+                f'"ok":{"true" if call.ok else "false"},"region":{region}}}'
+            )
+            for r in call.members:
+                prefix = (
+                    f'{head}{fragment},"unit_id":{_json_text(item.units[r])},'
+                    f'"request_id":{_json_text(item.request_ids[r] or None)},"row":'
+                )
+                for row in range(item.rows[r]):
+                    yield f"{prefix}{row}{end}"
+
     def _variant_fragments(self) -> list[str]:
         """`"experiment":..,"variant":..,"model":..,"version":..` per variant, encoded once."""
         if self._fragments is None:
@@ -300,9 +398,37 @@ class RouterLog:
             self._region_text = _json_text(self.region)
         return self._fragments
 
-    def _payload_records(self, items: list[PayloadSample]) -> Iterator[dict[str, Any]]:
+    def _payload_records(self, items: list[PayloadSample] | WholeBatch) -> Iterator[dict[str, Any]]:
+        if isinstance(items, WholeBatch):
+            yield from self._whole_payloads(items)
+            return
         for item in items:
             yield from self._payload_record(item)
+
+    def _whole_payloads(self, item: WholeBatch) -> Iterator[dict[str, Any]]:
+        """The sampled requests' payload records of a `WholeBatch`: views of its calls' copies."""
+        for call in item.calls:
+            if call.inputs is None or call.outputs is None:
+                continue
+            name = self.names[call.variant]
+            offset = 0
+            for r in call.members:
+                n = item.rows[r]
+                span = slice(offset, offset + n)
+                offset += n
+                if item.sampled is not None and not item.sampled[r]:
+                    continue
+                record = {
+                    "time": item.time,
+                    "experiment": self.spec.name,
+                    "request_id": item.request_ids[r] or None,
+                    "unit_id": item.units[r],
+                    "variants": [name] * n,
+                    "inputs": {k: x[span] for k, x in call.inputs.items()},
+                    "outputs": {k: x[span] for k, x in call.outputs.items()},
+                    "region": self.region,
+                }
+                yield self.redactor.apply(record)
 
     def _payload_record(self, item: PayloadSample) -> Iterator[dict[str, Any]]:
         unit: Any = item.unit

@@ -1,10 +1,11 @@
 """Segmented JSON Lines logs written off the request path, and their reader.
 
-A `SegmentWriter` owns a bounded queue and one background thread. `submit` never
+A `SegmentWriter` owns a bounded queue; a `Pump` thread (the writer's own, or one shared
+by several writers: a router's exposures and payloads) writes it. `submit` never
 blocks: when the queue is full the item is dropped and counted, and the writer appends
 the running drop total to a sidecar (`_drops/<stream>-<instance>-<pid>.jsonl`) so an
-analysis can flag the loss. The thread turns each item into records (`expand`),
-writes them to the open segment `.<name>.tmp` and flushes to the OS after every drain
+analysis can flag the loss. The pump turns each item into records (`expand`),
+writes them to the open segment `.<name>.tmp` and flushes to the OS after every pass
 (a killed process loses only what was still queued). On rotation (record count, size
 or age) and on `close` the segment is fsynced and renamed to `<name>` (`*.jsonl`):
 a sealed segment is always whole. Names carry the stream, instance, pid and start time,
@@ -27,11 +28,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import queue
 import re
 import threading
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,6 @@ from tritonab.security import LOG_KEY_ENV, EnvelopeWriter, Key, complete_length,
 DROPS_DIR = "_drops"
 SEGMENT_SUFFIX = ".jsonl"
 ENCRYPTED_SUFFIX = ".jsonl.enc"
-_STOP = object()
 _NAME = re.compile(
     r"^(?P<stream>[a-z]+)-(?P<instance>.+)-(?P<pid>\d+)-(?P<start>\d+)-(?P<seq>\d+)\.jsonl(\.enc)?$"
 )
@@ -78,9 +78,93 @@ GIL_SLICE_S = 0.0005
 """Longest stretch a writer works between GIL hand-overs (Python's switch interval is
 5 ms; a hand-over after every batch cost the writer about 10 us of CPU per record)."""
 
+IDLE_WAKE_S = 1.0
+"""How often an idle pump wakes to rotate aged segments and record drops."""
+
+
+class Pump:
+    """One background thread that writes for one or more `SegmentWriter`s.
+
+    The request path only appends to a writer's deque (no lock, no condition): the pump
+    wakes every `linger_s` while anything is pending and writes each writer's items in
+    one pass, and sleeps on an event, set by the first submit, while nothing is. One
+    thread for a router's exposure and payload writers instead of a thread each: every
+    wake-up of a writer thread is a GIL hand-over the request path pays for too.
+
+    Args:
+        name: the thread's name.
+        linger_s: after waking for an item, wait this long for more before writing (one
+            write per pass instead of one per submitted batch); what is pending is lost in
+            a crash either way. 5 ms: fewer wake-ups, writes and flushes than 2 ms, while a
+            crash loses no more than the SIGKILL test's bound (20 ms lost 6 of 150
+            sequential requests there, whose bound is 5).
+    """
+
+    def __init__(self, name: str = "tritonab-log", *, linger_s: float = 0.005) -> None:
+        self.linger_s = linger_s
+        self._writers: list[SegmentWriter] = []
+        self._wake = threading.Event()
+        self._sleeping = False
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def attach(self, writer: SegmentWriter) -> None:
+        """Serve `writer` too (starts the thread with the first)."""
+        self._writers = [*self._writers, writer]
+        if not self._thread.is_alive() and not self._stopping:
+            self._thread.start()
+
+    def wake(self) -> None:
+        """Called by `submit`: sets the event only when the pump sleeps on it."""
+        if self._sleeping:
+            self._sleeping = False
+            self._wake.set()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write everything pending, seal every writer's open segment and stop."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _pending(self) -> bool:
+        return any(w._pending for w in self._writers)
+
+    def _run(self) -> None:
+        busy = False
+        while True:
+            stopping = self._stopping
+            if not stopping:
+                if not busy and not self._pending():
+                    # Idle: sleep until a submit wakes the pump. Under traffic it does not
+                    # come here (a submit then sets nothing: no lock, no futex wake-up).
+                    self._sleeping = True
+                    if not self._pending() and not self._stopping:
+                        self._wake.wait(min([IDLE_WAKE_S, *(w.max_age_s for w in self._writers)]))
+                    self._sleeping = False
+                    self._wake.clear()
+                if self.linger_s > 0 and not self._stopping:
+                    # Let a few more batches arrive: one pass (and one write) for them all
+                    # instead of a wake-up, a write and a flush per batch.
+                    time.sleep(self.linger_s)
+            busy = self._pending()
+            for writer in self._writers:
+                writer._pass()
+            if stopping:
+                for writer in self._writers:
+                    writer._pass()  # what was submitted while the last pass ran
+                    writer._finish()
+                return
+            for writer in [w for w in self._writers if w._closing and not w._pending]:
+                writer._finish()
+                self._writers = [w for w in self._writers if w is not writer]
+
 
 class SegmentWriter:
-    """A bounded queue and a background thread writing rotating JSON Lines segments.
+    """A bounded queue of items, written to rotating JSON Lines segments off the request
+    path by a `Pump` thread (its own, or one shared with other writers).
 
     Args:
         directory: folder of this stream's segments (created).
@@ -88,18 +172,14 @@ class SegmentWriter:
         instance: the writer's owner (e.g. Triton's model instance name).
         queue_size: items (batches) that may wait; more are dropped and counted.
         max_records, max_bytes, max_age_s: rotate the segment past any of these.
-        linger_s: after waking for an item, wait this long for more before writing (one
-            write per pass instead of one per submitted batch); what is queued is lost in
-            a crash either way. 5 ms: fewer wake-ups, writes and flushes than 2 ms (writer
-            CPU per record 29 -> 19-20 us with the GIL slices), while a crash loses no more
-            than it did (20 ms halved the CPU but lost 6 of 150 sequential requests in the
-            SIGKILL test, whose bound is 5).
+        linger_s: the own pump's linger (`Pump`); ignored with a shared `pump`.
         expand: turns one submitted item into records (default: the item is a list of
             dicts); a record may also be its JSON line already (a `str`).
         labels: added to every drop marker (e.g. the experiment).
         key: a data key: segments are written encrypted (`*.jsonl.enc`).
         guard: called with every file's path before it is opened (a residency check);
             raising refuses the write.
+        pump: the thread that writes; by default the writer starts its own.
     """
 
     def __init__(
@@ -117,6 +197,7 @@ class SegmentWriter:
         labels: dict[str, str] | None = None,
         key: Key | None = None,
         guard: Callable[[Path], object] | None = None,
+        pump: Pump | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.key = key
@@ -127,16 +208,21 @@ class SegmentWriter:
         self.max_records = max_records
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
+        self.queue_size = queue_size
         self._expand = expand or (lambda item: item)
         self._labels = dict(labels or {})
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
-        self.linger_s = linger_s
+        # Appended by the request path, popped by the pump: deque operations are atomic.
+        self._pending: deque[Any] = deque()
         self._lock = threading.Lock()
         self.submitted = 0
         self.dropped = 0
         self.written = 0
-        self.cpu_s = 0.0  # CPU seconds of this writer's thread (serialising, encrypting, writing)
+        self.cpu_s = 0.0  # CPU seconds the pump spent for this writer (serialising, encrypting, writing)
         self.segments: list[Path] = []
+        self._accepted = 0  # items
+        self._done = 0  # items written (or failed)
+        self._closing = False
+        self._closed = threading.Event()
         self._marked = 0
         self._seq = 0
         self._start = f"{time.time_ns() // 1_000_000}"
@@ -146,19 +232,21 @@ class SegmentWriter:
         self._bytes = 0
         self._opened_at = 0.0
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._thread = threading.Thread(target=self._run, name=f"tritonab-log-{stream}", daemon=True)
-        self._thread.start()
+        self._own_pump = pump is None
+        self.pump = Pump(f"tritonab-log-{stream}", linger_s=linger_s) if pump is None else pump
+        self.pump.attach(self)
 
     def submit(self, item: Any, count: int = 1) -> bool:
         """Queue `item` (worth `count` records) without blocking; False when dropped."""
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
+        if len(self._pending) >= self.queue_size or self._closed.is_set():
             with self._lock:
                 self.dropped += count
             return False
         with self._lock:
             self.submitted += count
+            self._accepted += 1
+        self._pending.append(item)
+        self.pump.wake()
         return True
 
     def count_dropped(self, count: int) -> None:
@@ -167,55 +255,50 @@ class SegmentWriter:
             self.dropped += count
 
     def close(self, timeout: float = 30.0) -> None:
-        """Write everything queued, seal the open segment and stop the thread."""
-        if not self._thread.is_alive():
+        """Write everything queued, seal the open segment and stop (the pump too, when it
+        is the writer's own)."""
+        if self._own_pump:
+            self.pump.close(timeout)
             return
-        self._queue.put(_STOP)
-        self._thread.join(timeout)
+        self._closing = True
+        self.pump.wake()
+        self._closed.wait(timeout)
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until everything submitted so far is written (for tests and shutdown)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._queue.unfinished_tasks == 0:
-                return
+        target = self._accepted
+        while time.monotonic() < deadline and self._done < target:
             time.sleep(0.01)
 
-    # -- background thread -------------------------------------------------------------
+    # -- the pump's side -----------------------------------------------------------------
 
-    def _run(self) -> None:
-        while True:
-            try:
-                item = self._queue.get(timeout=min(1.0, self.max_age_s))
-            except queue.Empty:
-                self._maybe_rotate()
-                self._mark_drops()
-                continue
-            if self.linger_s > 0 and self._queue.qsize() < 64:
-                # Let a few more batches arrive: one pass (and one write) for them all
-                # instead of a wake-up, a write and a flush per batch.
-                time.sleep(self.linger_s)
-            items = [item]
-            while len(items) < 1024:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            stop = any(i is _STOP for i in items)
+    def _pass(self) -> None:
+        """Write what is pending, then rotate and record drops as due."""
+        items: list[Any] = []
+        while self._pending and len(items) < 4096:
+            items.append(self._pending.popleft())
+        if items:
             started = time.thread_time()
             try:
-                self._write([i for i in items if i is not _STOP])
+                self._write(items)
             except Exception as exc:  # a logging failure must never kill the router
                 warnings.warn(f"log writer `{self.stream}`: {exc}", RuntimeWarning, stacklevel=1)
             finally:
                 self.cpu_s += time.thread_time() - started
-                for _ in items:
-                    self._queue.task_done()
+                self._done += len(items)
+        self._mark_drops()
+        self._maybe_rotate()
+
+    def _finish(self) -> None:
+        """Seal the open segment; the writer takes nothing more."""
+        try:
             self._mark_drops()
-            if stop:
-                self._seal()
-                return
-            self._maybe_rotate()
+            self._seal()
+        except Exception as exc:
+            warnings.warn(f"log writer `{self.stream}`: {exc}", RuntimeWarning, stacklevel=1)
+        finally:
+            self._closed.set()
 
     def _write(self, items: list[Any]) -> None:
         lines: list[str] = []

@@ -132,3 +132,66 @@ def test_preserialised_fields_are_what_json_writes(number, text):
 
     assert _json_number(number) == json.dumps(number)
     assert _json_text(text) == json.dumps(text)
+
+
+def test_record_whole_writes_what_the_general_path_writes(tmp_path, make_spec, rows, run_batch):
+    """The common batch's hand-over (`record_whole`: one item for both streams, tensors
+    copied per call) gives the records `record` gives, a failed call included."""
+    from tritonab.backends._routing import CallResult, RequestError
+
+    spec = make_spec(logging={"sample_rate": 1.0, "hash": ["unit_id"], "hash_salt": "pepper"})
+    router = Router(spec, ["x"], 64)
+    per_request = [{"x": rows(1 + i % 3, i)} for i in range(9)]
+    params = [{"unit_id": f"u{i}"} for i in range(9)]
+    plan, results, outcome = run_batch(router, per_request, params)
+    failed = plan.calls[-1].variant
+    results[-1] = CallResult(RequestError("variant down"), 99.0)
+    outcome = router.scatter(plan, [r.outputs for r in results])
+    ids = [f"r{i}" for i in range(9)]
+    general, whole = tmp_path / "general", tmp_path / "whole"
+    log = RouterLog(spec, general, "exp_0_0", list(router.names))
+    log.record(RoutedBatch(1000.0, ids, params, per_request, plan, results, outcome))
+    log.close()
+    log = RouterLog(spec, whole, "exp_0_0", list(router.names))
+    groups = [(c.variant, [r for r, _, _ in c.parts], c.inputs, res) for c, res in zip(plan.calls, results)]
+    log.record_whole(1000.0, ids, [p["unit_id"] for p in params], list(plan.rows), groups)
+    counts = log.take_counts()
+    log.close()
+    for stream in ("exposures", "payloads"):
+        expected, _ = read_records(general / "exp" / stream)
+        got, _ = read_records(whole / "exp" / stream)
+        key = (lambda r: (r["request_id"], r.get("row", 0))) if stream == "exposures" else None
+        assert sorted(got, key=key or (lambda r: r["request_id"])) == sorted(
+            expected, key=key or (lambda r: r["request_id"])
+        ), stream
+    exposures, _ = read_records(whole / "exp" / "exposures")
+    assert len(exposures) == sum(plan.rows)
+    assert {r["ok"] for r in exposures if r["variant"] == router.names[failed]} == {False}
+    payloads, _ = read_records(whole / "exp" / "payloads")
+    assert counts == {"exposures": (sum(plan.rows), 0), "payloads": (len(payloads), 0)}
+    assert 0 < len(payloads) < 9 and all(p["unit_id"].startswith("sha256:") for p in payloads)
+
+
+def test_record_whole_samples_payloads_at_the_rate(tmp_path, make_spec, rows, run_batch):
+    spec = make_spec(logging={"sample_rate": 0.3})
+    router = Router(spec, ["x"], 64)
+    log = RouterLog(spec, tmp_path, "exp_0_0", list(router.names))
+    for b in range(40):
+        per_request = [{"x": rows(1, 10 * b + i)} for i in range(10)]
+        params = [{"unit_id": f"u{b}-{i}"} for i in range(10)]
+        plan, results, _ = run_batch(router, per_request, params)
+        groups = [
+            (c.variant, [r for r, _, _ in c.parts], c.inputs, res) for c, res in zip(plan.calls, results)
+        ]
+        log.record_whole(
+            1000.0, [f"r{b}-{i}" for i in range(10)], [p["unit_id"] for p in params], [1] * 10, groups
+        )
+    log.close()
+    exposures, _ = read_records(tmp_path / "exp" / "exposures")
+    payloads, _ = read_records(tmp_path / "exp" / "payloads")
+    assert len(exposures) == 400 and 80 <= len(payloads) <= 160  # 120 expected; 4+ sigma
+    by_request = {e["request_id"]: e for e in exposures}
+    for p in payloads:
+        e = by_request[p["request_id"]]
+        assert p["variants"] == [e["variant"]] and p["unit_id"] == e["unit_id"]
+        np.testing.assert_allclose(p["outputs"]["y"], 2 * np.asarray(p["inputs"]["x"]), rtol=1e-6)

@@ -130,3 +130,37 @@ def test_logs_show_and_recover_commands(tmp_path, capsys):
     assert "1 segment(s) recovered" in capsys.readouterr().out
     assert main(["logs", "show", str(tmp_path), "exp"]) == 0
     assert "3 sealed + 0 unsealed segment(s), 4 record(s), 0 torn" in capsys.readouterr().out
+
+
+def test_one_pump_writes_several_writers_on_one_thread(tmp_path):
+    pump = segments.Pump("test-pump", linger_s=0.001)
+    a = SegmentWriter(tmp_path / "a", "exposures", pump=pump)
+    b = SegmentWriter(tmp_path / "b", "payloads", pump=pump)
+    threads = {t.name for t in threading.enumerate()}
+    assert "test-pump" in threads and not any(n.startswith("tritonab-log-") for n in threads)
+    for i in range(10):
+        a.submit(_records(2, 2 * i), count=2)
+        b.submit(_records(1, i))
+    a.flush()
+    b.flush()
+    # Written (and flushed to the OS) before any close: the live segments hold them.
+    assert len(read_records(tmp_path / "a")[0]) == 20 and len(read_records(tmp_path / "b")[0]) == 10
+    a.close()  # a shared pump's writer seals alone; the pump serves the other on
+    assert a.segments and not list((tmp_path / "a").glob(".*.tmp"))
+    assert not a.submit(_records(1)) and a.dropped == 1
+    b.submit(_records(1, 10))
+    pump.close()
+    records, report = read_records(tmp_path / "b")
+    assert [r["i"] for r in records] == list(range(11)) and not report.unsealed
+    assert (a.written, b.written) == (20, 11) and a.cpu_s > 0
+
+
+def test_an_idle_pump_wakes_for_a_submit(tmp_path):
+    writer = SegmentWriter(tmp_path / "s", "exposures", linger_s=0.0)
+    time.sleep(0.05)  # the pump is asleep on its event now
+    writer.submit(_records(3))
+    deadline = time.monotonic() + 0.5  # far below the idle wake-up (1 s)
+    while writer.written < 3 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert writer.written == 3
+    writer.close()
