@@ -32,7 +32,7 @@ import numpy as np
 
 from tritonab.errors import MonitoringError, SpecError
 from tritonab.monitoring import audit
-from tritonab.monitoring.compaction import compacted_sources, sql_list, sql_string
+from tritonab.monitoring.compaction import compacted_sources, rollups, sql_list, sql_string
 from tritonab.monitoring.outcomes import OUTCOMES_DIR, parse_outcomes
 from tritonab.monitoring.router_log import EXPOSURES
 from tritonab.monitoring.segments import dropped_total, dumps, is_encrypted, read_segment, segment_files
@@ -275,40 +275,116 @@ def _load_spec(
 # -- queries ---------------------------------------------------------------------------
 
 
+def _rolled(paths: Sequence[Path], stream: str) -> tuple[dict[str, list[Path]], list[Path]]:
+    """Compacted Parquet files with rollups (`monitoring.compaction`): the rollups by kind;
+    and the files without, read row by row."""
+    by_kind: dict[str, list[Path]] = {}
+    raw = []
+    for path in paths:
+        found = rollups(path, stream)
+        if found is None:
+            raw.append(path)
+            continue
+        for kind, rollup in found.items():
+            by_kind.setdefault(kind, []).append(rollup)
+    return by_kind, raw
+
+
+_ROLLUP_COLUMNS = {
+    "units": {"experiment": "VARCHAR", "unit_id": "VARCHAR", "variant": "VARCHAR", "n": "BIGINT"}
+    | {"lat": "DOUBLE", "first_time": "DOUBLE"},
+    "latency": {"experiment": "VARCHAR", "variant": "VARCHAR", "latency_us": "DOUBLE", "n": "BIGINT"}
+    | {"with_unit": "BIGINT"},
+    "outcomes": {"experiment": "VARCHAR", "unit_id": "VARCHAR", "metric": "VARCHAR", "s": "DOUBLE"}
+    | {"nz": "BIGINT", "c": "BIGINT", "t0": "DOUBLE"},
+}
+
+
+def _rollup_rows(paths: Sequence[Path], kind: str) -> str:
+    """The rows of `kind` rollups (`_ROLLUP_COLUMNS`), or an empty relation of them."""
+    columns = _ROLLUP_COLUMNS[kind]
+    if paths:
+        return f"SELECT {', '.join(columns)} FROM read_parquet({sql_list(paths)})"
+    return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in columns.items()) + " WHERE false"
+
+
 def _load_tables(
-    con, experiment: str, exposures_sql: str, outcomes_sql: str, *, columnar: bool, columnar_outcomes: bool
+    con,
+    experiment: str,
+    exposures_sql: str,
+    outcomes_sql: str,
+    *,
+    columnar: bool,
+    columnar_outcomes: bool,
+    all_exposures_sql: str | None = None,
+    rolled_outcomes_sql: str | None = None,
+    exposure_rollups: dict[str, list[Path]] | None = None,
+    outcome_rollups: Sequence[Path] = (),
 ) -> int:
     """Temp relations: `e` (exposure rows), `oc` (outcome rows), `x` (outcome rows with
-    their unit); `_units` adds `u` (units). Outcomes keyed by request id only are mapped
-    to their unit through a second read of the exposures, which only they pay for.
+    their unit); `eu` (per-unit parts of the exposures: their rollups and `e`'s rows),
+    `el` (its latency histogram parts) and `xu` (per (unit, metric) parts of `x`), which
+    the aggregates read; `_units` adds `u` (units). Outcomes keyed by request id only
+    are mapped to their unit through a second read of the exposures (all of them,
+    `all_exposures_sql`), which only they pay for; the outcome rollups are not read then.
+    Files with rollups are in `exposure_rollups` (by kind) and `outcome_rollups`, their
+    rows left out of `exposures_sql` and `outcomes_sql` and given by `all_exposures_sql`
+    and `rolled_outcomes_sql`.
     Returns the experiment's outcome rows."""
     # Over columnar sources (Parquet, decrypted Arrow tables) `e` and `oc` are views: each
     # query scans the columns it needs instead of copying every row first. JSON Lines and
     # CSV are parsed once, into a table. A view takes no parameters: names are literals.
     literal = sql_string(experiment)
+    rolled = exposure_rollups or {}
     con.execute(
         f"CREATE OR REPLACE TEMP {'VIEW' if columnar else 'TABLE'} e AS "
         f"SELECT unit_id, variant, time, latency_us "
         f"FROM ({exposures_sql}) WHERE variant IS NOT NULL AND experiment = {literal}"
     )
+    exposed = f"WHERE variant IS NOT NULL AND experiment = {literal}"
     con.execute(
-        f"CREATE OR REPLACE TEMP {'VIEW' if columnar_outcomes else 'TABLE'} oc AS "
-        f"SELECT unit_id, request_id, metric, value, time "
-        f"FROM ({outcomes_sql}) WHERE metric IS NOT NULL "
-        f"AND (experiment IS NULL OR experiment = {literal})"
+        "CREATE OR REPLACE TEMP VIEW eu AS SELECT unit_id, variant, n, lat, first_time FROM ("
+        f"{_rollup_rows(rolled.get('units', []), 'units')}"
+        f") {exposed} UNION ALL SELECT unit_id, variant, 1 AS n, latency_us AS lat, time AS first_time FROM e"
     )
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW el AS SELECT variant, latency_us, n, with_unit FROM ("
+        f"{_rollup_rows(rolled.get('latency', []), 'latency')}"
+        f") {exposed} UNION ALL SELECT variant, latency_us, 1 AS n, "
+        "CASE WHEN unit_id IS NULL THEN 0 ELSE 1 END AS with_unit FROM e"
+    )
+    # `ocr`: the rows of outcome files without rollups; `oc`: every outcome row (the
+    # compacted files' rows too: request-keyed outcomes and early ones are read from it).
+    mine = f"metric IS NOT NULL AND (experiment IS NULL OR experiment = {literal})"
+    con.execute(
+        f"CREATE OR REPLACE TEMP {'VIEW' if columnar_outcomes else 'TABLE'} ocr AS "
+        f"SELECT unit_id, request_id, metric, value, time FROM ({outcomes_sql}) WHERE {mine}"
+    )
+    rolled_rows = ""
+    if rolled_outcomes_sql is not None:
+        rolled_rows = (
+            " UNION ALL SELECT unit_id, request_id, metric, value, time "
+            f"FROM ({rolled_outcomes_sql}) WHERE {mine}"
+        )
+    con.execute(f"CREATE OR REPLACE TEMP VIEW oc AS SELECT * FROM ocr{rolled_rows}")
+    rollup_rows = f"SELECT * FROM ({_rollup_rows(outcome_rollups, 'outcomes')}) WHERE {mine}"
     mapped = ""
     # Two queries, not one with a FILTER: over Parquet the first reads row counts and the
     # filter columns, and the second skips every row group whose statistics say `unit_id`
     # has no nulls, where one query would decode every unit id of every row.
-    (outcomes,) = con.execute("SELECT count(*) FROM oc").fetchone()
+    if outcome_rollups:  # the compacted files' counts from their rollups
+        (outcomes,) = con.execute(
+            f"SELECT (SELECT count(*) FROM ocr) + (SELECT coalesce(sum(c), 0) FROM ({rollup_rows}))"
+        ).fetchone()
+    else:
+        (outcomes,) = con.execute("SELECT count(*) FROM oc").fetchone()
     by_request = con.execute(
         "SELECT 1 FROM oc WHERE unit_id IS NULL AND request_id IS NOT NULL LIMIT 1"
     ).fetchone()
     if by_request:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE r AS SELECT request_id, min(unit_id) AS unit_id "
-            f"FROM ({exposures_sql}) WHERE experiment = ? AND request_id IS NOT NULL "
+            f"FROM ({all_exposures_sql or exposures_sql}) WHERE experiment = ? AND request_id IS NOT NULL "
             f"AND unit_id IS NOT NULL GROUP BY request_id",
             [experiment],
         )
@@ -317,11 +393,21 @@ def _load_tables(
             "UNION ALL SELECT r.unit_id, oc.metric, oc.value, NULL AS time FROM oc "
             "JOIN r USING (request_id) WHERE oc.unit_id IS NULL"
         )
-    # Outcome rows with their unit: the view `x` the metric sums read.
+    # Outcome rows with their unit: the view `x` the early outcomes are summed from.
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW x AS SELECT unit_id, metric, value, time FROM oc "
         f"WHERE unit_id IS NOT NULL {mapped}"
     )
+    row_parts = (
+        "SELECT unit_id, metric, value AS s, CASE WHEN value <> 0 THEN 1 ELSE 0 END AS nz, 1 AS c, time AS t0"
+    )
+    if outcome_rollups and not by_request:
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW xu AS SELECT unit_id, metric, s, nz, c, t0 FROM ({rollup_rows}) "
+            f"WHERE unit_id IS NOT NULL UNION ALL {row_parts} FROM ocr WHERE unit_id IS NOT NULL"
+        )
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW xu AS {row_parts} FROM x")
     return int(outcomes)
 
 
@@ -333,8 +419,8 @@ def _units(con, seen: Sequence[str]) -> None:
     codes = " ".join(f"WHEN {sql_string(name)} THEN {i}" for i, name in enumerate(seen))
     con.execute(
         "CREATE OR REPLACE TEMP TABLE u AS SELECT unit_id, min(v) AS variant, "
-        "min(v) <> max(v) AS mixed, count(*) AS n_exp, sum(latency_us) AS lat, min(time) AS first_time "
-        f"FROM (SELECT unit_id, CASE variant {codes} END AS v, latency_us, time FROM e "
+        "min(v) <> max(v) AS mixed, sum(n)::BIGINT AS n_exp, sum(lat) AS lat, min(first_time) AS first_time "
+        f"FROM (SELECT unit_id, CASE variant {codes} END AS v, n, lat, first_time FROM eu "
         "WHERE unit_id IS NOT NULL) GROUP BY unit_id"
     )
 
@@ -394,8 +480,8 @@ def _metric_sums(con, index, size, bins, lo, step) -> tuple[dict[str, np.ndarray
     pairs = (
         "SELECT p.metric, p.s, p.nz, p.c, u.variant, u.first_time, u.n_exp, "
         "CASE WHEN p.t0 < u.first_time THEN p.unit_id END AS early "
-        "FROM (SELECT unit_id, metric, sum(value) AS s, count(nullif(value, 0)) AS nz, "
-        "count(*) AS c, min(time) AS t0 FROM x GROUP BY unit_id, metric) p "
+        "FROM (SELECT unit_id, metric, sum(s) AS s, sum(nz)::BIGINT AS nz, "
+        "sum(c)::BIGINT AS c, min(t0) AS t0 FROM xu GROUP BY unit_id, metric) p "
         "JOIN u USING (unit_id) WHERE NOT u.mixed"
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE ob AS {_BINNED.format(pairs=pairs, by=', early')}", [lo, step])
@@ -453,8 +539,8 @@ class _ByVariant:
         the latencies: the router logs them to 0.1 us, so the histogram is small however
         many rows there are, and costs a fraction of sorting every row."""
         hist = con.execute(
-            "SELECT variant, latency_us, count(*) AS n, count(*) - count(unit_id) AS no_unit "
-            "FROM e GROUP BY variant, latency_us ORDER BY variant, latency_us"
+            "SELECT variant, latency_us, sum(n)::BIGINT AS n, (sum(n) - sum(with_unit))::BIGINT AS no_unit "
+            "FROM el GROUP BY variant, latency_us ORDER BY variant, latency_us"
         ).fetchnumpy()
         names = hist["variant"]
         cuts = np.flatnonzero(names[1:] != names[:-1]) + 1
@@ -625,14 +711,24 @@ def analyze(
             outcome_files = _outcome_files(folder, outcomes, Path(scratch))
             jsonl, parquet, csv = _split(plain)
             outcome_jsonl, outcome_parquet, outcome_csv = _split(outcome_files)
+            # Compacted files with rollups are aggregated from those (a fraction of the rows).
+            exposure_rollups, raw_parquet = _rolled(parquet, EXPOSURES)
+            outcome_rollups, raw_outcomes = _rolled(outcome_parquet, OUTCOMES_DIR)
+            rolled_outcomes = [p for p in outcome_parquet if p not in raw_outcomes]
             outcome_rows = _load_tables(
                 con,
                 experiment,
-                _source(jsonl, parquet, csv, EXPOSURE_COLUMNS, registered),
-                _source(outcome_jsonl, outcome_parquet, outcome_csv, OUTCOME_COLUMNS),
+                _source(jsonl, raw_parquet, csv, EXPOSURE_COLUMNS, registered),
+                _source(outcome_jsonl, raw_outcomes, outcome_csv, OUTCOME_COLUMNS),
                 columnar=not jsonl and not csv,
                 # The scratch folder (normalised extra files) goes when this block ends.
                 columnar_outcomes=not outcome_jsonl and not outcome_csv,
+                all_exposures_sql=_source(jsonl, parquet, csv, EXPOSURE_COLUMNS, registered),
+                rolled_outcomes_sql=_source([], rolled_outcomes, [], OUTCOME_COLUMNS)
+                if rolled_outcomes
+                else None,
+                exposure_rollups=exposure_rollups,
+                outcome_rollups=outcome_rollups.get("units", []),
             )
         return _summarise(con, experiment, folder, the_spec, bins, notes, outcome_rows)
     except duckdb.Error as exc:

@@ -10,6 +10,20 @@ crash between the rename and the removal loses nothing and double-counts nothing
 readers skip a JSON Lines segment that a Parquet file names, and the next compaction
 removes it. The Parquet file keeps the newest source's modification time, so
 retention (`logs prune`) treats it as it treated its segments.
+
+Exposure and outcome folders also get rollups of each Parquet file, written (and
+checked against its record count) before it is renamed into place, in
+`<stream>/_rollup/<name>.<kind>.parquet` with its modification time:
+
+- exposures, `units`: per (experiment, unit_id, variant): rows, latency sum, first time;
+  `latency`: per (experiment, variant, latency_us): rows, rows with a unit id;
+- outcomes, `units`: per (experiment, unit_id, metric): value sum, non-zero values,
+  rows, first time.
+
+Sums, counts, minima compose: the analysis (`monitoring.analysis`) groups a file's
+rollup rows instead of its rows, the same figures from a fraction of the rows it would
+scan and hash. It reads a rollup only beside its Parquet file, so one left by a crash
+before the rename is never read (the next compaction removes it).
 """
 
 from __future__ import annotations
@@ -26,6 +40,48 @@ from tritonab.errors import MonitoringError
 PARQUET_SUFFIX = ".parquet"
 SOURCES_KEY = "tritonab.sources"
 _PREFIX = "compact-"
+ROLLUP_DIR = "_rollup"
+
+_EXPOSURE_FIELDS = {
+    "experiment": "VARCHAR",
+    "unit_id": "VARCHAR",
+    "variant": "VARCHAR",
+    "latency_us": "DOUBLE",
+    "time": "DOUBLE",
+}
+_OUTCOME_FIELDS = {
+    "experiment": "VARCHAR",
+    "unit_id": "VARCHAR",
+    "metric": "VARCHAR",
+    "value": "DOUBLE",
+    "time": "DOUBLE",
+}
+ROLLUPS: dict[str, dict[str, tuple[dict[str, str], str, str]]] = {
+    # stream -> kind -> (the fields it reads, its SELECT over `src`, its record count)
+    "exposures": {
+        "units": (
+            _EXPOSURE_FIELDS,
+            "SELECT experiment, unit_id, variant, count(*) AS n, sum(latency_us) AS lat, "
+            "min(time) AS first_time FROM src GROUP BY experiment, unit_id, variant",
+            "sum(n)",
+        ),
+        "latency": (
+            _EXPOSURE_FIELDS,
+            "SELECT experiment, variant, latency_us, count(*) AS n, count(unit_id) AS with_unit "
+            "FROM src GROUP BY experiment, variant, latency_us",
+            "sum(n)",
+        ),
+    },
+    "outcomes": {
+        "units": (
+            _OUTCOME_FIELDS,
+            "SELECT experiment, unit_id, metric, sum(value) AS s, count(nullif(value, 0)) AS nz, "
+            "count(*) AS c, min(time) AS t0 FROM src GROUP BY experiment, unit_id, metric",
+            "sum(c)",
+        ),
+    },
+}
+"""The rollups of each stream's compacted files (see the module's docstring)."""
 
 
 @dataclass
@@ -33,6 +89,7 @@ class CompactReport:
     """What a compaction did: the Parquet files written, the segments they replace, records."""
 
     written: list[Path] = field(default_factory=list)
+    rollups: list[Path] = field(default_factory=list)
     removed: list[Path] = field(default_factory=list)
     records: int = 0
     bytes_before: int = 0
@@ -53,6 +110,64 @@ def compacted_sources(folder: Path) -> set[str]:
         if raw:
             names.update(json.loads(raw))
     return names
+
+
+def rollup_path(data: Path, kind: str) -> Path:
+    """Where the `kind` rollup of compacted file `data` lives."""
+    return data.parent / ROLLUP_DIR / f"{data.name.removesuffix(PARQUET_SUFFIX)}.{kind}{PARQUET_SUFFIX}"
+
+
+def rollups(data: Path, stream: str) -> dict[str, Path] | None:
+    """The rollups of compacted file `data` of `stream` (`exposures`, `outcomes`) by kind,
+    or None when one is missing (compacted before rollups, or not by `compact`)."""
+    kinds = ROLLUPS.get(stream, {})
+    found = {kind: rollup_path(data, kind) for kind in kinds}
+    if not kinds or not data.name.startswith(_PREFIX) or not all(p.exists() for p in found.values()):
+        return None
+    return found
+
+
+def _write_rollups(con, partial: Path, final: Path, stream: str, expected: int) -> list[Path]:
+    """Each rollup of `stream` from the written Parquet file `partial` (the future
+    `final`), checked to count `expected` records, renamed into place; their paths."""
+    import pyarrow.parquet as pq
+
+    from tritonab._io import file_mode
+
+    present = set(pq.read_schema(partial).names)
+    written = []
+    for kind, (fields, select, total) in ROLLUPS.get(stream, {}).items():
+        casts = ", ".join(f"CAST({k if k in present else 'NULL'} AS {v}) AS {k}" for k, v in fields.items())
+        target = rollup_path(final, kind)
+        target.parent.mkdir(exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp")
+        query = f"WITH src AS (SELECT {casts} FROM read_parquet({sql_string(partial)})) {select}"
+        con.execute(f"COPY ({query}) TO {sql_string(temporary)} (FORMAT PARQUET, COMPRESSION zstd)")
+        (count,) = con.execute(
+            f"SELECT coalesce({total}, 0) FROM read_parquet({sql_string(temporary)})"
+        ).fetchone()
+        if count != expected:
+            temporary.unlink(missing_ok=True)
+            raise MonitoringError(f"rollup `{target}`: {count} records summed for {expected} written")
+        os.chmod(temporary, file_mode())
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+        written.append(target)
+    return written
+
+
+def _orphan_rollups(folder: Path) -> list[Path]:
+    """Rollups whose Parquet file is not there (a crash before its rename, or pruned)."""
+    rolled = folder / ROLLUP_DIR
+    if not rolled.is_dir():
+        return []
+    out = []
+    for path in sorted(rolled.iterdir()):
+        stem = path.name.rsplit(".", 2)[0]
+        if path.name.startswith(".") or not (folder / f"{stem}{PARQUET_SUFFIX}").exists():
+            out.append(path)
+    return out
 
 
 def _line_count(paths: list[Path]) -> int:
@@ -104,6 +219,9 @@ def compact(directory: str | os.PathLike[str], *, min_segments: int = 1) -> Comp
     for path in leftovers:  # a crash between a rename and the removal of its sources
         report.removed.append(path)
         path.unlink()
+    for path in _orphan_rollups(folder):
+        report.removed.append(path)
+        path.unlink()
     sources = [p for p in sorted(folder.glob(f"*{SEGMENT_SUFFIX}")) if not p.name.startswith(".")]
     if len(sources) < max(1, min_segments):
         return report
@@ -123,20 +241,25 @@ def compact(directory: str | os.PathLike[str], *, min_segments: int = 1) -> Comp
             f"(FORMAT PARQUET, COMPRESSION zstd, KV_METADATA {{{sql_string(SOURCES_KEY)}: {metadata}}})"
         )
         written = con.execute(f"SELECT count(*) FROM read_parquet({sql_string(partial)})").fetchone()
-    except duckdb.Error as exc:
+        if written is None or written[0] != expected:
+            got = None if written is None else written[0]
+            raise MonitoringError(
+                f"compacting `{folder}`: {got} records written for {expected} read; nothing removed"
+            )
+        rolled = _write_rollups(con, partial, final, folder.name, expected)
+    except (duckdb.Error, MonitoringError) as exc:
         partial.unlink(missing_ok=True)
+        for kind in ROLLUPS.get(folder.name, {}):
+            rollup_path(final, kind).unlink(missing_ok=True)
+        if isinstance(exc, MonitoringError):
+            raise
         raise MonitoringError(f"compacting `{folder}` failed: {exc}") from None
     finally:
         con.close()
-    if written is None or written[0] != expected:
-        partial.unlink(missing_ok=True)
-        got = None if written is None else written[0]
-        raise MonitoringError(
-            f"compacting `{folder}`: {got} records written for {expected} read; nothing removed"
-        )
     os.chmod(partial, file_mode())
     newest = max(p.stat().st_mtime for p in sources)
-    os.utime(partial, (newest, newest))
+    for path in [partial, *rolled]:  # retention prunes a rollup with its file
+        os.utime(path, (newest, newest))
     with open(partial, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(partial, final)
@@ -148,6 +271,7 @@ def compact(directory: str | os.PathLike[str], *, min_segments: int = 1) -> Comp
     for path in sources:
         path.unlink()
     report.written.append(final)
+    report.rollups.extend(rolled)
     report.removed.extend(sources)
     report.records = expected
     report.bytes_after = final.stat().st_size

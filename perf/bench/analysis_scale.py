@@ -13,7 +13,9 @@ produce). Then times, in the same run, best of `--repeat`:
 
 With `--format compacted` (the default) the data is written as the router writes it,
 JSON Lines segments, then compacted with `tritonab.monitoring.compaction.compact` (timed
-and reported), and both scans and the analysis read the Parquet files it wrote.
+and reported), and both scans and the analysis read the Parquet files it wrote; the
+analysis aggregates the per-unit rollups the compaction wrote beside them. For
+reference it is also timed once with the rollups set aside (every row read).
 
 Prints the times and ratios. It also times a bare GROUP BY unit scan of the same
 files (count and sum per unit, the sums really computed): the analysis is a per-unit
@@ -37,7 +39,7 @@ import duckdb
 from _floors import Floor, finish
 
 from tritonab.monitoring.analysis import analyze
-from tritonab.monitoring.compaction import compact
+from tritonab.monitoring.compaction import ROLLUP_DIR, compact
 from tritonab.splitter import load_spec_dict
 
 SPEC = {
@@ -134,7 +136,7 @@ def main() -> int:
     parser.add_argument("--units", type=int, default=2_000_000)
     parser.add_argument("--files", type=int, default=10, help="segment files per kind")
     parser.add_argument("--format", choices=["compacted", "jsonl", "parquet"], default="compacted")
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     spec = load_spec_dict(SPEC)
     with tempfile.TemporaryDirectory(prefix="tritonab-scale-") as tmp:
@@ -153,7 +155,11 @@ def main() -> int:
             reports = [compact(exposures[0].parent), compact(outcomes[0].parent)]
             exposures, outcomes = reports[0].written, reports[1].written
             after = sum(r.bytes_after for r in reports) / 2**20
-            print(f"compacted into Parquet ({after:.0f} MiB) in {time.perf_counter() - t0:.1f} s")
+            rolled_mib = sum(p.stat().st_size for r in reports for p in r.rollups) / 2**20
+            print(
+                f"compacted into Parquet ({after:.0f} MiB, and {rolled_mib:.0f} MiB of per-unit rollups) "
+                f"in {time.perf_counter() - t0:.1f} s"
+            )
         bare, unit, full = [], [], []
         for _ in range(args.repeat):
             bare.append(bare_scan(exposures, outcomes, scan_format))
@@ -161,12 +167,29 @@ def main() -> int:
             t0 = time.perf_counter()
             result = analyze("bench", folder, spec=spec)
             full.append(time.perf_counter() - t0)
+        rows_only = None
+        if args.format == "compacted":  # for reference: the same files without their rollups
+            aside = Path(tmp) / "aside"
+            aside.mkdir()
+            rolled = [p.parent / ROLLUP_DIR for p in (exposures[0], outcomes[0])]
+            for i, folder_ in enumerate(rolled):
+                folder_.rename(aside / str(i))
+            t0 = time.perf_counter()
+            analyze("bench", folder, spec=spec)
+            rows_only = time.perf_counter() - t0
+            for i, folder_ in enumerate(rolled):
+                (aside / str(i)).rename(folder_)
     print(f"units {result.units}, decision: {result.decisions['treatment'].outcome.value}")
     print(f"bare GROUP BY scan: {min(bare):.2f} s   analysis: {min(full):.2f} s   (best of {args.repeat})")
     print(
         f"for reference, a bare GROUP BY unit scan: {min(unit):.2f} s; analysis / that: "
         f"{min(full) / min(unit):.2f}x"
     )
+    if rows_only is not None:
+        print(
+            f"the analysis with the rollups set aside (every row read, once): {rows_only:.2f} s, "
+            f"{rows_only / min(unit):.2f}x the unit scan"
+        )
     if scan_format == "jsonl":
         floor = Floor(
             "analysis/bare scan time (JSON Lines)", min(full) / min(bare), 3.0, higher_is_better=False

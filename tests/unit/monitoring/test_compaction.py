@@ -12,7 +12,7 @@ from tritonab.cli import main
 from tritonab.errors import MonitoringError
 from tritonab.monitoring import audit
 from tritonab.monitoring.analysis import analyze
-from tritonab.monitoring.compaction import compact
+from tritonab.monitoring.compaction import ROLLUP_DIR, compact, compact_tree, rollups
 from tritonab.monitoring.outcomes import OUTCOMES_DIR
 from tritonab.monitoring.segments import SegmentWriter, read_records
 
@@ -132,3 +132,99 @@ def test_compacting_nothing_or_a_missing_folder(tmp_path, capsys):
     assert compact(tmp_path).written == []
     assert main(["logs", "compact", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def _outcome_lines(rows):
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+def _more(folder, start):
+    """Exposures written after a compaction, and outcomes some of which precede their
+    unit's first exposure (counted from it on only)."""
+    rng = np.random.default_rng(start)
+    writer = SegmentWriter(folder / "exp" / "exposures", "exposures", instance="late", max_records=150)
+    writer.submit(
+        [
+            {
+                "time": 4000.0 + i,
+                "experiment": "exp",
+                "variant": "control" if i % 3 else "treatment",
+                "unit_id": f"u{(start + i) % 400}",
+                "request_id": f"late{i}",
+                "latency_us": round(float(rng.gamma(2.0, 150.0)), 1),
+            }
+            for i in range(400)
+        ]
+    )
+    writer.close()
+    early = [{"unit_id": f"u{i}", "metric": "buy", "value": 1.0, "time": 900.0 + i} for i in range(0, 400, 7)]
+    other = [
+        {"unit_id": f"u{i}", "metric": "click", "value": float(i % 2), "time": 6000.0} for i in range(380)
+    ]
+    (folder / OUTCOMES_DIR / f"more-{start}.jsonl").write_text(_outcome_lines(early + other))
+
+
+def test_rollups_give_the_figures_of_the_rows_whatever_the_mix(logs, tmp_path, same):
+    """Compacted files are analysed from their rollups, beside raw segments written since
+    and raw Parquet files without rollups: the figures of an analysis of the rows."""
+    folder, spec, _, _ = logs
+    _more(folder, 1)
+    reference = tmp_path / "reference"
+    shutil.copytree(folder, reference)
+    reports = compact_tree(folder)
+    rolled = {p.parent.parent.name: p for r in reports.values() for p in r.rollups}
+    assert set(rolled) == {"exposures", "outcomes"}  # payloads get none
+    (exposure_file,) = reports[folder / "exp" / "exposures"].written
+    found = rollups(exposure_file, "exposures")
+    assert found is not None and set(found) == {"units", "latency"}
+    assert all(p.stat().st_mtime == exposure_file.stat().st_mtime for p in found.values())
+    for more in (folder, reference):  # new segments after the compaction, in both
+        _more(more, 2)
+    same(_summary(analyze("exp", reference, spec=spec)), _summary(analyze("exp", folder, spec=spec)))
+    # A compacted file whose rollups are gone is read row by row: the same figures.
+    for path in found.values():
+        path.unlink()
+    assert rollups(exposure_file, "exposures") is None
+    same(_summary(analyze("exp", reference, spec=spec)), _summary(analyze("exp", folder, spec=spec)))
+
+
+def test_outcomes_keyed_by_request_are_mapped_beside_rollups(logs, same):
+    folder, spec, _, _ = logs
+    by_request = [
+        {"request_id": f"r{i}", "metric": "buy", "value": 2.0, "time": 1.0} for i in range(1, 600, 5)
+    ]
+    (folder / OUTCOMES_DIR / "by-request.jsonl").write_text(_outcome_lines(by_request))
+    before = analyze("exp", folder, spec=spec)
+    compact_tree(folder)
+    assert not list(folder.rglob("*.jsonl*")) or all(p.name == "audit.jsonl" for p in folder.rglob("*.jsonl"))
+    same(_summary(before), _summary(analyze("exp", folder, spec=spec)))
+
+
+def test_a_rollup_left_without_its_file_is_never_read_and_is_removed(logs, same):
+    folder, spec, _, _ = logs
+    stream = folder / "exp" / "exposures"
+    report = compact(stream)
+    (data,) = report.written
+    orphan = stream / ROLLUP_DIR / "compact-exposures-gone-1.units.parquet"
+    shutil.copy2(stream / ROLLUP_DIR / f"{data.stem}.units.parquet", orphan)
+    before = analyze("exp", folder, spec=spec)
+    same(_summary(before), _summary(analyze("exp", folder, spec=spec)))
+    again = compact(stream)
+    assert orphan in again.removed and not orphan.exists()
+    assert rollups(data, "exposures") is not None
+
+
+def test_a_rollup_that_does_not_add_up_fails_the_compaction_and_removes_nothing(logs, monkeypatch):
+    from tritonab.monitoring import compaction
+
+    folder, _, _, _ = logs
+    stream = folder / "exp" / "exposures"
+    sources = sorted(stream.glob("*.jsonl"))
+    broken = dict(compaction.ROLLUPS)
+    fields, select, _ = broken["exposures"]["units"]
+    broken["exposures"] = {"units": (fields, select, "sum(n) - 1")}
+    monkeypatch.setattr(compaction, "ROLLUPS", broken)
+    with pytest.raises(MonitoringError, match="records summed for"):
+        compact(stream)
+    assert sorted(stream.glob("*.jsonl")) == sources and not list(stream.glob("*.parquet"))
+    assert not list((stream / ROLLUP_DIR).iterdir())
