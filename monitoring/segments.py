@@ -76,10 +76,12 @@ def dumps(record: dict[str, Any]) -> str:
 
 GIL_SLICE_S = 0.0001
 """Longest stretch a writer works between GIL hand-overs (Python's switch interval is
-5 ms; a hand-over after every batch cost the writer about 10 us of CPU per record). With
-0.1 ms rather than 0.5 the logged router's p50 at concurrency 1 was 1.00-1.01x the
-unlogged one's instead of 1.02-1.07x (the request path waits for a shorter stretch), and
-its throughput at concurrency 16 0.885-0.951x (five runs) against 0.875-0.951x (six)."""
+5 ms; a hand-over after every batch cost the writer about 10 us of CPU per record).
+0.1 ms rather than 0.5: over this machine's runs the logged/unlogged p50 at concurrency 1
+was 0.96-1.05x (mean 1.01) against 1.00-1.07x (mean 1.04), and the throughput ratio at
+concurrency 16 0.885-1.03x (mean 0.94) against 0.875-0.951x (mean 0.92): within the
+noise, but a shorter hold can only shorten the request path's wait."""
+
 
 IDLE_WAKE_S = 1.0
 """How often an idle pump wakes to rotate aged segments and record drops."""
