@@ -32,7 +32,14 @@ import numpy as np
 
 from tritonab.errors import MonitoringError, SpecError
 from tritonab.monitoring import audit
-from tritonab.monitoring.compaction import compacted_sources, rollups, sql_list, sql_string
+from tritonab.monitoring.compaction import (
+    ROLLUP_COLUMNS,
+    compacted_sources,
+    rollups,
+    sql_list,
+    sql_string,
+    typed_columns,
+)
 from tritonab.monitoring.outcomes import OUTCOMES_DIR, parse_outcomes
 from tritonab.monitoring.router_log import EXPOSURES
 from tritonab.monitoring.segments import dropped_total, dumps, is_encrypted, read_segment, segment_files
@@ -173,8 +180,8 @@ def _source(
         import pyarrow.parquet as pq
 
         present = {name for path in parquet for name in pq.read_schema(path).names}
-        casts = ", ".join(f"CAST({k if k in present else 'NULL'} AS {v}) AS {k}" for k, v in columns.items())
-        parts.append(f"SELECT {casts} FROM read_parquet({sql_list(parquet)}, union_by_name=true)")
+        typed = typed_columns(present, columns)
+        parts.append(f"SELECT {typed} FROM read_parquet({sql_list(parquet)}, union_by_name=true)")
     if csv:
         parts.append(
             f"SELECT {names} FROM read_csv({sql_list(csv)}, header=true, "
@@ -290,19 +297,9 @@ def _rolled(paths: Sequence[Path], stream: str) -> tuple[dict[str, list[Path]], 
     return by_kind, raw
 
 
-_ROLLUP_COLUMNS = {
-    "units": {"experiment": "VARCHAR", "unit_id": "VARCHAR", "variant": "VARCHAR", "n": "BIGINT"}
-    | {"lat": "DOUBLE", "first_time": "DOUBLE"},
-    "latency": {"experiment": "VARCHAR", "variant": "VARCHAR", "latency_us": "DOUBLE", "n": "BIGINT"}
-    | {"with_unit": "BIGINT"},
-    "outcomes": {"experiment": "VARCHAR", "unit_id": "VARCHAR", "metric": "VARCHAR", "s": "DOUBLE"}
-    | {"nz": "BIGINT", "c": "BIGINT", "t0": "DOUBLE"},
-}
-
-
-def _rollup_rows(paths: Sequence[Path], kind: str) -> str:
-    """The rows of `kind` rollups (`_ROLLUP_COLUMNS`), or an empty relation of them."""
-    columns = _ROLLUP_COLUMNS[kind]
+def _rollup_rows(paths: Sequence[Path], stream: str, kind: str) -> str:
+    """The rows of `kind` rollups of `stream` (`ROLLUP_COLUMNS`), or an empty relation of them."""
+    columns = ROLLUP_COLUMNS[stream, kind]
     if paths:
         return f"SELECT {', '.join(columns)} FROM read_parquet({sql_list(paths)})"
     return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in columns.items()) + " WHERE false"
@@ -344,12 +341,12 @@ def _load_tables(
     exposed = f"WHERE variant IS NOT NULL AND experiment = {literal}"
     con.execute(
         "CREATE OR REPLACE TEMP VIEW eu AS SELECT unit_id, variant, n, lat, first_time FROM ("
-        f"{_rollup_rows(rolled.get('units', []), 'units')}"
+        f"{_rollup_rows(rolled.get('units', []), EXPOSURES, 'units')}"
         f") {exposed} UNION ALL SELECT unit_id, variant, 1 AS n, latency_us AS lat, time AS first_time FROM e"
     )
     con.execute(
         "CREATE OR REPLACE TEMP VIEW el AS SELECT variant, latency_us, n, with_unit FROM ("
-        f"{_rollup_rows(rolled.get('latency', []), 'latency')}"
+        f"{_rollup_rows(rolled.get('latency', []), EXPOSURES, 'latency')}"
         f") {exposed} UNION ALL SELECT variant, latency_us, 1 AS n, "
         "CASE WHEN unit_id IS NULL THEN 0 ELSE 1 END AS with_unit FROM e"
     )
@@ -367,7 +364,7 @@ def _load_tables(
             f"FROM ({rolled_outcomes_sql}) WHERE {mine}"
         )
     con.execute(f"CREATE OR REPLACE TEMP VIEW oc AS SELECT * FROM ocr{rolled_rows}")
-    rollup_rows = f"SELECT * FROM ({_rollup_rows(outcome_rollups, 'outcomes')}) WHERE {mine}"
+    rollup_rows = f"SELECT * FROM ({_rollup_rows(outcome_rollups, OUTCOMES_DIR, 'units')}) WHERE {mine}"
     mapped = ""
     # Two queries, not one with a FILTER: over Parquet the first reads row counts and the
     # filter columns, and the second skips every row group whose statistics say `unit_id`
@@ -723,7 +720,11 @@ def analyze(
                 columnar=not jsonl and not csv,
                 # The scratch folder (normalised extra files) goes when this block ends.
                 columnar_outcomes=not outcome_jsonl and not outcome_csv,
-                all_exposures_sql=_source(jsonl, parquet, csv, EXPOSURE_COLUMNS, registered),
+                # Every exposure row, for request-keyed outcomes: another SELECT only when
+                # rollups stand in for some files' rows.
+                all_exposures_sql=_source(jsonl, parquet, csv, EXPOSURE_COLUMNS, registered)
+                if exposure_rollups
+                else None,
                 rolled_outcomes_sql=_source([], rolled_outcomes, [], OUTCOME_COLUMNS)
                 if rolled_outcomes
                 else None,

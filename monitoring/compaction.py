@@ -83,6 +83,16 @@ ROLLUPS: dict[str, dict[str, tuple[dict[str, str], str, str]]] = {
 }
 """The rollups of each stream's compacted files (see the module's docstring)."""
 
+ROLLUP_COLUMNS: dict[tuple[str, str], dict[str, str]] = {
+    ("exposures", "units"): {"experiment": "VARCHAR", "unit_id": "VARCHAR", "variant": "VARCHAR"}
+    | {"n": "BIGINT", "lat": "DOUBLE", "first_time": "DOUBLE"},
+    ("exposures", "latency"): {"experiment": "VARCHAR", "variant": "VARCHAR", "latency_us": "DOUBLE"}
+    | {"n": "BIGINT", "with_unit": "BIGINT"},
+    ("outcomes", "units"): {"experiment": "VARCHAR", "unit_id": "VARCHAR", "metric": "VARCHAR"}
+    | {"s": "DOUBLE", "nz": "BIGINT", "c": "BIGINT", "t0": "DOUBLE"},
+}
+"""The columns (and DuckDB types) of each (stream, kind) rollup `ROLLUPS` writes."""
+
 
 @dataclass
 class CompactReport:
@@ -112,6 +122,11 @@ def compacted_sources(folder: Path) -> set[str]:
     return names
 
 
+def typed_columns(present: set[str], columns: dict[str, str]) -> str:
+    """A SELECT list giving `columns` their types, NULL for those not `present` in a file."""
+    return ", ".join(f"CAST({k if k in present else 'NULL'} AS {v}) AS {k}" for k, v in columns.items())
+
+
 def rollup_path(data: Path, kind: str) -> Path:
     """Where the `kind` rollup of compacted file `data` lives."""
     return data.parent / ROLLUP_DIR / f"{data.name.removesuffix(PARQUET_SUFFIX)}.{kind}{PARQUET_SUFFIX}"
@@ -137,7 +152,7 @@ def _write_rollups(con, partial: Path, final: Path, stream: str, expected: int) 
     present = set(pq.read_schema(partial).names)
     written = []
     for kind, (fields, select, total) in ROLLUPS.get(stream, {}).items():
-        casts = ", ".join(f"CAST({k if k in present else 'NULL'} AS {v}) AS {k}" for k, v in fields.items())
+        casts = typed_columns(present, fields)
         target = rollup_path(final, kind)
         target.parent.mkdir(exist_ok=True)
         temporary = target.with_name(f".{target.name}.tmp")
