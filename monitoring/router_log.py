@@ -328,13 +328,7 @@ class RouterLog:
                 failed[r][positions] = bad
         head = f'{{"time":{_json_number(item.time)},'
         fragments = self._variant_fragments()
-        region = self._region_text
-
-        def tail(micros: float, bad: bool) -> str:
-            return (
-                f',"latency_us":{_json_number(round(micros, 1))},'
-                f'"ok":{"false" if bad else "true"},"region":{region}}}'
-            )
+        tail = self._line_end
 
         for r, assigned in enumerate(plan.variant_of_row):
             if plan.errors[r] is not None or assigned is None:
@@ -372,13 +366,9 @@ class RouterLog:
         but for `row`."""
         head = f'{{"time":{_json_number(item.time)},'
         fragments = self._variant_fragments()
-        region = self._region_text
         for call in item.calls:
             fragment = fragments[call.variant]
-            end = (
-                f',"latency_us":{_json_number(round(call.micros, 1))},'
-                f'"ok":{"true" if call.ok else "false"},"region":{region}}}'
-            )
+            end = self._line_end(call.micros, not call.ok)
             for r in call.members:
                 prefix = (
                     f'{head}{fragment},"unit_id":{_json_text(item.units[r])},'
@@ -386,6 +376,13 @@ class RouterLog:
                 )
                 for row in range(item.rows[r]):
                     yield f"{prefix}{row}{end}"
+
+    def _line_end(self, micros: float, bad: bool) -> str:
+        """An exposure line from `latency_us` on: latency, `ok` and region."""
+        return (
+            f',"latency_us":{_json_number(round(micros, 1))},'
+            f'"ok":{"false" if bad else "true"},"region":{self._region_text}}}'
+        )
 
     def _variant_fragments(self) -> list[str]:
         """`"experiment":..,"variant":..,"model":..,"version":..` per variant, encoded once."""
@@ -418,17 +415,14 @@ class RouterLog:
                 offset += n
                 if item.sampled is not None and not item.sampled[r]:
                     continue
-                record = {
-                    "time": item.time,
-                    "experiment": self.spec.name,
-                    "request_id": item.request_ids[r] or None,
-                    "unit_id": item.units[r],
-                    "variants": [name] * n,
-                    "inputs": {k: x[span] for k, x in call.inputs.items()},
-                    "outputs": {k: x[span] for k, x in call.outputs.items()},
-                    "region": self.region,
-                }
-                yield self.redactor.apply(record)
+                yield self._payload(
+                    item.time,
+                    item.request_ids[r],
+                    item.units[r],
+                    [name] * n,
+                    {k: x[span] for k, x in call.inputs.items()},
+                    {k: x[span] for k, x in call.outputs.items()},
+                )
 
     def _payload_record(self, item: PayloadSample) -> Iterator[dict[str, Any]]:
         unit: Any = item.unit
@@ -437,17 +431,23 @@ class RouterLog:
         outputs = dict(item.outputs)
         labels = outputs.pop(VARIANT_OUTPUT, None)
         variants = [] if labels is None else [_text(v) for v in np.asarray(labels).reshape(-1)]
+        yield self._payload(item.time, item.request_id, unit, variants, dict(item.inputs), outputs)
+
+    def _payload(
+        self, time: float, request_id: str, unit: Any, variants: list[str], inputs: dict, outputs: dict
+    ) -> dict[str, Any]:
+        """A payload record (fields in the module docstring's order), redacted and hashed."""
         record = {
-            "time": item.time,
+            "time": time,
             "experiment": self.spec.name,
-            "request_id": item.request_id or None,
+            "request_id": request_id or None,
             "unit_id": unit,
             "variants": variants,
-            "inputs": dict(item.inputs),
+            "inputs": inputs,
             "outputs": outputs,
             "region": self.region,
         }
-        yield self.redactor.apply(record)
+        return self.redactor.apply(record)
 
 
 def _units_of(params: Mapping[str, Any], inputs: Mapping[str, NDArray[Any]], unit_input: str | None) -> Unit:
